@@ -1,0 +1,59 @@
+# Helionyx — every target is a thin layer over `python -m helionyx` or `python -m release`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
+ENV ?= dev
+PYTEST_ARGS ?=
+# pip-compile must not write this machine's index URLs or find-links into a lock.
+COMPILE := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet \
+	--generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements/dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+.PHONY: install
+install: $(STAMP) ## create .venv with the locked dev tools and the package (editable)
+
+.PHONY: run
+run: $(STAMP) ## run the service locally (ENV=dev by default; creates .env.dev from its example)
+	@if [ "$(ENV)" = dev ] && [ ! -f .env.dev ]; then \
+		install -m 600 .env.dev.example .env.dev; echo "created .env.dev from .env.dev.example"; fi
+	$(PY) -m helionyx serve --env $(ENV)
+
+.PHONY: test
+test: $(STAMP) ## run the test suite (creates .venv first)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff check + ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: format
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: typecheck
+typecheck: $(STAMP) ## mypy --strict
+	$(BIN)/mypy
+
+.PHONY: check
+check: lint typecheck test ## every gate: lint, types, tests
+
+.PHONY: lock
+lock: $(STAMP) ## recompile the hash-pinned locks from requirements/*.in
+	$(COMPILE) -o requirements/runtime.txt requirements/runtime.in
+	$(COMPILE) -o requirements/dev.txt requirements/dev.in

@@ -1,0 +1,7 @@
+"""`python -m helionyx`."""
+
+import sys
+
+from helionyx.cli import main
+
+sys.exit(main())

@@ -1,0 +1,97 @@
+"""`helionyx` / `python -m helionyx`: serve, check-config, rebuild-projections, events, version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from pydantic import SecretStr
+
+from helionyx import __commit__, __version__, logs
+from helionyx.config import ENVIRONMENTS, ConfigError, Settings, load_settings
+from helionyx.domain.errors import DomainError
+from helionyx.domain.projections import rebuild
+from helionyx.domain.store import EventStore
+from helionyx.server import serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helionyx", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_env(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument(
+            "--env", choices=ENVIRONMENTS, default=None, help="tier (default: $ENV or dev)"
+        )
+        return command
+
+    with_env("serve", "run the HTTP API (and the Telegram adapter when configured)")
+    with_env("check-config", "validate the settings for an env and print them without secrets")
+    with_env("rebuild-projections", "rebuild the SQLite projections from the event log")
+    events = with_env("events", "show recent events")
+    events.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
+    events.add_argument("--type", dest="event_type", help="only this event type")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    sub.add_parser("version", help="print version and commit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; the one place that turns errors into a message and an exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"helionyx {__version__} ({__commit__})")
+        return 0
+    try:
+        settings = load_settings(args.env)
+        logs.configure(settings.log_level, settings.secret_values())
+        return _run(args, settings)
+    except (ConfigError, DomainError) as exc:
+        print(f"helionyx: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "check-config":
+        return _check_config(settings)
+    if args.command == "rebuild-projections":
+        store = EventStore(settings.event_store_path)
+        store.open()
+        count = rebuild(settings.projections_db_path, store)
+        print(f"rebuilt {settings.projections_db_path} from {count} events")
+        return 0
+    return _show_events(args, settings)
+
+
+def _check_config(settings: Settings) -> int:
+    shown = settings.model_dump(mode="json")
+    for key, value in shown.items():
+        # SecretStr dumps as '**********'; say only whether a secret is set.
+        if isinstance(getattr(settings, key), SecretStr):
+            text = "(set)"
+        else:
+            text = "(not set)" if value is None else str(value)
+        print(f"{key.upper()}={text}")
+    print(f"config for env {settings.environment!r} is valid")
+    return 0
+
+
+def _show_events(args: argparse.Namespace, settings: Settings) -> int:
+    store = EventStore(settings.event_store_path)
+    store.open()
+    selected = [e for e in store.read() if args.event_type in (None, e.event_type)]
+    for event in selected[-args.limit :] if args.limit > 0 else selected:
+        if args.json:
+            print(json.dumps(event.to_dict(), ensure_ascii=False))
+        else:
+            summary = event.payload.get("text", event.payload.get("todo_event_id", ""))
+            when = event.to_dict()["occurred_at"]
+            print(f"{when}  {event.event_type:<16} {event.event_id}  {summary}")
+    return 0

@@ -1,0 +1,1 @@
+"""Framework-free core: events, the append-only store, projections and use cases."""

@@ -1,0 +1,238 @@
+"""The append-only JSONL event store.
+
+One file per UTC day (`events-YYYY-MM-DD.jsonl`). Every append happens under an exclusive
+`flock` on a lock file in the same directory, is written with O_APPEND and fsynced before it
+returns, so two processes never interleave lines and an acknowledged event survives a crash.
+A torn last line (a crash mid-write) is moved to a quarantine file beside the log, never dropped
+and never rewritten into history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from helionyx.domain.errors import EventLogCorrupt
+from helionyx.domain.events import Event, utc_now
+
+log = logging.getLogger(__name__)
+
+_PREFIX = "events-"
+_SUFFIX = ".jsonl"
+_LOCK_NAME = ".events.lock"
+
+
+@dataclass(frozen=True)
+class QuarantinedTail:
+    """Bytes cut from the end of a log file because they did not form a complete line."""
+
+    log_file: Path
+    quarantine_file: Path
+    kept_bytes: int
+    moved_bytes: int
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """A point in the log: how many events precede it, and where the last file ends."""
+
+    count: int
+    last_file: str | None
+    offset: int
+
+
+class EventStore:
+    """Append-only event log in one directory."""
+
+    def __init__(self, directory: Path, clock: Callable[[], datetime] = utc_now) -> None:
+        self.directory = directory
+        self._clock = clock
+        self._count = 0
+        self._by_type: dict[str, int] = {}
+        self._last: Event | None = None
+        self.quarantined: list[QuarantinedTail] = []
+
+    # -- opening -----------------------------------------------------------------------
+    def open(self) -> list[QuarantinedTail]:
+        """Create the directory if needed, quarantine torn tails and index the log."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            found = [q for path in self.files() if (q := self._repair_tail(path)) is not None]
+        self.quarantined = found
+        self._count, self._by_type, self._last = 0, {}, None
+        for event in self.read():
+            self._note(event)
+        return found
+
+    def _note(self, event: Event) -> None:
+        self._count += 1
+        self._by_type[event.event_type] = self._by_type.get(event.event_type, 0) + 1
+        self._last = event
+
+    def files(self) -> list[Path]:
+        """The log files in append order."""
+        return sorted(self.directory.glob(f"{_PREFIX}*{_SUFFIX}"))
+
+    # -- writing -----------------------------------------------------------------------
+    def append(self, events: Sequence[Event]) -> LogPosition:
+        """Durably append events as one write; returns the position after them."""
+        if not events:
+            return self.position()
+        data = b"".join(event.to_line() for event in events)
+        with self._locked():
+            path = self._target_file()
+            if path.exists():
+                self._repair_tail(path)
+            created = not path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                written = os.write(fd, data)
+                if written != len(data):
+                    raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
+                os.fsync(fd)
+                offset = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_dir(self.directory)
+        for event in events:
+            self._note(event)
+        return LogPosition(self._count, path.name, offset)
+
+    def _target_file(self) -> Path:
+        # Never go back to an earlier day's file when the clock moves backwards: log order
+        # must stay append order.
+        today = self.directory / f"{_PREFIX}{self._clock().date().isoformat()}{_SUFFIX}"
+        existing = self.files()
+        if existing and existing[-1].name > today.name:
+            return existing[-1]
+        return today
+
+    # -- reading -----------------------------------------------------------------------
+    def read(self, start: int = 0) -> Iterator[Event]:
+        """Every complete event in append order, skipping the first `start`."""
+        index = 0
+        for path in self.files():
+            with path.open("rb") as handle:
+                for line_number, line in enumerate(handle, start=1):
+                    if not line.endswith(b"\n"):
+                        # A tail still being written by another process: not an event yet.
+                        break
+                    if index >= start:
+                        try:
+                            yield Event.from_line(line)
+                        except ValueError as exc:
+                            raise EventLogCorrupt(path, line_number, str(exc)) from exc
+                    index += 1
+
+    @property
+    def count(self) -> int:
+        """Number of events this store has seen (opened plus appended)."""
+        return self._count
+
+    @property
+    def counts_by_type(self) -> dict[str, int]:
+        """Number of events of each type."""
+        return dict(sorted(self._by_type.items()))
+
+    @property
+    def last_event(self) -> Event | None:
+        """The most recent event, if any."""
+        return self._last
+
+    def position(self) -> LogPosition:
+        """The current end of the log."""
+        files = self.files()
+        if not files:
+            return LogPosition(self._count, None, 0)
+        return LogPosition(self._count, files[-1].name, files[-1].stat().st_size)
+
+    def writable(self) -> str | None:
+        """None when appends can succeed, else the reason they cannot."""
+        if not self.directory.is_dir():
+            return f"event store directory {self.directory} does not exist"
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            return f"event store directory {self.directory} is not writable"
+        for path in self.files()[-1:]:
+            if not os.access(path, os.W_OK):
+                return f"event log {path} is not writable"
+        return None
+
+    # -- internals ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _repair_tail(self, path: Path) -> QuarantinedTail | None:
+        """Move bytes after the last newline into a quarantine file. Caller holds the lock."""
+        size = path.stat().st_size
+        if size == 0:
+            return None
+        with path.open("rb") as handle:
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return None
+            keep = _last_newline_end(handle, size)
+            handle.seek(keep)
+            torn = handle.read()
+        stamp = self._clock().strftime("%Y%m%dT%H%M%S%fZ")
+        quarantine = path.with_name(f"{path.name}.torn-{stamp}")
+        # The torn bytes reach disk before they leave the log, so a crash here loses nothing.
+        fd = os.open(quarantine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            os.write(fd, torn)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.directory)
+        os.truncate(path, keep)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        report = QuarantinedTail(path, quarantine, keep, len(torn))
+        log.warning(
+            "event log %s ended in a torn line: kept %d bytes, moved %d bytes to %s",
+            path.name,
+            keep,
+            len(torn),
+            quarantine.name,
+        )
+        return report
+
+
+def _last_newline_end(handle: object, size: int) -> int:
+    """Offset just after the last newline in a binary file (0 if there is none)."""
+    assert hasattr(handle, "seek")
+    assert hasattr(handle, "read")
+    block = 64 * 1024
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        handle.seek(start)
+        chunk: bytes = handle.read(end - start)
+        found = chunk.rfind(b"\n")
+        if found != -1:
+            return start + found + 1
+        end = start
+    return 0
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

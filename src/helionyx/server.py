@@ -1,0 +1,81 @@
+"""Running the API under uvicorn, on its own port or on a socket systemd hands over."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+
+import uvicorn
+
+from helionyx import __commit__, __version__
+from helionyx.api import create_app
+from helionyx.config import Settings
+from helionyx.runtime import open_runtime
+from helionyx.telegram import adapter as telegram
+
+log = logging.getLogger("helionyx.startup")
+
+SD_LISTEN_FDS_START = 3
+#: How long in-flight requests get after SIGTERM; below systemd's default TimeoutStopSec.
+GRACEFUL_SECONDS = 8
+
+
+def inherited_socket() -> socket.socket | None:
+    """The listening socket passed by systemd socket activation (sd_listen_fds), if any."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    count = int(os.environ.get("LISTEN_FDS", "0"))
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    if count < 1:
+        return None
+    return socket.socket(fileno=SD_LISTEN_FDS_START)
+
+
+def serve(settings: Settings) -> int:
+    """Start phase by phase, serve until SIGTERM/SIGINT, drain, and return the exit code."""
+    log.info(
+        "config: env=%s version=%s commit=%s log_level=%s",
+        settings.environment,
+        __version__,
+        __commit__,
+        settings.log_level,
+    )
+    runtime = open_runtime(settings)
+    try:
+        app = create_app(settings, runtime.assistant, background=lambda: telegram.running(settings))
+        sock = inherited_socket()
+        where = (
+            f"inherited socket {sock.getsockname()}"
+            if sock
+            else f"{settings.api_host}:{settings.api_port}"
+        )
+        log.info("api: serving on %s", where)
+        if settings.telegram_enabled:
+            log.info("adapters: telegram on for chat %s", settings.telegram_chat_id)
+        else:
+            log.info("adapters: telegram off (TELEGRAM_BOT_TOKEN or TELEGRAM_CHAT_ID not set)")
+        config = uvicorn.Config(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        # uvicorn re-raises the stop signal after its graceful shutdown; with these handlers in
+        # place that re-raise is a no-op, so a requested stop exits 0 instead of dying by signal.
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        signal.signal(signal.SIGINT, lambda *_: None)
+        server.run(sockets=[sock] if sock else None)
+        if not server.started:
+            log.error("api: the server did not start")
+            return 1
+        log.info("stopped cleanly")
+        return 0
+    finally:
+        runtime.close()

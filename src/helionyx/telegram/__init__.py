@@ -1,0 +1,1 @@
+"""The Telegram adapter: long-polls the Bot API and talks to the service only over HTTP."""

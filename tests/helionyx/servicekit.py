@@ -1,0 +1,128 @@
+"""Running the real service as a process for tests: settings, spawn, readiness polling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+TOKEN = "test-token-0123456789abcdef"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(data: Path, port: int, **extra: str) -> dict[str, str]:
+    """Process environment for a dev service whose data lives under `data`."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "HELIONYX_", "API_"))
+    }
+    env.update(
+        {
+            "ENV": "dev",
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(port),
+            "EVENT_STORE_PATH": str(data / "events"),
+            "PROJECTIONS_DB_PATH": str(data / "projections" / "projections.db"),
+            "HELIONYX_API_TOKEN": TOKEN,
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Call `check` until it returns something other than None, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Service:
+    """A running `python -m helionyx serve` process."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The bearer header the service accepts."""
+        return {"Authorization": f"Bearer {TOKEN}"}
+
+    def client(self) -> httpx.Client:
+        """An HTTP client for this service."""
+        return httpx.Client(base_url=self.base_url, headers=self.auth, timeout=10)
+
+    def log(self) -> str:
+        """Everything the process wrote to stderr/stdout so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        """Poll /health/ready until it answers 200 (or the process dies)."""
+
+        def ready() -> bool | None:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"service exited with {self.process.returncode}:\n{self.log()}"
+                )
+            try:
+                return (
+                    httpx.get(self.base_url + "/health/ready", timeout=1).status_code == 200 or None
+                )
+            except httpx.HTTPError:
+                return None
+
+        poll(ready, timeout, "the service to become ready")
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+@contextmanager
+def running_service(
+    env: Mapping[str, str], log_path: Path, cwd: Path, pass_fds: tuple[int, ...] = ()
+) -> Iterator[Service]:
+    """Start the service, wait until ready, and always stop it afterwards."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "helionyx", "serve"],
+            env=dict(env),
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+        )
+    service = Service(process, f"http://127.0.0.1:{env['API_PORT']}", log_path)
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,166 @@
+"""A local stand-in for the Telegram Bot API, following its documented shapes.
+
+Implements `getUpdates` (offset confirms earlier updates, long polling up to `timeout`) and
+`sendMessage`, at `/bot<token>/<method>`, accepting JSON or form parameters, answering with the
+`{"ok": true, "result": ...}` envelope or `{"ok": false, "error_code", "description",
+"parameters": {"retry_after"}}` on errors (401 for a wrong token, 400 for an unknown chat,
+409 and 429 when scripted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.helionyx.servicekit import free_port, poll
+
+
+@dataclass
+class BotApiStandIn:
+    """State of the fake Bot API: pending updates, sent messages, scripted failures."""
+
+    token: str
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[tuple[int, str, int | None]] = field(default_factory=list)
+    get_updates_calls: int = 0
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    base_url: str = ""
+
+    def push_text(self, chat_id: int, text: str) -> int:
+        """Queue a private-chat text message as a new Update; returns its update_id."""
+        with self._lock:
+            update_id = next(self._ids)
+            self.updates.append(
+                {
+                    "update_id": update_id,
+                    "message": {
+                        "message_id": 1000 + update_id,
+                        "from": {"id": chat_id, "is_bot": False, "first_name": "Tester"},
+                        "chat": {"id": chat_id, "type": "private", "first_name": "Tester"},
+                        "date": int(time.time()),
+                        "text": text,
+                    },
+                }
+            )
+        return update_id
+
+    def fail_next(self, code: int, description: str, retry_after: int | None = None) -> None:
+        """Make the next getUpdates call fail with this error."""
+        self.failures.append((code, description, retry_after))
+
+    def replies_to(self, chat_id: int) -> list[str]:
+        """Texts sent to a chat so far."""
+        with self._lock:
+            return [m["text"] for m in self.sent if m["chat"]["id"] == chat_id]
+
+    def wait_for_reply(self, chat_id: int, count: int, timeout: float = 20) -> list[str]:
+        """Poll until `count` replies reached `chat_id`."""
+        return poll(
+            lambda: self.replies_to(chat_id) if len(self.replies_to(chat_id)) >= count else None,
+            timeout,
+            f"{count} replies to chat {chat_id}",
+        )
+
+    # -- the HTTP side -----------------------------------------------------------------
+    def app(self) -> Starlette:
+        """The ASGI app serving /bot<token>/<method>."""
+        return Starlette(
+            routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])]
+        )
+
+    async def _endpoint(self, request: Request) -> JSONResponse:
+        if request.path_params["token"] != self.token:
+            return _error(401, "Unauthorized")
+        params = await _params(request)
+        method = request.path_params["method"]
+        if method == "getUpdates":
+            return await self._get_updates(params)
+        if method == "sendMessage":
+            return self._send_message(params)
+        return _error(404, "Not Found")
+
+    async def _get_updates(self, params: dict[str, Any]) -> JSONResponse:
+        self.get_updates_calls += 1
+        if self.failures:
+            code, description, retry_after = self.failures.pop(0)
+            return _error(code, description, retry_after)
+        offset = int(params.get("offset", 0))
+        timeout = float(params.get("timeout", 0))
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if offset:
+                    self.updates = [u for u in self.updates if u["update_id"] >= offset]
+                pending = list(self.updates)
+            if pending or time.monotonic() >= deadline:
+                return JSONResponse({"ok": True, "result": pending})
+            await asyncio.sleep(0.05)
+
+    def _send_message(self, params: dict[str, Any]) -> JSONResponse:
+        try:
+            chat_id = int(params["chat_id"])
+            text = str(params["text"])
+        except (KeyError, ValueError):
+            return _error(400, "Bad Request: message text is empty")
+        if not text:
+            return _error(400, "Bad Request: message text is empty")
+        with self._lock:
+            message = {
+                "message_id": 5000 + len(self.sent),
+                "from": {"id": 1, "is_bot": True, "first_name": "Helionyx", "username": "hx_bot"},
+                "chat": {"id": chat_id, "type": "private"},
+                "date": int(time.time()),
+                "text": text,
+            }
+            self.sent.append(message)
+        return JSONResponse({"ok": True, "result": message})
+
+
+async def _params(request: Request) -> dict[str, Any]:
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("application/json"):
+            params.update(await request.json())
+        elif content_type:
+            params.update(dict(await request.form()))
+    return params
+
+
+def _error(code: int, description: str, retry_after: int | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return JSONResponse(body, status_code=code)
+
+
+@contextmanager
+def serving(token: str) -> Iterator[BotApiStandIn]:
+    """Run a stand-in on a loopback port for the duration of the context."""
+    standin = BotApiStandIn(token)
+    port = free_port()
+    config = uvicorn.Config(standin.app(), host="127.0.0.1", port=port, log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    poll(lambda: server.started or None, 10, "the Bot API stand-in to start")
+    standin.base_url = f"http://127.0.0.1:{port}"
+    try:
+        yield standin
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
