@@ -1,0 +1,114 @@
+"""The release operations the CLI offers: cut a release, build, publish, verify, list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from packaging.version import Version
+
+from release import artifact as artifacts
+from release.artifact import Artifact
+from release.changelog import cut_release, release_notes
+from release.errors import GitError
+from release.git import Git
+from release.progress import Progressable
+from release.store import DirStore, Outcome, Store, resolve
+from release.version import next_version, tag_for
+
+CHANGELOG = "CHANGELOG.md"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The repository a command works on and where it keeps artifacts."""
+
+    root: Path
+
+    @property
+    def git(self) -> Git:
+        """The repository."""
+        return Git(self.root)
+
+    @property
+    def local_store(self) -> DirStore:
+        """Where builds land: dist/releases."""
+        return DirStore(self.root / "dist" / "releases")
+
+    @property
+    def cache(self) -> Path:
+        """Where verify downloads to."""
+        return self.root / "dist" / "cache"
+
+
+@dataclass(frozen=True)
+class CutRelease:
+    """What `make release` did."""
+
+    version: Version
+    tag: str
+    commit: str
+    artifact: Artifact
+
+
+def cut(ws: Workspace, requested: str | None, part: str | None, today: date) -> CutRelease:
+    """Check, move the changelog, commit, tag, then build the artifact for the tag."""
+    git = ws.git
+    version = next_version(git, requested, part)
+    tag = tag_for(version)
+    if not git.is_clean():
+        raise GitError(
+            "the work tree has uncommitted changes", hint="commit or stash them, then release"
+        )
+    if git.tag_commit(tag) is not None:
+        raise GitError(f"tag {tag} already exists", hint="pick a higher version")
+    changelog = ws.root / CHANGELOG
+    if not changelog.is_file():
+        raise GitError(f"{CHANGELOG} is missing", hint="keep one in Keep a Changelog form")
+    updated = cut_release(changelog.read_text(encoding="utf-8"), version, today)
+    changelog.write_text(updated, encoding="utf-8")
+    commit = git.commit_all(f"chore(release): {tag}", CHANGELOG)
+    git.annotated_tag(tag, commit, f"Helionyx {version}")
+    return CutRelease(version, tag, commit, artifacts.build(git, commit, ws.local_store.root))
+
+
+def build_head(ws: Workspace, ref: str = "HEAD") -> Artifact:
+    """Build the artifact for a commit (HEAD by default) into the local store."""
+    return artifacts.build(ws.git, ws.git.rev(ref), ws.local_store.root)
+
+
+def check_against_git(ws: Workspace, built: Artifact) -> Artifact:
+    """Refuse an artifact whose tag, in this repository, names another commit."""
+    tag = built.manifest.tag
+    if tag is None:
+        return built
+    try:
+        expected = ws.git.tag_commit(tag)
+    except GitError:
+        return built  # not inside a git repository: nothing to compare with
+    if expected is None:
+        return built
+    return artifacts.verify(built.directory, expect_commit=expected)
+
+
+def local_artifact(ws: Workspace, version: str) -> Artifact:
+    """A verified artifact from the local store, by version, tag or SHA prefix."""
+    info = resolve(ws.local_store.releases(), version)
+    built = artifacts.verify(ws.local_store.root / info.version)
+    return check_against_git(ws, built)
+
+
+def publish(ws: Workspace, version: str, store: Store, progress: Progressable) -> Outcome:
+    """Publish a locally built, verified artifact to `store`."""
+    built = local_artifact(ws, version)
+    notes = ""
+    if built.manifest.tag is not None:
+        notes = release_notes(ws.root / CHANGELOG, Version(built.version))
+    return store.publish(built, notes, progress)
+
+
+def verify_from(ws: Workspace, version: str, store: Store, progress: Progressable) -> Artifact:
+    """Download a release into the local cache and check every checksum and the manifest."""
+    directory = store.fetch(version, ws.cache, progress)
+    return check_against_git(ws, artifacts.verify(directory))

@@ -1,0 +1,102 @@
+"""Session fixtures that build real things once: a throwaway git repo and its first release."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIRST_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished command."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def release_cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    """Run `python -m release --repo REPO ARGS…` as an operator would."""
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    done = subprocess.run(
+        [sys.executable, "-m", "release", "--repo", str(repo), *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` and return its stdout."""
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def make_project_repo(target: Path) -> Path:
+    """A new git repository holding this project's current files, one commit, no tags."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    git(target, "init", "--quiet", "--initial-branch=main")
+    git(target, "config", "user.email", "test@helionyx.invalid")
+    git(target, "config", "user.name", "Helionyx Test")
+    git(target, "add", "--all")
+    git(target, "commit", "--quiet", "-m", "initial")
+    return target
+
+
+@dataclass(frozen=True)
+class Released:
+    """A throwaway repository with one release cut and built."""
+
+    repo: Path
+    version: str
+    tag: str
+    commit: str
+
+    @property
+    def artifact(self) -> Path:
+        """The artifact directory in the repository's local store."""
+        return self.repo / "dist" / "releases" / self.version
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Released]:
+    """`make release VERSION=0.1.0` on a copy of this project, built once per session."""
+    repo = make_project_repo(tmp_path_factory.mktemp("project"))
+    result = release_cli(repo, "release", "--version", FIRST_VERSION)
+    assert result.code == 0, result.stderr
+    yield Released(repo, FIRST_VERSION, f"v{FIRST_VERSION}", git(repo, "rev-parse", "HEAD"))
+
+
+def tree_listing(*roots: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of every file under the roots, to prove nothing changed."""
+    found: dict[str, tuple[int, int]] = {}
+    for root in roots:
+        for path in sorted(root.rglob("*")) if root.exists() else []:
+            if path.is_file() and ".git/" not in str(path):
+                stat = path.stat()
+                found[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return found

@@ -1,0 +1,321 @@
+"""A local stand-in for the parts of GitHub's REST API that the release store uses.
+
+It follows the documented shapes (API version 2022-11-28): three origins like GitHub's own
+(the API, the uploads host and the object storage host that asset downloads redirect to),
+`{"message", "documentation_url", "status"}` error bodies, 422 `Validation Failed` with
+`errors[].code == "already_exists"` for duplicate tags and asset names, `Link` pagination with
+`per_page` capped at 100, a 302 redirect from the asset URL when `Accept:
+application/octet-stream`, and rate limiting with `Retry-After` or `x-ratelimit-*` headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.helionyx.servicekit import free_port, poll
+
+DOCS = "https://docs.github.com/rest/releases"
+
+
+@dataclass
+class Fault:
+    """A scripted failure for the next request whose path contains `path_part`."""
+
+    path_part: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GitHubStandIn:
+    """Repository releases and assets, in memory."""
+
+    owner: str
+    repo: str
+    token: str
+    releases: dict[int, dict[str, Any]] = field(default_factory=dict)
+    blobs: dict[int, bytes] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    api_url: str = ""
+    uploads_url: str = ""
+    objects_url: str = ""
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- helpers for tests -------------------------------------------------------------
+    def seed_release(self, tag: str, commit: str) -> dict[str, Any]:
+        """Add a published release directly (for pagination tests)."""
+        return self._new_release(
+            {"tag_name": tag, "target_commitish": commit, "name": tag, "body": ""}
+        )
+
+    def asset_names(self, tag: str) -> list[str]:
+        """Names of the assets of a release."""
+        release = next(r for r in self.releases.values() if r["tag_name"] == tag)
+        return [a["name"] for a in release["assets"]]
+
+    def tamper(self, tag: str, name: str) -> None:
+        """Flip one byte of a stored asset."""
+        release = next(r for r in self.releases.values() if r["tag_name"] == tag)
+        asset = next(a for a in release["assets"] if a["name"] == name)
+        data = bytearray(self.blobs[asset["id"]])
+        data[len(data) // 2] ^= 0x01
+        self.blobs[asset["id"]] = bytes(data)
+
+    # -- apps --------------------------------------------------------------------------
+    def api_app(self) -> Starlette:
+        """api.github.com."""
+        base = "/repos/{owner}/{repo}/releases"
+        return Starlette(
+            routes=[
+                Route(base, self._list_or_create, methods=["GET", "POST"]),
+                Route(base + "/tags/{tag:path}", self._by_tag, methods=["GET"]),
+                Route(base + "/assets/{asset_id:int}", self._asset, methods=["GET"]),
+                Route(base + "/{release_id:int}/assets", self._list_assets, methods=["GET"]),
+            ]
+        )
+
+    def uploads_app(self) -> Starlette:
+        """uploads.github.com."""
+        path = "/repos/{owner}/{repo}/releases/{release_id:int}/assets"
+        return Starlette(routes=[Route(path, self._upload, methods=["POST"])])
+
+    def objects_app(self) -> Starlette:
+        """The storage host behind the download redirect (pre-signed, no auth header)."""
+        return Starlette(routes=[Route("/assets/{asset_id:int}", self._object, methods=["GET"])])
+
+    # -- common checks -----------------------------------------------------------------
+    def _gate(self, request: Request) -> Response | None:
+        self.requests.append(
+            (request.method, request.url.path, request.headers.get("authorization"))
+        )
+        for fault in list(self.faults):
+            if fault.path_part in request.url.path:
+                self.faults.remove(fault)
+                body = fault.body or {"message": "Server Error", "documentation_url": DOCS}
+                return JSONResponse(body, status_code=fault.status, headers=fault.headers)
+        auth = request.headers.get("authorization", "")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() not in ("bearer", "token") or given != self.token:
+            return _error(401, "Bad credentials")
+        owner, repo = request.path_params.get("owner"), request.path_params.get("repo")
+        if (owner, repo) != (self.owner, self.repo):
+            return _error(404, "Not Found")
+        return None
+
+    # -- API endpoints -----------------------------------------------------------------
+    async def _list_or_create(self, request: Request) -> Response:
+        if (refused := self._gate(request)) is not None:
+            return refused
+        if request.method == "GET":
+            ordered = sorted(self.releases.values(), key=lambda r: r["id"], reverse=True)
+            return self._page(request, ordered)
+        body = await request.json()
+        if not body.get("tag_name"):
+            return _validation("Release", "missing_field", "tag_name")
+        if any(r["tag_name"] == body["tag_name"] for r in self.releases.values()):
+            return _validation("Release", "already_exists", "tag_name")
+        return JSONResponse(self._new_release(body), status_code=201)
+
+    async def _by_tag(self, request: Request) -> Response:
+        if (refused := self._gate(request)) is not None:
+            return refused
+        for release in self.releases.values():
+            if release["tag_name"] == request.path_params["tag"]:
+                return JSONResponse(release)
+        return _error(404, "Not Found")
+
+    async def _list_assets(self, request: Request) -> Response:
+        if (refused := self._gate(request)) is not None:
+            return refused
+        release = self.releases.get(request.path_params["release_id"])
+        if release is None:
+            return _error(404, "Not Found")
+        return self._page(request, release["assets"])
+
+    async def _asset(self, request: Request) -> Response:
+        if (refused := self._gate(request)) is not None:
+            return refused
+        asset_id = request.path_params["asset_id"]
+        asset = self._find_asset(asset_id)
+        if asset is None:
+            return _error(404, "Not Found")
+        if request.headers.get("accept") == "application/octet-stream":
+            signature = hashlib.sha256(f"{asset_id}{self.token}".encode()).hexdigest()[:16]
+            return RedirectResponse(
+                f"{self.objects_url}/assets/{asset_id}?{urlencode({'sig': signature})}",
+                status_code=302,
+            )
+        return JSONResponse(asset)
+
+    async def _upload(self, request: Request) -> Response:
+        if (refused := self._gate(request)) is not None:
+            return refused
+        release = self.releases.get(request.path_params["release_id"])
+        if release is None:
+            return _error(404, "Not Found")
+        name = request.query_params.get("name")
+        if not name:
+            return _validation("ReleaseAsset", "missing_field", "name")
+        if not request.headers.get("content-type"):
+            return _error(400, "Content-Type header is required")
+        data = await request.body()
+        with self._lock:
+            if any(a["name"] == name for a in release["assets"]):
+                return _validation("ReleaseAsset", "already_exists", "name")
+            asset_id = next(self._ids)
+            now = _now()
+            asset = {
+                "url": f"{self.api_url}/repos/{self.owner}/{self.repo}/releases/assets/{asset_id}",
+                "browser_download_url": f"https://github.com/{self.owner}/{self.repo}/releases/"
+                f"download/{release['tag_name']}/{name}",
+                "id": asset_id,
+                "node_id": f"RA_{asset_id}",
+                "name": name,
+                "label": "",
+                "state": "uploaded",
+                "content_type": request.headers["content-type"],
+                "size": len(data),
+                "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+                "download_count": 0,
+                "created_at": now,
+                "updated_at": now,
+                "uploader": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+            }
+            release["assets"].append(asset)
+            self.blobs[asset_id] = data
+        return JSONResponse(asset, status_code=201)
+
+    async def _object(self, request: Request) -> Response:
+        self.requests.append(
+            (request.method, request.url.path, request.headers.get("authorization"))
+        )
+        # Pre-signed storage URLs refuse a second credential, as S3 does.
+        if "authorization" in request.headers:
+            return Response("<Error><Code>InvalidArgument</Code></Error>", status_code=400)
+        asset_id = request.path_params["asset_id"]
+        if asset_id not in self.blobs:
+            return Response(status_code=404)
+        return Response(self.blobs[asset_id], media_type="application/octet-stream")
+
+    # -- internals ---------------------------------------------------------------------
+    def _new_release(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            release_id = next(self._ids)
+            now = _now()
+            repo_url = f"{self.api_url}/repos/{self.owner}/{self.repo}"
+            release = {
+                "url": f"{repo_url}/releases/{release_id}",
+                "html_url": f"https://github.com/{self.owner}/{self.repo}/releases/tag/"
+                f"{body['tag_name']}",
+                "assets_url": f"{repo_url}/releases/{release_id}/assets",
+                "upload_url": f"{self.uploads_url}/repos/{self.owner}/{self.repo}/releases/"
+                f"{release_id}/assets{{?name,label}}",
+                "tarball_url": f"{repo_url}/tarball/{body['tag_name']}",
+                "zipball_url": f"{repo_url}/zipball/{body['tag_name']}",
+                "id": release_id,
+                "node_id": f"RE_{release_id}",
+                "tag_name": body["tag_name"],
+                "target_commitish": body.get("target_commitish", "main"),
+                "name": body.get("name") or body["tag_name"],
+                "body": body.get("body", ""),
+                "draft": bool(body.get("draft", False)),
+                "prerelease": bool(body.get("prerelease", False)),
+                "created_at": now,
+                "published_at": now,
+                "author": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+                "assets": [],
+            }
+            self.releases[release_id] = release
+        return release
+
+    def _find_asset(self, asset_id: int) -> dict[str, Any] | None:
+        for release in self.releases.values():
+            for asset in release["assets"]:
+                if asset["id"] == asset_id:
+                    return dict(asset)
+        return None
+
+    def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:
+        per_page = min(int(request.query_params.get("per_page", 30)), 100)
+        page = int(request.query_params.get("page", 1))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        last = max(1, -(-len(items) // per_page))
+        links = []
+        base = str(request.url.remove_query_params(["page", "per_page"]))
+
+        def link(number: int, rel: str) -> str:
+            return f'<{base}?{urlencode({"per_page": per_page, "page": number})}>; rel="{rel}"'
+
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(1, "first"), link(page - 1, "prev")]
+        headers = {"Link": ", ".join(links)} if links else {}
+        return JSONResponse(chunk, headers=headers)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"message": message, "documentation_url": DOCS, "status": str(status)}, status_code=status
+    )
+
+
+def _validation(resource: str, code: str, name: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "message": "Validation Failed",
+            "errors": [{"resource": resource, "code": code, "field": name}],
+            "documentation_url": DOCS,
+            "status": "422",
+        },
+        status_code=422,
+    )
+
+
+@contextmanager
+def serving(
+    owner: str = "helionyx", repo: str = "helionyx", token: str = "ghs_testtoken"
+) -> Iterator[GitHubStandIn]:
+    """Run the three origins on loopback ports for the duration of the context."""
+    standin = GitHubStandIn(owner, repo, token)
+    servers = []
+    for app, attr in (
+        (standin.api_app(), "api_url"),
+        (standin.uploads_app(), "uploads_url"),
+        (standin.objects_app(), "objects_url"),
+    ):
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        setattr(standin, attr, f"http://127.0.0.1:{port}")
+    for server, _ in servers:
+        poll(lambda s=server: s.started or None, 10, "the GitHub stand-in to start")  # type: ignore[misc]
+    try:
+        yield standin
+    finally:
+        for server, thread in servers:
+            server.should_exit = True
+            thread.join(timeout=10)
