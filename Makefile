@@ -57,3 +57,30 @@ check: lint typecheck test ## every gate: lint, types, tests
 lock: $(STAMP) ## recompile the hash-pinned locks from requirements/*.in
 	$(COMPILE) -o requirements/runtime.txt requirements/runtime.in
 	$(COMPILE) -o requirements/dev.txt requirements/dev.in
+
+# -- releases ----------------------------------------------------------------------------
+VERSION ?=
+BUMP ?=
+STORE ?= dir:dist/releases
+FORMAT ?= table
+RELEASE := $(PY) -m release
+
+.PHONY: release
+release: $(STAMP) ## tag VERSION=X.Y.Z (or BUMP=patch|minor|major) on a clean tree and build it
+	@$(RELEASE) release $(if $(VERSION),--version "$(VERSION)") $(if $(BUMP),--bump "$(BUMP)")
+
+.PHONY: artifact
+artifact: $(STAMP) ## build the artifact for HEAD into dist/releases (a dev build when untagged)
+	@$(RELEASE) artifact
+
+.PHONY: publish
+publish: $(STAMP) ## publish VERSION from dist/releases to STORE (dir:PATH or github:OWNER/REPO)
+	@$(RELEASE) publish --version "$(VERSION)" --store "$(STORE)"
+
+.PHONY: releases-available
+releases-available: $(STAMP) ## list what STORE holds, newest first (FORMAT=json for JSON)
+	@$(RELEASE) list --store "$(STORE)" --format "$(FORMAT)"
+
+.PHONY: verify
+verify: $(STAMP) ## download VERSION from STORE into dist/cache and check every checksum
+	@$(RELEASE) verify --version "$(VERSION)" --store "$(STORE)"

@@ -48,8 +48,9 @@ class NoProgress:
 class TransferProgress:
     """A rich progress bar that appears only for transfers lasting over `delay` seconds."""
 
-    def __init__(self, delay: float = 1.0) -> None:
+    def __init__(self, delay: float = 1.0, console: Console | None = None) -> None:
         self.delay = delay
+        self._console = console
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._label = ""
@@ -72,7 +73,7 @@ class TransferProgress:
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
-                console=Console(file=sys.stderr),
+                console=self._console or Console(file=sys.stderr),
                 transient=True,
             )
             self._progress.start()

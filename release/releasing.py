@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,7 +17,7 @@ from release.errors import GitError
 from release.git import Git
 from release.progress import Progressable
 from release.store import DirStore, Outcome, Store, resolve
-from release.version import next_version, tag_for
+from release.version import next_version, parse_release_version, tag_for
 
 CHANGELOG = "CHANGELOG.md"
 
@@ -55,14 +57,14 @@ class CutRelease:
 def cut(ws: Workspace, requested: str | None, part: str | None, today: date) -> CutRelease:
     """Check, move the changelog, commit, tag, then build the artifact for the tag."""
     git = ws.git
+    if requested and git.tag_commit(tag_for(parse_release_version(requested))) is not None:
+        raise GitError(f"tag v{requested.lstrip('v')} already exists", hint="pick a higher version")
     version = next_version(git, requested, part)
     tag = tag_for(version)
     if not git.is_clean():
         raise GitError(
             "the work tree has uncommitted changes", hint="commit or stash them, then release"
         )
-    if git.tag_commit(tag) is not None:
-        raise GitError(f"tag {tag} already exists", hint="pick a higher version")
     changelog = ws.root / CHANGELOG
     if not changelog.is_file():
         raise GitError(f"{CHANGELOG} is missing", hint="keep one in Keep a Changelog form")
@@ -110,5 +112,13 @@ def publish(ws: Workspace, version: str, store: Store, progress: Progressable) -
 
 def verify_from(ws: Workspace, version: str, store: Store, progress: Progressable) -> Artifact:
     """Download a release into the local cache and check every checksum and the manifest."""
-    directory = store.fetch(version, ws.cache, progress)
-    return check_against_git(ws, artifacts.verify(directory))
+    ws.cache.mkdir(parents=True, exist_ok=True)
+    # Download beside the cache and move in only what verified, so a bad download leaves
+    # nothing behind.
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=ws.cache) as tmp:
+        fetched = check_against_git(ws, artifacts.verify(store.fetch(version, Path(tmp), progress)))
+        final = ws.cache / fetched.version
+        if final.exists():
+            shutil.rmtree(final)
+        fetched.directory.rename(final)
+    return artifacts.verify(final)

@@ -39,6 +39,7 @@ class Fault:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
+    method: str | None = None
 
 
 @dataclass
@@ -106,7 +107,7 @@ class GitHubStandIn:
             (request.method, request.url.path, request.headers.get("authorization"))
         )
         for fault in list(self.faults):
-            if fault.path_part in request.url.path:
+            if fault.path_part in request.url.path and fault.method in (None, request.method):
                 self.faults.remove(fault)
                 body = fault.body or {"message": "Server Error", "documentation_url": DOCS}
                 return JSONResponse(body, status_code=fault.status, headers=fault.headers)

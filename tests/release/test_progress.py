@@ -1,0 +1,25 @@
+import io
+import time
+
+from rich.console import Console
+
+from release.progress import TransferProgress
+
+
+def render(delay: float, pause: float) -> str:
+    out = io.StringIO()
+    progress = TransferProgress(delay=delay, console=Console(file=out, force_terminal=True))
+    progress.start("uploading helionyx.whl", 1000)
+    progress.advance(100)
+    time.sleep(pause)  # the transfer's own duration is what is under test
+    progress.advance(400)
+    progress.finish()
+    return out.getvalue()
+
+
+def test_a_transfer_longer_than_the_delay_shows_a_progress_bar() -> None:
+    assert "uploading helionyx.whl" in render(delay=0.05, pause=0.1)
+
+
+def test_a_quick_transfer_draws_nothing() -> None:
+    assert render(delay=5.0, pause=0.0) == ""
