@@ -30,6 +30,7 @@ MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 LOCK = "requirements.lock"
 WHEELHOUSE = "wheelhouse"
+TOOLS = "tools"
 MANIFEST_SCHEMA = 1
 PACKAGE = "helionyx"
 
@@ -196,7 +197,10 @@ def build(git: Git, commit: str, store_root: Path, *, python: str = sys.executab
             _twine_check(wheel, python)
             _check_wheel_contents(wheel)
             shutil.copyfile(_runtime_lock(source, commit), staging / LOCK)
-            _download_wheelhouse(staging / LOCK, staging / WHEELHOUSE, python)
+            _download_wheels(staging / LOCK, staging / WHEELHOUSE, python)
+            tools_lock = source / "requirements" / "tools.txt"
+            if tools_lock.is_file():
+                _download_wheels(tools_lock, staging / TOOLS, python)
             manifest = Manifest(
                 schema_version=MANIFEST_SCHEMA,
                 name=PACKAGE,
@@ -294,7 +298,7 @@ def _requires_python(wheel: Path) -> str:
     return ""
 
 
-def _download_wheelhouse(lock: Path, wheelhouse: Path, python: str) -> None:
+def _download_wheels(lock: Path, wheelhouse: Path, python: str) -> None:
     wheelhouse.mkdir()
     _run(
         [
@@ -312,7 +316,7 @@ def _download_wheelhouse(lock: Path, wheelhouse: Path, python: str) -> None:
             "--requirement",
             str(lock),
         ],
-        "downloading the wheelhouse",
+        f"downloading {wheelhouse.name}/ from {lock.name}",
     )
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from release import releasing
+from release import deploy, environments, releasing, rollback, service, setup, status
 from release.errors import ReleaseError
+from release.operation import OperationFailed
 from release.progress import NoProgress, Progressable, TransferProgress
+from release.remote import SshRemote
 from release.store import DEFAULT_STORE, ReleaseInfo, Store, open_store
 
 
@@ -39,6 +42,29 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list the releases a store holds")
     listing.add_argument("--store", default=DEFAULT_STORE)
     listing.add_argument("--format", choices=("table", "json"), default="table")
+
+    def host_command(name: str, text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=text, description=text)
+        command.add_argument("--env", required=True, help="dev, staging or live")
+        return command
+
+    setup = host_command("setup-host", "prepare an environment on its host (idempotent)")
+    setup.add_argument("--env-file", type=Path, help="settings to upload (default .env.<env>)")
+    deploy = host_command("deploy", "deploy a release to an environment")
+    deploy.add_argument("--version", required=True, help="version, tag or SHA")
+    deploy.add_argument("--store", default=DEFAULT_STORE)
+    back = host_command("rollback", "return to the previous good release, or to --to")
+    back.add_argument("--to", help="version, tag or SHA on the host")
+    for name, text in (("status", "show what runs"), ("releases", "list releases on the host")):
+        command = host_command(name, text)
+        command.add_argument("--format", choices=("table", "json"), default="table")
+    logs = host_command("logs", "show the service journal")
+    logs.add_argument("--lines", type=int, default=100)
+    logs.add_argument("--follow", action="store_true")
+    host_command("restart", "restart the service and check its health")
+    host_command("stop", "stop the service")
+    unlock = host_command("unlock", "clear a lock whose holder is gone")
+    unlock.add_argument("--force", action="store_true", help="holder on another machine is gone")
     return parser
 
 
@@ -49,6 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress: Progressable = TransferProgress() if sys.stderr.isatty() else NoProgress()
     try:
         return _dispatch(args, ws, progress)
+    except OperationFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.journal:
+            print("last journal lines:", file=sys.stderr)
+            for line in exc.journal:
+                print(f"  {line}", file=sys.stderr)
+        return exc.exit_code
     except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -87,7 +120,100 @@ def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progr
         count = len(verified.manifest.files) + 1
         print(f"verified {verified.version} ({verified.commit}): {count} files match")
         return 0
-    return _list(_store(args.store, ws).releases(), args.format)
+    if args.command == "list":
+        return _list(_store(args.store, ws).releases(), args.format)
+    return _host_command(args, ws, progress)
+
+
+class PrintReporter:
+    """Steps with their durations, on stdout."""
+
+    def step(self, name: str, seconds: float, detail: str = "") -> None:
+        """One finished step."""
+        print(f"  {name:<18} {seconds:6.2f} s  {detail}".rstrip(), flush=True)
+
+    def note(self, message: str) -> None:
+        """A remark."""
+        print(f"  · {message}", flush=True)
+
+
+def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: Progressable) -> int:
+    env = environments.load(ws.root, args.env)
+    reporter = PrintReporter()
+    started = time.monotonic()
+    if args.command == "setup-host":
+        env_file = args.env_file or ws.root / f".env.{env.name}"
+        done = setup.setup_host(ws.root, env, env_file)
+        for line in done or ["nothing to change"]:
+            print(f"  · {line}")
+        print(f"{env.name} is set up on {env.host}")
+        return 0
+    if args.command == "deploy":
+        print(f"deploying {args.version} to {env.name} on {env.host}")
+        result = deploy.deploy(ws, env, args.version, _store(args.store, ws), reporter, progress)
+        verb = "already deployed" if result.outcome == "noop" else "deployed"
+        print(
+            f"{verb} {result.version} ({result.sha[:12]}) to {env.name} in {time.monotonic() - started:.2f} s"
+        )
+        return 0
+    if args.command == "rollback":
+        print(f"rolling back {env.name} on {env.host}")
+        result = rollback.rollback(env, args.to, reporter)
+        print(
+            f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {time.monotonic() - started:.2f} s"
+        )
+        return 0
+    if args.command in ("status", "releases"):
+        current = status.read_status(env)
+        if args.format == "json":
+            data = current.to_dict() if args.command == "status" else current.releases
+            print(json.dumps(data, indent=2))
+        else:
+            _print_status(current, releases_only=args.command == "releases")
+        return 0 if current.healthy or args.command == "releases" else 1
+    if args.command == "restart":
+        which = service.restart(env, reporter)
+        print(f"restarted {env.name}: {which} healthy in {time.monotonic() - started:.2f} s")
+        return 0
+    if args.command == "stop":
+        service.stop(env, reporter)
+        print(f"stopped {env.unit}.service")
+        return 0
+    if args.command == "unlock":
+        print(service.unlock(env, args.force))
+        return 0
+    with SshRemote(env) as remote:
+        result_code = remote.stream(service.logs_command(env, args.lines, args.follow))
+    return result_code
+
+
+def _print_status(current: status.Status, *, releases_only: bool) -> None:
+    if not releases_only:
+        service_state = current.service
+        uptime = service_state.get("uptime_seconds")
+        print(f"env        {current.env} ({current.unit} on {current.host})")
+        print(f"current    {current.version or '-'} ({current.sha or 'none'})")
+        if current.deployed_at:
+            print(
+                f"deployed   {current.deployed_at} by {current.deployed_by} from {current.deployed_from}"
+            )
+        print(
+            f"service    {service_state.get('state')} ({service_state.get('sub_state')})"
+            + (f", up {uptime:.0f} s, pid {service_state.get('pid')}" if uptime is not None else "")
+        )
+        body = current.health.get("body")
+        answer = json.dumps(body) if body else f"no answer ({current.health.get('status')})"
+        print(f"health     {answer}")
+        print(
+            f"verdict    {'healthy' if current.healthy else 'NOT HEALTHY: ' + str(current.problem)}"
+        )
+        print(f"lock       {current.lock or 'free'}")
+        print("releases")
+    if not current.releases:
+        print("  (none)")
+    for row in current.releases:
+        marker = "*" if row["state"] == "current" else " "
+        print(f"  {marker} {row['sha'][:12]}  {row['version']!s:<36} {row['state']}")
 
 
 def _list(infos: list[ReleaseInfo], fmt: str) -> int:

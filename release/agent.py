@@ -1,0 +1,677 @@
+"""The host side of the pipeline: one small, standard-library-only program run on the node.
+
+The operator sends this file's source with every call (`python3 -c` over the existing SSH
+connection), so nothing is installed on the host and each step is one round trip. A call is
+`<command> <json request>`; the answer is one JSON line: `{"ok": true, "result": …}` or
+`{"ok": false, "error": "…"}`. Commands that change the host append their outcome to the
+environment's `deploy-log.jsonl` themselves, so the record survives an operator killed mid-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SERVICE_USER = "helionyx"
+LOG_NAME = "deploy-log.jsonl"
+LOCK_NAME = ".lock"
+MAX_LOG_ENTRIES = 2000
+
+
+class AgentError(Exception):
+    """A refusal or failure reported back to the operator as one line."""
+
+
+def now() -> str:
+    """UTC now, ISO 8601 with Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def sh(
+    *args: str, check: bool = True, timeout: float | None = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a command on the host."""
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise AgentError(
+            f"{args[0]} {args[1] if len(args) > 1 else ''} failed: "
+            f"{detail[-1] if detail else result.returncode}"
+        )
+    return result
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or new entry in `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- layout ------------------------------------------------------------------------------
+class Layout:
+    """Where an environment's pieces live on this host."""
+
+    def __init__(self, req: dict[str, Any]) -> None:
+        self.base = Path(req["base_dir"])
+        self.releases = self.base / "releases"
+        self.current = self.base / "current"
+        self.previous = self.base / "previous"
+        self.log = self.base / LOG_NAME
+        self.lock = self.base / LOCK_NAME
+        self.unit = str(req.get("unit", ""))
+        self.port = int(req.get("port", 0))
+        self.env = str(req.get("env", ""))
+        self.config_file = Path(req.get("config_file", "/nonexistent"))
+        self.data_dir = Path(req.get("data_dir", "/nonexistent"))
+
+    def link_target(self, link: Path) -> str | None:
+        """The release SHA a link (current/previous) points at, if it is a complete release."""
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return None
+        return Path(target).name
+
+    def release_dirs(self) -> list[Path]:
+        """Complete releases (never the hidden partial ones)."""
+        if not self.releases.is_dir():
+            return []
+        return [p for p in self.releases.iterdir() if not p.name.startswith(".") and p.is_dir()]
+
+
+def append_log(layout: Layout, events: list[dict[str, Any]]) -> None:
+    """Append events to deploy-log.jsonl, durably; the file is never rewritten."""
+    if not events:
+        return
+    layout.base.mkdir(parents=True, exist_ok=True)
+    data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in events).encode()
+    fd = os.open(layout.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_log(layout: Layout) -> list[dict[str, Any]]:
+    """The last entries of the deploy log (a torn last line is skipped)."""
+    if not layout.log.exists():
+        return []
+    entries = []
+    with layout.log.open("rb") as handle:
+        for line in handle:
+            with contextlib.suppress(ValueError):
+                entries.append(json.loads(line))
+    return entries[-MAX_LOG_ENTRIES:]
+
+
+# -- state -------------------------------------------------------------------------------
+def unit_state(unit: str) -> dict[str, str]:
+    """systemd's view of the unit."""
+    if not unit:
+        return {}
+    props = "ActiveState,SubState,MainPID,ActiveEnterTimestampMonotonic,LoadState,UnitFileState,NRestarts,Result"
+    result = sh("systemctl", "show", f"{unit}.service", f"--property={props}", check=False)
+    state = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    entered = int(state.get("ActiveEnterTimestampMonotonic", "0") or 0)
+    if state.get("ActiveState") == "active" and entered:
+        state["uptime_seconds"] = f"{time.clock_gettime(time.CLOCK_MONOTONIC) - entered / 1e6:.1f}"
+    return state
+
+
+def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, dict[str, Any] | None, str]:
+    """GET a local endpoint: (status, JSON body, error text)."""
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null"), ""
+    except urllib.error.HTTPError as exc:
+        with contextlib.suppress(ValueError):
+            return exc.code, json.loads(exc.read() or b"null"), ""
+        return exc.code, None, ""
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return 0, None, str(reason)
+
+
+def cmd_state(req: dict[str, Any]) -> dict[str, Any]:
+    """Everything `status`, `releases` and a deploy's planning need, in one call."""
+    layout = Layout(req)
+    releases = []
+    for path in layout.release_dirs():
+        info: dict[str, Any] = {"sha": path.name, "complete": (path / "manifest.json").is_file()}
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((path / "manifest.json").read_text())
+            info.update(
+                version=manifest.get("version"),
+                tag=manifest.get("tag"),
+                built_at=manifest.get("built_at"),
+            )
+        releases.append(info)
+    partials = (
+        sorted(p.name for p in layout.releases.glob(".*")) if layout.releases.is_dir() else []
+    )
+    health: dict[str, Any] = {}
+    if req.get("probe") and layout.port:
+        status, body, error = http_get(layout.port, "/health")
+        ready_status, ready_body, _ = http_get(layout.port, "/health/ready")
+        health = {
+            "status": status,
+            "body": body,
+            "error": error,
+            "ready_status": ready_status,
+            "ready_body": ready_body,
+        }
+    return {
+        "releases": releases,
+        "partials": partials,
+        "current": layout.link_target(layout.current),
+        "previous": layout.link_target(layout.previous),
+        "lock": read_lock(layout),
+        "unit": unit_state(layout.unit),
+        "health": health,
+        "setup": {
+            "user": _user_exists(),
+            "config_file": layout.config_file.is_file(),
+            "unit_file": Path(f"/etc/systemd/system/{layout.unit}.service").is_file(),
+            "base_dir": layout.base.is_dir(),
+        },
+        "log": read_log(layout),
+        "host_time": now(),
+    }
+
+
+def _user_exists() -> bool:
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return False
+    return True
+
+
+# -- the lock ----------------------------------------------------------------------------
+def read_lock(layout: Layout) -> dict[str, Any] | None:
+    """The lock holder, if the env is locked."""
+    if not layout.lock.is_dir():
+        return None
+    try:
+        holder: dict[str, Any] = json.loads((layout.lock / "holder.json").read_text())
+    except (OSError, ValueError):
+        # mkdir succeeded but the holder file was never written: a holder killed in between.
+        holder = {"holder": "unknown", "incomplete": True}
+    return holder
+
+
+def cmd_lock(req: dict[str, Any]) -> dict[str, Any]:
+    """Take the env lock with an atomic mkdir, or say who holds it."""
+    layout = Layout(req)
+    if not layout.base.is_dir():
+        return {"acquired": False, "not_set_up": True, "holder": None}
+    replace = req.get("replace_token")
+    if replace is not None:
+        current = read_lock(layout)
+        if current is not None and current.get("token") == replace:
+            shutil.rmtree(layout.lock, ignore_errors=True)
+    try:
+        layout.lock.mkdir()
+    except FileExistsError:
+        return {"acquired": False, "holder": read_lock(layout)}
+    holder = dict(req["holder"])
+    (layout.lock / "holder.json.tmp").write_text(json.dumps(holder))
+    os.replace(layout.lock / "holder.json.tmp", layout.lock / "holder.json")
+    return {"acquired": True, "holder": holder}
+
+
+def cmd_unlock(req: dict[str, Any]) -> dict[str, Any]:
+    """Release the lock if `token` still holds it (or unconditionally with force)."""
+    layout = Layout(req)
+    holder = read_lock(layout)
+    if holder is None:
+        return {"released": False}
+    if req.get("force") or holder.get("token") == req.get("token"):
+        shutil.rmtree(layout.lock, ignore_errors=True)
+        return {"released": True, "holder": holder}
+    return {"released": False, "holder": holder}
+
+
+# -- building a release ------------------------------------------------------------------
+def cmd_prepare(req: dict[str, Any]) -> dict[str, Any]:
+    """Remove leftovers of interrupted deploys; say whether the release is already complete."""
+    layout = Layout(req)
+    layout.releases.mkdir(parents=True, exist_ok=True)
+    removed = []
+    for leftover in layout.releases.glob(".*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
+        removed.append(leftover.name)
+    for stale in layout.base.glob(".current.*"):
+        stale.unlink()
+        removed.append(stale.name)
+    final = layout.releases / req["sha"]
+    return {"complete": (final / "manifest.json").is_file(), "removed": removed}
+
+
+def _verify_sums(directory: Path) -> None:
+    for line in (directory / "SHA256SUMS").read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        digest_now = hashlib.sha256((directory / name).read_bytes()).hexdigest()
+        if digest_now != digest:
+            raise AgentError(f"checksum mismatch for {name} after upload")
+
+
+def _extract_uv(directory: Path) -> Path | None:
+    wheels = (
+        sorted((directory / "tools").glob("uv-*.whl")) if (directory / "tools").is_dir() else []
+    )
+    if not wheels:
+        return None
+    with zipfile.ZipFile(wheels[0]) as archive:
+        member = next((n for n in archive.namelist() if re.search(r"\.data/scripts/uv$", n)), None)
+        if member is None:
+            return None
+        target = directory / "tools" / "uv"
+        target.write_bytes(archive.read(member))
+    target.chmod(0o755)
+    return target
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _step(timings: dict[str, float], name: str, started: float) -> float:
+    timings[name] = round(time.monotonic() - started, 3)
+    return time.monotonic()
+
+
+def cmd_install(req: dict[str, Any]) -> dict[str, Any]:
+    """Unpack an uploaded artifact into releases/.<sha>.partial, build its venv offline, smoke
+    check it, and rename it to releases/<sha>. Nothing outside the partial dir is touched."""
+    layout = Layout(req)
+    sha = req["sha"]
+    archive = Path(req["archive"])
+    partial = layout.releases / f".{sha}.partial"
+    final = layout.releases / sha
+    try:
+        return _install(layout, sha, archive, partial, final)
+    except BaseException:
+        # Nothing half-made stays behind; the next deploy starts clean either way.
+        shutil.rmtree(partial, ignore_errors=True)
+        archive.unlink(missing_ok=True)
+        raise
+
+
+def _install(layout: Layout, sha: str, archive: Path, partial: Path, final: Path) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with tarfile.open(archive) as bundle:
+        if hasattr(tarfile, "data_filter"):
+            bundle.extractall(partial, filter="data")
+        else:  # pragma: no cover - Pythons before 3.11.4; the operator made this tar itself
+            bundle.extractall(partial)  # noqa: S202
+    archive.unlink()
+    _verify_sums(partial)
+    manifest = json.loads((partial / "manifest.json").read_text())
+    if manifest.get("commit") != sha:
+        raise AgentError(f"the uploaded manifest is for {manifest.get('commit')}, not {sha}")
+    started = _step(timings, "unpack", started)
+
+    wheel = partial / next(
+        f["path"] for f in manifest["files"] if "/" not in f["path"] and f["path"].endswith(".whl")
+    )
+    venv = partial / "venv"
+    uv = _extract_uv(partial)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    if uv is not None:
+        sh("python3", "-m", "venv", "--without-pip", str(venv))
+        common = [
+            str(uv),
+            "pip",
+            "install",
+            "--python",
+            str(venv / "bin" / "python"),
+            "--offline",
+            "--no-index",
+            "--no-cache",
+            "--compile-bytecode",
+            "--quiet",
+        ]
+        _run_env(
+            [
+                *common,
+                "--find-links",
+                str(partial / "wheelhouse"),
+                "--require-hashes",
+                "-r",
+                str(partial / "requirements.lock"),
+            ],
+            env,
+        )
+        _run_env([*common, "--no-deps", str(wheel)], env)
+    else:
+        sh("python3", "-m", "venv", str(venv))
+        pip = [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+        ]
+        _run_env(
+            [
+                *pip,
+                "--find-links",
+                str(partial / "wheelhouse"),
+                "--require-hashes",
+                "-r",
+                str(partial / "requirements.lock"),
+            ],
+            env,
+        )
+        _run_env([*pip, "--no-deps", str(wheel)], env)
+        _run_env([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(venv / "lib")], env)
+    started = _step(timings, "venv", started)
+
+    # The release must at least accept this env's configuration before anything points at it.
+    settings = {**env, **_read_env_file(layout.config_file), "ENV": layout.env}
+    _run_env(
+        [str(venv / "bin" / "python"), "-m", "helionyx", "check-config", "--env", layout.env],
+        settings,
+        what="smoke check (helionyx check-config)",
+    )
+    started = _step(timings, "smoke_check", started)
+
+    for path in [partial, *partial.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+    os.replace(partial, final)
+    fsync_dir(layout.releases)
+    _step(timings, "finalize", started)
+    return {"timings": timings, "version": manifest.get("version")}
+
+
+def _run_env(args: list[str], env: dict[str, str], what: str | None = None) -> None:
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        name = what or Path(args[0]).name + " " + " ".join(args[1:3])
+        raise AgentError(f"{name} failed: {detail[-1] if detail else result.returncode}")
+
+
+# -- switching, restarting, judging ------------------------------------------------------
+def _flip(link: Path, target: str) -> None:
+    """Point `link` at `target` atomically: a new symlink renamed over the old one."""
+    temporary = link.with_name(f".{link.name}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    temporary.symlink_to(target)
+    os.replace(temporary, link)
+    fsync_dir(link.parent)
+
+
+def cmd_switch(req: dict[str, Any]) -> dict[str, Any]:
+    """Flip `current` (and `previous`, when given) to complete releases."""
+    layout = Layout(req)
+    sha = req["sha"]
+    if not (layout.releases / sha / "manifest.json").is_file():
+        raise AgentError(f"release {sha} is not complete on this host")
+    before = layout.link_target(layout.current)
+    previous = req.get("previous")
+    if previous and (layout.releases / previous / "manifest.json").is_file():
+        _flip(layout.previous, f"releases/{previous}")
+    _flip(layout.current, f"releases/{sha}")
+    return {"before": before, "current": sha}
+
+
+def health_gate(
+    layout: Layout,
+    version: str | None,
+    sha: str | None,
+    timeout: float,
+    since_pid: str | None = None,
+) -> dict[str, Any]:
+    """Poll /health/ready until it is 200 and reports `version` and `sha`, or time out."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    last = "no answer yet"
+    while True:
+        status, body, error = http_get(layout.port, "/health/ready", timeout=1.0)
+        if status == 200 and isinstance(body, dict):
+            seen = (body.get("version"), body.get("commit"))
+            if (version is None or seen[0] == version) and (sha is None or seen[1] == sha):
+                return {
+                    "healthy": True,
+                    "seconds": round(time.monotonic() - started, 3),
+                    "body": body,
+                }
+            last = f"serving version {seen[0]} commit {str(seen[1])[:12]}, expected {version} {str(sha)[:12]}"
+        elif status:
+            reason = body.get("reason") if isinstance(body, dict) else None
+            last = f"/health/ready answered {status}" + (f": {reason}" if reason else "")
+        else:
+            last = f"/health/ready not answering ({error})"
+        state = unit_state(layout.unit)
+        if state.get("ActiveState") == "failed":
+            return {
+                "healthy": False,
+                "reason": f"the unit failed ({state.get('Result')}); {last}",
+                "seconds": round(time.monotonic() - started, 3),
+            }
+        if time.monotonic() >= deadline:
+            return {
+                "healthy": False,
+                "reason": f"not healthy within {timeout:.0f} s: {last}",
+                "seconds": round(time.monotonic() - started, 3),
+            }
+        time.sleep(0.05)
+
+
+def cmd_restart(req: dict[str, Any]) -> dict[str, Any]:
+    """Restart the unit and run the health gate against the expected version and SHA."""
+    layout = Layout(req)
+    started = time.monotonic()
+    sh("systemctl", "reset-failed", f"{layout.unit}.service", check=False)
+    result = sh("systemctl", "restart", f"{layout.unit}.service", check=False, timeout=120)
+    restart_seconds = round(time.monotonic() - started, 3)
+    if result.returncode != 0:
+        detail = (result.stderr or "").strip().splitlines()
+        return {
+            "healthy": False,
+            "restart_seconds": restart_seconds,
+            "reason": f"systemctl restart failed: {detail[-1] if detail else result.returncode}",
+        }
+    gate = health_gate(layout, req.get("version"), req.get("sha"), float(req.get("timeout", 20)))
+    gate["restart_seconds"] = restart_seconds
+    return gate
+
+
+def cmd_stop(req: dict[str, Any]) -> dict[str, Any]:
+    """Stop the unit."""
+    layout = Layout(req)
+    sh("systemctl", "stop", f"{layout.unit}.service", timeout=60)
+    return {"unit": unit_state(layout.unit)}
+
+
+def cmd_journal(req: dict[str, Any]) -> dict[str, Any]:
+    """The unit's last journal lines."""
+    result = sh(
+        "journalctl",
+        "-u",
+        f"{req['unit']}.service",
+        "-n",
+        str(int(req.get("lines", 20))),
+        "--no-pager",
+        "-o",
+        "short-iso",
+        check=False,
+    )
+    return {"lines": result.stdout.splitlines()}
+
+
+def cmd_prune(req: dict[str, Any]) -> dict[str, Any]:
+    """Keep the newest `keep` good releases; delete failed and older ones, never protected."""
+    layout = Layout(req)
+    protected = {
+        s for s in (layout.link_target(layout.current), layout.link_target(layout.previous)) if s
+    } | set(req.get("protect", []))
+    failed = set(req.get("failed", []))
+    order = {sha: rank for rank, sha in enumerate(req.get("newest_first", []))}
+    releases = sorted(
+        (p.name for p in layout.release_dirs()), key=lambda s: order.get(s, len(order))
+    )
+    good = [s for s in releases if s not in failed]
+    keep = set(good[: int(req["keep"])]) | protected
+    removed = []
+    for sha in releases:
+        if sha not in keep:
+            # Rename first so a half-deleted release is never mistaken for a complete one.
+            doomed = layout.releases / f".{sha}.deleting"
+            os.replace(layout.releases / sha, doomed)
+            shutil.rmtree(doomed)
+            removed.append(sha)
+    return {"removed": removed}
+
+
+def cmd_log(req: dict[str, Any]) -> dict[str, Any]:
+    """Only append the events the request carries."""
+    return {}
+
+
+# -- first-time host set-up --------------------------------------------------------------
+def cmd_setup(req: dict[str, Any]) -> dict[str, Any]:
+    """Create the service user, directories, config file (0600 root), unit; enable it."""
+    layout = Layout(req)
+    done = []
+    if not _user_exists():
+        sh(
+            "useradd",
+            "--system",
+            "--home-dir",
+            "/var/lib/helionyx",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            SERVICE_USER,
+        )
+        done.append(f"created system user {SERVICE_USER}")
+    user = pwd.getpwnam(SERVICE_USER)
+    layout.releases.mkdir(parents=True, exist_ok=True)
+    for path in (layout.base.parent, layout.base, layout.releases):
+        path.chmod(0o755)
+    for sub in ("", "events", "projections"):
+        path = layout.data_dir / sub if sub else layout.data_dir
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, user.pw_uid, user.pw_gid)
+        path.chmod(0o750)
+    config = layout.config_file
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.parent.chmod(0o755)
+    content = req["config"]
+    if not config.exists() or config.read_text() != content:
+        temporary = config.with_name(f".{config.name}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, content.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chown(temporary, 0, 0)
+        os.replace(temporary, config)
+        done.append(f"wrote {config}")
+    config.chmod(0o600)
+    unit_file = Path(f"/etc/systemd/system/{layout.unit}.service")
+    if not unit_file.exists() or unit_file.read_text() != req["unit_text"]:
+        unit_file.write_text(req["unit_text"])
+        unit_file.chmod(0o644)
+        done.append(f"installed {unit_file}")
+    sh("systemctl", "daemon-reload")
+    sh("systemctl", "enable", "--quiet", f"{layout.unit}.service")
+    return {"done": done}
+
+
+COMMANDS = {
+    "state": cmd_state,
+    "lock": cmd_lock,
+    "unlock": cmd_unlock,
+    "prepare": cmd_prepare,
+    "install": cmd_install,
+    "switch": cmd_switch,
+    "restart": cmd_restart,
+    "stop": cmd_stop,
+    "journal": cmd_journal,
+    "prune": cmd_prune,
+    "log": cmd_log,
+    "setup": cmd_setup,
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run one command and print its JSON answer."""
+    command, req = argv[0], json.loads(argv[1])
+    layout = Layout(req) if "base_dir" in req else None
+    started = now()
+    try:
+        if layout is not None:
+            append_log(layout, req.get("log_before", []))
+        result = COMMANDS[command](req)
+        answer = {"ok": True, "result": result}
+    except (AgentError, OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
+        answer = {"ok": False, "error": str(exc) or type(exc).__name__}
+    record = req.get("record")
+    if layout is not None and record:
+        outcome = "ok" if answer["ok"] else "failed"
+        if (
+            answer["ok"]
+            and isinstance(answer["result"], dict)
+            and answer["result"].get("healthy") is False
+        ):
+            outcome = "failed"
+        event = {**record, "outcome": outcome, "started_at": started, "ended_at": now()}
+        if not answer["ok"]:
+            event["reason"] = answer["error"]
+        elif isinstance(answer["result"], dict) and answer["result"].get("reason"):
+            event["reason"] = answer["result"]["reason"]
+        append_log(layout, [event])
+    print(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

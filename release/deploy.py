@@ -1,0 +1,202 @@
+"""Deploy: the state machine of docs/ARCHITECTURE.md.
+
+resolve → fetch + verify → connect → lock → (no-op if already current and healthy) → prepare →
+upload → build releases/.<sha>.partial → rename to releases/<sha> → flip `current` → restart →
+health gate → prune → unlock. A failure before the flip leaves the host as it was; a failure
+after it flips back to the previous release, restarts it and re-checks its health.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from release.artifact import Artifact
+from release.environments import Environment
+from release.errors import ReleaseError, UsageError
+from release.history import FAILED, NOOP, ROLLED_BACK, SUCCEEDED, failed_shas, newest_first
+from release.host import HostError, HostState
+from release.operation import Operation, OperationFailed, Reporter
+from release.progress import Progressable
+from release.releasing import Workspace, verify_from
+from release.store import Store, resolve
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """How a deploy ended."""
+
+    outcome: str
+    version: str
+    sha: str
+    previous_sha: str | None
+    notices: tuple[str, ...] = ()
+
+
+def require_setup(state: HostState, env: Environment) -> None:
+    """Refuse to deploy to an environment `make setup-host` has not prepared."""
+    missing = [name for name, present in state.setup.items() if not present]
+    if missing:
+        raise HostError(
+            f"{env.name} is not set up on {env.host} (missing: {', '.join(missing)})",
+            hint=f"run make setup-host ENV={env.name} first",
+            env=env.name,
+            host=env.host,
+        )
+
+
+def serving_sha(state: HostState) -> str | None:
+    """The commit the running service reports, if it answers ready."""
+    body = state.health.get("ready_body") if state.health.get("ready_status") == 200 else None
+    return body.get("commit") if isinstance(body, dict) else None
+
+
+def fetch_verified(
+    ws: Workspace, env: Environment, ref: str, store: Store, progress: Progressable
+) -> Artifact:
+    """Find, download and verify the artifact locally, before anything touches the host."""
+    info = resolve(store.releases(), ref)
+    artifact = verify_from(ws, info.version, store, progress)
+    if artifact.manifest.tag is None and not env.allow_dev_builds:
+        raise UsageError(
+            f"{artifact.version} is an unpublished dev build; {env.name} takes tagged releases only",
+            hint="cut one with make release VERSION=X.Y.Z, publish it, and deploy that version",
+            env=env.name,
+            release=artifact.version,
+        )
+    return artifact
+
+
+def deploy(
+    ws: Workspace,
+    env: Environment,
+    ref: str,
+    store: Store,
+    reporter: Reporter,
+    progress: Progressable,
+) -> DeployResult:
+    """Deploy release `ref` (version, tag or SHA) from `store` to `env`."""
+    with Operation(env, "deploy", reporter) as op:
+        with op.timed("fetch + verify", ref):
+            artifact = fetch_verified(ws, env, ref, store, progress)
+        sha, version = artifact.commit, artifact.version
+        op.connect()
+        state = op.take_lock(f"deploy {version}")
+        finish: dict[str, Any] | None = None
+        try:
+            op.context.update(
+                version=version, sha=sha, previous_sha=state.current, source=store.label
+            )
+            if state.current == sha and serving_sha(state) == sha:
+                finish = op.finish_event(NOOP)
+                reporter.note(f"{version} ({sha[:12]}) is already deployed and healthy")
+                return DeployResult(NOOP, version, sha, state.current, tuple(op.notices))
+            try:
+                finish = _install_and_switch(op, artifact, state)
+            except ReleaseError as exc:
+                finish = op.finish_event(FAILED, str(exc))
+                raise
+            if finish["outcome"] != SUCCEEDED:
+                raise _failure(op, finish)
+            with op.timed("prune", f"keep {env.keep_releases}"):
+                pruned = _prune(op, state, sha)
+            if pruned:
+                reporter.note(
+                    f"pruned {len(pruned)} old release(s): {', '.join(p[:12] for p in pruned)}"
+                )
+            return DeployResult(SUCCEEDED, version, sha, state.current, tuple(op.notices))
+        finally:
+            op.close(finish)
+
+
+def _install_and_switch(op: Operation, artifact: Artifact, state: HostState) -> dict[str, Any]:
+    assert op.host is not None
+    sha, version, env = artifact.commit, artifact.version, op.env
+    with op.timed("prepare"):
+        prepared = op.call("prepare", "prepare", sha=sha)
+    if prepared["removed"]:
+        op.reporter.note(
+            f"removed leftovers of an interrupted deploy: {', '.join(prepared['removed'])}"
+        )
+    if prepared["complete"]:
+        op.reporter.note(f"release {sha[:12]} is already on the host; reusing it")
+    else:
+        archive = f"{env.releases_dir}/.{sha}.upload"
+        with (
+            op.timed("upload", f"{artifact.manifest.size / 1e6:.1f} MB"),
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            bundle = Path(tmp) / "artifact.tar"
+            _bundle(artifact, bundle)
+            op.host.remote.put(bundle, archive)
+        with op.timed("build", "venv offline from the wheelhouse, hashes required"):
+            built = op.call("install", "build", sha=sha, archive=archive)
+        timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
+        op.reporter.note(f"build: {timings}")
+    previous = state.current if state.current != sha else state.previous
+    with op.timed("switch", f"current -> releases/{sha[:12]}"):
+        op.call("switch", "switch", sha=sha, previous=previous)
+    with op.timed("restart + health", f"timeout {env.health_timeout:.0f} s"):
+        gate = op.call("restart", "health", version=version, sha=sha, timeout=env.health_timeout)
+    if gate["healthy"]:
+        op.reporter.note(f"healthy after {gate['seconds']:.2f} s")
+        return op.finish_event(SUCCEEDED)
+    return _roll_back_after(op, state, gate["reason"])
+
+
+def _roll_back_after(op: Operation, state: HostState, reason: str) -> dict[str, Any]:
+    """The new release failed its health gate: flip back to what was current and re-check."""
+    assert op.host is not None
+    op.context["journal"] = op.host.journal(20)
+    back_to = state.current
+    if back_to is None or back_to not in state.releases:
+        return op.finish_event(FAILED, f"{reason}; no previous release to roll back to")
+    with op.timed("roll back", f"current -> releases/{back_to[:12]}"):
+        op.call("switch", "rollback switch", sha=back_to, previous=state.previous)
+        gate = op.call(
+            "restart",
+            "rollback health",
+            version=state.version_of(back_to),
+            sha=back_to,
+            timeout=op.env.health_timeout,
+        )
+    if gate["healthy"]:
+        return op.finish_event(ROLLED_BACK, f"{reason}; rolled back to {back_to[:12]}")
+    return op.finish_event(
+        FAILED, f"{reason}; the rollback to {back_to[:12]} is not healthy either: {gate['reason']}"
+    )
+
+
+def _failure(op: Operation, finish: dict[str, Any]) -> OperationFailed:
+    journal: list[str] = op.context.get("journal", [])
+    return OperationFailed(
+        f"{op.action} of {op.context.get('version')} failed: {finish.get('reason')}",
+        journal,
+        env=op.env.name,
+        host=op.env.host,
+    )
+
+
+def _prune(op: Operation, state: HostState, sha: str) -> list[str]:
+    order = [sha, *[s for s in newest_first(state) if s != sha]]
+    result = op.call(
+        "prune",
+        "prune",
+        keep=op.env.keep_releases,
+        failed=sorted(failed_shas(state.log) - {sha}),
+        newest_first=order,
+        protect=[sha, state.current] if state.current else [sha],
+    )
+    removed: list[str] = result["removed"]
+    return removed
+
+
+def _bundle(artifact: Artifact, target: Path) -> None:
+    """One uncompressed tar of the verified artifact: one SFTP transfer instead of dozens."""
+    with tarfile.open(target, "w") as bundle:
+        for path in sorted(artifact.directory.rglob("*")):
+            if path.is_file():
+                bundle.add(path, arcname=path.relative_to(artifact.directory).as_posix())

@@ -1,0 +1,79 @@
+"""Deployment environments: `deployment/environments/<env>.toml`, overridable from the shell."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from release.errors import UsageError
+
+ENV_DIR = Path("deployment") / "environments"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One tier on the host: where it lives, how to reach it, how to judge it."""
+
+    name: str
+    host: str
+    ssh_user: str
+    ssh_port: int
+    port: int
+    unit: str
+    base_dir: str
+    data_dir: str
+    config_file: str
+    keep_releases: int
+    health_timeout: float
+    allow_dev_builds: bool
+    ssh_key: str | None = None
+    known_hosts: str | None = None
+
+    @property
+    def releases_dir(self) -> str:
+        """Where complete releases live on the host."""
+        return f"{self.base_dir}/releases"
+
+    @property
+    def unit_file(self) -> str:
+        """The installed systemd unit."""
+        return f"/etc/systemd/system/{self.unit}.service"
+
+
+def available(root: Path) -> list[str]:
+    """Names of the environments defined under `root`."""
+    return sorted(p.stem for p in (root / ENV_DIR).glob("*.toml"))
+
+
+def load(root: Path, name: str, environ: Mapping[str, str] | None = None) -> Environment:
+    """Read one environment and apply DEPLOY_* overrides from `environ`."""
+    environ = os.environ if environ is None else environ
+    path = root / ENV_DIR / f"{name}.toml"
+    if not name or not path.is_file():
+        known = ", ".join(available(root)) or "none"
+        raise UsageError(f"unknown environment {name!r}", hint=f"use ENV= one of: {known}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        env = Environment(**{f.name: data[f.name] for f in fields(Environment) if f.name in data})
+    except (tomllib.TOMLDecodeError, TypeError) as exc:
+        raise UsageError(f"{path} is not a valid environment definition: {exc}") from None
+    if env.name != name:
+        raise UsageError(f"{path} defines environment {env.name!r}, not {name!r}")
+    overrides: dict[str, object] = {}
+    for variable, field_name in (
+        ("DEPLOY_HOST", "host"),
+        ("DEPLOY_SSH_USER", "ssh_user"),
+        ("DEPLOY_SSH_KEY", "ssh_key"),
+        ("DEPLOY_KNOWN_HOSTS", "known_hosts"),
+    ):
+        if environ.get(variable):
+            overrides[field_name] = environ[variable]
+    if environ.get("DEPLOY_SSH_PORT"):
+        port = environ["DEPLOY_SSH_PORT"]
+        if not port.isdigit():
+            raise UsageError(f"DEPLOY_SSH_PORT={port!r} is not a port number")
+        overrides["ssh_port"] = int(port)
+    return replace(env, **overrides)  # type: ignore[arg-type]

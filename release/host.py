@@ -1,0 +1,125 @@
+"""What is on a host for one environment, and the operations on it, via the host agent."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from release import agent
+from release.environments import Environment
+from release.errors import ReleaseError
+from release.remote import Remote
+
+_AGENT_SOURCE = base64.b64encode(Path(agent.__file__).read_bytes()).decode()
+_BOOTSTRAP = (
+    "import base64,sys;a=sys.argv;sys.argv=[a[0]]+a[2:];"
+    "exec(compile(base64.b64decode(a[1]),'helionyx-agent','exec'))"
+)
+
+
+class HostError(ReleaseError):
+    """The host refused or failed an operation."""
+
+
+@dataclass(frozen=True)
+class HostRelease:
+    """A release directory on the host."""
+
+    sha: str
+    version: str | None
+    tag: str | None
+    built_at: str | None
+
+
+@dataclass(frozen=True)
+class HostState:
+    """One snapshot of an environment on the host."""
+
+    releases: dict[str, HostRelease]
+    partials: list[str]
+    current: str | None
+    previous: str | None
+    lock: dict[str, Any] | None
+    unit: dict[str, str]
+    health: dict[str, Any]
+    setup: dict[str, bool]
+    log: list[dict[str, Any]] = field(default_factory=list)
+    host_time: str = ""
+
+    def version_of(self, sha: str | None) -> str | None:
+        """The version of a release on the host."""
+        release = self.releases.get(sha or "")
+        return release.version if release else None
+
+
+class Host:
+    """An environment on a host, reached through a Remote."""
+
+    def __init__(self, remote: Remote, env: Environment) -> None:
+        self.remote = remote
+        self.env = env
+
+    def base_request(self) -> dict[str, Any]:
+        """What every agent call needs to know about the environment."""
+        return {
+            "base_dir": self.env.base_dir,
+            "data_dir": self.env.data_dir,
+            "config_file": self.env.config_file,
+            "unit": self.env.unit,
+            "port": self.env.port,
+            "env": self.env.name,
+        }
+
+    def call(self, command: str, timeout: float | None = 600, **request: Any) -> Any:
+        """Run one agent command on the host and return its result, or raise HostError."""
+        payload = json.dumps({**self.base_request(), **request})
+        line = (
+            f"python3 -c {shlex.quote(_BOOTSTRAP)} {_AGENT_SOURCE} {command} {shlex.quote(payload)}"
+        )
+        result = self.remote.run(line, timeout=timeout)
+        answer_line = result.stdout.strip().splitlines()[-1:] if result.stdout.strip() else []
+        try:
+            answer = json.loads(answer_line[0]) if answer_line else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            detail = result.stderr.strip().splitlines()
+            raise HostError(
+                f"the host agent failed ({command}): {detail[-1] if detail else result.code}",
+                hint="the host needs python3",
+                host=self.remote.host,
+                env=self.env.name,
+            )
+        if not answer.get("ok"):
+            raise HostError(str(answer.get("error")), host=self.remote.host, env=self.env.name)
+        return answer["result"]
+
+    def state(self, *, probe: bool = False) -> HostState:
+        """Releases, links, lock, unit, optionally health, and the deploy log."""
+        raw = self.call("state", probe=probe)
+        releases = {
+            r["sha"]: HostRelease(r["sha"], r.get("version"), r.get("tag"), r.get("built_at"))
+            for r in raw["releases"]
+            if r.get("complete")
+        }
+        return HostState(
+            releases=releases,
+            partials=raw["partials"],
+            current=raw["current"],
+            previous=raw["previous"],
+            lock=raw["lock"],
+            unit=raw["unit"],
+            health=raw["health"],
+            setup=raw["setup"],
+            log=raw["log"],
+            host_time=raw["host_time"],
+        )
+
+    def journal(self, lines: int = 20) -> list[str]:
+        """The unit's last journal lines."""
+        result: list[str] = self.call("journal", lines=lines)["lines"]
+        return result

@@ -1,0 +1,139 @@
+"""What every host operation shares: one connection, the lock, timed steps, the audit record."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+from release.environments import Environment
+from release.errors import ReleaseError
+from release.history import FINISH
+from release.host import Host, HostState
+from release.lock import EnvLock, operator
+from release.remote import Remote, SshRemote
+
+
+class Reporter(Protocol):
+    """Where progress goes (the CLI prints it; tests may collect it)."""
+
+    def step(self, name: str, seconds: float, detail: str = "") -> None:
+        """A step finished."""
+
+    def note(self, message: str) -> None:
+        """Something the operator should know."""
+
+
+class OperationFailed(ReleaseError):
+    """A deploy, rollback or restart failed on the host; carries the journal's last lines."""
+
+    def __init__(self, message: str, journal: list[str], **context: Any) -> None:
+        super().__init__(message, **context)
+        self.journal = journal
+
+
+def utc_now() -> str:
+    """UTC now, ISO 8601 with Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Operation:
+    """One locked operation on one environment, recorded in the host's deploy log."""
+
+    env: Environment
+    action: str
+    reporter: Reporter
+    remote_factory: Callable[[Environment], Remote] = field(
+        default=lambda env: SshRemote(env).open()
+    )
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: str = field(default_factory=utc_now)
+    context: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    host: Host | None = None
+    lock: EnvLock | None = None
+
+    def connect(self) -> Host:
+        """Open the one SSH connection this operation uses."""
+        with self.timed("connect", self.env.host):
+            self.host = Host(self.remote_factory(self.env), self.env)
+        return self.host
+
+    def take_lock(self, command: str) -> HostState:
+        """Take the env lock and read the host's state."""
+        assert self.host is not None
+        with self.timed("lock", self.env.name):
+            self.lock = EnvLock(self.host, command, self.notices).acquire()
+            for notice in self.notices:
+                self.reporter.note(notice)
+            state = self.host.state(probe=True)
+        return state
+
+    def record(self, step: str, **extra: Any) -> dict[str, Any]:
+        """The audit fields for one step of this operation."""
+        return {
+            "deploy_id": self.id,
+            "action": self.action,
+            "env": self.env.name,
+            "operator": operator(),
+            "step": step,
+            **self.context,
+            **extra,
+        }
+
+    def finish_event(self, outcome: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
+        """The closing record of this operation."""
+        event = self.record(FINISH, **extra)
+        event.update(outcome=outcome, started_at=self.started_at, ended_at=utc_now())
+        if reason:
+            event["reason"] = reason
+        return event
+
+    def call(self, command: str, step: str, **request: Any) -> Any:
+        """An agent call whose outcome the host records in the deploy log."""
+        assert self.host is not None
+        return self.host.call(command, record=self.record(step), **request)
+
+    @contextmanager
+    def timed(self, name: str, detail: str = "") -> Iterator[None]:
+        """Report a step with its duration when it completes."""
+        started = time.monotonic()
+        yield
+        self.reporter.step(name, time.monotonic() - started, detail)
+        pause_for_tests(name)
+
+    def close(self, finish: dict[str, Any] | None) -> None:
+        """Release the lock (writing the finish record with it) and disconnect."""
+        try:
+            if self.lock is not None:
+                self.lock.release(log_before=[finish] if finish else [])
+        finally:
+            if self.host is not None:
+                self.host.remote.close()
+
+    def __enter__(self) -> Operation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.host is not None:
+            self.host.remote.close()
+
+
+def pause_for_tests(step: str) -> None:
+    """HELIONYX_PAUSE_AFTER=<step> parks the process after that step so a test can kill it."""
+    if os.environ.get("HELIONYX_PAUSE_AFTER") == step:
+        print(f"paused after {step}", file=sys.stderr, flush=True)
+        time.sleep(600)

@@ -1,0 +1,159 @@
+"""SSH to the host: one fabric connection per command, host keys pinned by known_hosts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import paramiko
+from fabric import Config, Connection
+from invoke.exceptions import CommandTimedOut
+
+from release.environments import Environment
+from release.errors import ReleaseError
+
+
+class ConnectionFailed(ReleaseError):
+    """The host could not be reached or did not prove its identity."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a remote command did."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+class Remote(Protocol):
+    """The boundary to the host: run a command, copy a file."""
+
+    host: str
+
+    def run(self, command: str, *, timeout: float | None = None) -> Result:
+        """Run a shell command; never raises for a non-zero exit."""
+        ...
+
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a local file to a remote path."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+class SshRemote:
+    """A fabric Connection that refuses unknown or changed host keys."""
+
+    def __init__(self, env: Environment, *, connect_timeout: float = 10) -> None:
+        self.host = env.host
+        known_hosts = Path(env.known_hosts or Path.home() / ".ssh" / "known_hosts")
+        connect_kwargs: dict[str, object] = {"allow_agent": False}
+        if env.ssh_key:
+            connect_kwargs.update(key_filename=env.ssh_key, look_for_keys=False)
+        config = Config(
+            overrides={
+                "run": {"in_stream": False, "hide": True, "warn": True},
+                "load_ssh_configs": False,
+            }
+        )
+        self._connection = Connection(
+            env.host,
+            user=env.ssh_user,
+            port=env.ssh_port,
+            connect_timeout=connect_timeout,
+            connect_kwargs=connect_kwargs,
+            config=config,
+        )
+        client = self._connection.client
+        # fabric auto-adds unknown keys; a deploy tool must not.
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if not known_hosts.is_file():
+            raise ConnectionFailed(
+                f"known_hosts file {known_hosts} does not exist",
+                hint="set DEPLOY_KNOWN_HOSTS to a file holding the host's key",
+                host=env.host,
+            )
+        client.load_host_keys(str(known_hosts))
+        self._known_hosts = known_hosts
+        self._env = env
+
+    def open(self) -> SshRemote:
+        """Connect now, turning every failure into one clear ConnectionFailed."""
+        host = f"{self._env.ssh_user}@{self._env.host}:{self._env.ssh_port}"
+        try:
+            self._connection.open()
+        except paramiko.BadHostKeyException:
+            raise ConnectionFailed(
+                f"the host key of {host} does not match {self._known_hosts}",
+                hint="if the host was really reinstalled, update known_hosts; otherwise stop",
+                host=self._env.host,
+            ) from None
+        except paramiko.AuthenticationException:
+            raise ConnectionFailed(
+                f"{host} refused the SSH key", hint="check DEPLOY_SSH_KEY", host=self._env.host
+            ) from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise ConnectionFailed(
+                    f"the host key of {host} is not in {self._known_hosts}",
+                    hint="add the host's key to known_hosts (unknown keys are never accepted)",
+                    host=self._env.host,
+                ) from None
+            raise ConnectionFailed(f"SSH to {host} failed: {exc}", host=self._env.host) from None
+        except (TimeoutError, OSError) as exc:
+            reason = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else "timeout"
+            raise ConnectionFailed(
+                f"cannot reach {host} ({reason or 'timed out'})",
+                hint="check DEPLOY_HOST/host in the environment file and that sshd runs",
+                host=self._env.host,
+            ) from None
+        return self
+
+    def run(self, command: str, *, timeout: float | None = None) -> Result:
+        """Run a command over the open connection."""
+        try:
+            result = self._connection.run(command, timeout=timeout)
+        except CommandTimedOut:
+            return Result(124, "", f"timed out after {timeout} s")
+        except (OSError, paramiko.SSHException) as exc:
+            raise ConnectionFailed(
+                f"lost the SSH connection ({type(exc).__name__})", host=self.host
+            ) from None
+        return Result(result.exited, result.stdout, result.stderr)
+
+    def stream(self, command: str) -> int:
+        """Run a command with its output streamed to this terminal (until it ends or Ctrl-C)."""
+        try:
+            result = self._connection.run(command, hide=False, warn=True)
+        except (OSError, paramiko.SSHException) as exc:
+            raise ConnectionFailed(
+                f"lost the SSH connection ({type(exc).__name__})", host=self.host
+            ) from None
+        return int(result.exited)
+
+    def put(self, local: Path, remote: str) -> None:
+        """SFTP a file."""
+        try:
+            self._connection.put(str(local), remote)
+        except (OSError, paramiko.SSHException) as exc:
+            raise ConnectionFailed(f"upload to {self.host} failed: {exc}", host=self.host) from None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._connection.close()
+
+    def __enter__(self) -> SshRemote:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,97 @@
+"""Rollback: flip `current` back to the previous good release (or a named one), restart, check."""
+
+from __future__ import annotations
+
+from release.deploy import DeployResult, require_setup
+from release.environments import Environment
+from release.errors import UsageError
+from release.history import FAILED, SUCCEEDED, failed_shas, newest_first
+from release.host import HostState
+from release.operation import Operation, OperationFailed, Reporter
+
+
+def pick_target(state: HostState, to: str | None) -> str:
+    """The SHA to roll back to: `to` (version, tag or SHA prefix) or the previous good release."""
+    existing = (
+        ", ".join(
+            f"{state.version_of(s)} ({s[:12]})" for s in newest_first(state) if s != state.current
+        )
+        or "none"
+    )
+    if to:
+        bare = to[1:] if to.startswith("v") and to[1:2].isdigit() else to
+        matches = [
+            sha
+            for sha, release in state.releases.items()
+            if bare in (release.version, release.tag)
+            or to == release.tag
+            or (len(to) >= 7 and sha.startswith(to))
+        ]
+        if len(matches) != 1:
+            raise UsageError(
+                f"no single release {to!r} on the host", hint=f"the host holds: {existing}"
+            )
+        target = matches[0]
+    else:
+        failed = failed_shas(state.log)
+        candidates = [state.previous] if state.previous else []
+        candidates += [s for s in newest_first(state) if s not in (state.current, state.previous)]
+        good = [s for s in candidates if s and s in state.releases and s not in failed]
+        if not good:
+            raise UsageError(
+                "there is no previous good release to roll back to",
+                hint=f"the host holds: {existing}",
+            )
+        target = good[0]
+    if target == state.current:
+        raise UsageError(f"{state.version_of(target)} ({target[:12]}) is already current")
+    return target
+
+
+def rollback(env: Environment, to: str | None, reporter: Reporter) -> DeployResult:
+    """Roll `env` back; exits through OperationFailed if the target is not healthy either."""
+    with Operation(env, "rollback", reporter) as op:
+        op.connect()
+        state = op.take_lock(f"rollback{' to ' + to if to else ''}")
+        finish = None
+        try:
+            require_setup(state, env)
+            target = pick_target(state, to)
+            version = state.version_of(target)
+            op.context.update(
+                version=version, sha=target, previous_sha=state.current, source="host"
+            )
+            with op.timed("switch", f"current -> releases/{target[:12]}"):
+                op.call("switch", "switch", sha=target, previous=state.current)
+            with op.timed("restart + health", f"timeout {env.health_timeout:.0f} s"):
+                gate = op.call(
+                    "restart", "health", version=version, sha=target, timeout=env.health_timeout
+                )
+            if gate["healthy"]:
+                finish = op.finish_event(SUCCEEDED)
+                return DeployResult(SUCCEEDED, version or "?", target, state.current)
+            assert op.host is not None
+            journal = op.host.journal(20)
+            reason = gate["reason"]
+            if state.current is not None:
+                # Never leave the service on a broken release when the one we left was running.
+                op.call("switch", "undo switch", sha=state.current, previous=state.previous)
+                back = op.call(
+                    "restart",
+                    "undo health",
+                    version=state.version_of(state.current),
+                    sha=state.current,
+                    timeout=env.health_timeout,
+                )
+                reason += f"; restored {state.current[:12]}" + (
+                    "" if back["healthy"] else " (unhealthy)"
+                )
+            finish = op.finish_event(FAILED, reason)
+            raise OperationFailed(
+                f"rollback to {version} ({target[:12]}) is not healthy: {reason}",
+                journal,
+                env=env.name,
+                host=env.host,
+            )
+        finally:
+            op.close(finish)

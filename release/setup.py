@@ -1,0 +1,85 @@
+"""`make setup-host`: first-time, idempotent preparation of one environment on the host."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from helionyx.config import ConfigError, load_settings
+from release.environments import Environment
+from release.errors import UsageError
+from release.host import Host
+from release.remote import SshRemote
+
+UNIT_TEMPLATE = Path("deployment") / "systemd" / "helionyx.service.in"
+_PLACEHOLDER = re.compile(r"<[^<>\n]*>")
+
+
+def render_config(env: Environment, text: str, source: Path) -> str:
+    """The host's env file: the operator's settings with the host layout forced from the TOML."""
+    if _PLACEHOLDER.search(text):
+        keys = sorted(
+            {line.split("=", 1)[0] for line in text.splitlines() if _PLACEHOLDER.search(line)}
+        )
+        raise UsageError(
+            f"{source} still holds template placeholders ({', '.join(keys)})",
+            hint="replace every <…> with a real value",
+            env=env.name,
+        )
+    layout = {
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(env.port),
+        "EVENT_STORE_PATH": f"{env.data_dir}/events",
+        "PROJECTIONS_DB_PATH": f"{env.data_dir}/projections/projections.db",
+    }
+    kept = [
+        line
+        for line in text.splitlines()
+        if line.split("=", 1)[0].strip() not in layout or line.lstrip().startswith("#")
+    ]
+    rendered = "\n".join(
+        [
+            f"# Managed by make setup-host ENV={env.name} from {source.name}; host layout keys "
+            "come from deployment/environments.",
+            *kept,
+            *(f"{key}={value}" for key, value in layout.items()),
+        ]
+    )
+    values = {}
+    for line in rendered.splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip("'\"")
+    try:
+        load_settings(env.name, env_file=Path("/nonexistent"), environ=values)
+    except ConfigError as exc:
+        raise UsageError(f"{source}: {exc}", env=env.name) from None
+    return rendered + "\n"
+
+
+def render_unit(root: Path, env: Environment) -> str:
+    """The systemd unit for the env from deployment/systemd/."""
+    template = (root / UNIT_TEMPLATE).read_text(encoding="utf-8")
+    return template.format(
+        env=env.name,
+        unit=env.unit,
+        base_dir=env.base_dir,
+        data_dir=env.data_dir,
+        config_file=env.config_file,
+        port=env.port,
+    )
+
+
+def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
+    """Create user, dirs, config (0600) and unit on the host; returns what changed."""
+    if not env_file.is_file():
+        raise UsageError(
+            f"no settings file {env_file}",
+            hint=f"copy .env.{env.name}.example (or .env.template) to {env_file.name} and fill it",
+            env=env.name,
+        )
+    config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
+    unit = render_unit(root, env)
+    with SshRemote(env) as remote:
+        done: list[str] = Host(remote, env).call("setup", config=config, unit_text=unit)["done"]
+    return done
