@@ -84,3 +84,59 @@ releases-available: $(STAMP) ## list what STORE holds, newest first (FORMAT=json
 .PHONY: verify
 verify: $(STAMP) ## download VERSION from STORE into dist/cache and check every checksum
 	@$(RELEASE) verify --version "$(VERSION)" --store "$(STORE)"
+
+# -- deploying to a host -----------------------------------------------------------------
+ENV_FILE ?=
+TO ?=
+FOLLOW ?=
+FORCE ?=
+LINES ?= 100
+TESTNODE := $(PYTHON) deployment/testnode/testnode.py
+
+.PHONY: setup-host
+setup-host: $(STAMP) ## prepare ENV on its host: user, dirs, /etc/helionyx/ENV.env (0600), unit
+	@$(RELEASE) setup-host --env "$(ENV)" $(if $(ENV_FILE),--env-file "$(ENV_FILE)")
+
+.PHONY: deploy
+deploy: $(STAMP) ## deploy VERSION (version, tag or SHA) from STORE to ENV, health-gated
+	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)"
+
+.PHONY: rollback
+rollback: $(STAMP) ## point ENV back at the previous good release (or TO=version|sha)
+	@$(RELEASE) rollback --env "$(ENV)" $(if $(TO),--to "$(TO)")
+
+.PHONY: status
+status: $(STAMP) ## what ENV runs, who deployed it, health, releases (FORMAT=json)
+	@$(RELEASE) status --env "$(ENV)" --format "$(FORMAT)"
+
+.PHONY: releases
+releases: $(STAMP) ## releases on ENV's host, marked current/previous/failed (FORMAT=json)
+	@$(RELEASE) releases --env "$(ENV)" --format "$(FORMAT)"
+
+.PHONY: logs
+logs: $(STAMP) ## ENV's journal (LINES=100; FOLLOW=1 to follow)
+	@$(RELEASE) logs --env "$(ENV)" --lines "$(LINES)" $(if $(FOLLOW),--follow)
+
+.PHONY: restart
+restart: $(STAMP) ## restart ENV's service and hold it to the health gate
+	@$(RELEASE) restart --env "$(ENV)"
+
+.PHONY: stop
+stop: $(STAMP) ## stop ENV's service
+	@$(RELEASE) stop --env "$(ENV)"
+
+.PHONY: unlock
+unlock: $(STAMP) ## clear ENV's deploy lock once its holder is gone (FORCE=1 for another machine's)
+	@$(RELEASE) unlock --env "$(ENV)" $(if $(FORCE),--force)
+
+.PHONY: testnode-up
+testnode-up: ## boot the throwaway systemd+OpenSSH test node on this machine (root; idempotent)
+	@$(TESTNODE) up
+
+.PHONY: testnode-down
+testnode-down: ## shut the test node down (its root filesystem stays cached)
+	@$(TESTNODE) down
+
+.PHONY: testnode-env
+testnode-env: ## print DEPLOY_* settings for the test node: eval "$(make -s testnode-env)"
+	@$(TESTNODE) env

@@ -85,7 +85,7 @@ class Layout:
     def link_target(self, link: Path) -> str | None:
         """The release SHA a link (current/previous) points at, if it is a complete release."""
         try:
-            target = os.readlink(link)
+            target = str(link.readlink())
         except OSError:
             return None
         return Path(target).name
@@ -128,7 +128,10 @@ def unit_state(unit: str) -> dict[str, str]:
     """systemd's view of the unit."""
     if not unit:
         return {}
-    props = "ActiveState,SubState,MainPID,ActiveEnterTimestampMonotonic,LoadState,UnitFileState,NRestarts,Result"
+    props = (
+        "ActiveState,SubState,MainPID,ActiveEnterTimestampMonotonic,LoadState,UnitFileState,"
+        "NRestarts,Result"
+    )
     result = sh("systemctl", "show", f"{unit}.service", f"--property={props}", check=False)
     state = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     entered = int(state.get("ActiveEnterTimestampMonotonic", "0") or 0)
@@ -481,7 +484,10 @@ def health_gate(
                     "seconds": round(time.monotonic() - started, 3),
                     "body": body,
                 }
-            last = f"serving version {seen[0]} commit {str(seen[1])[:12]}, expected {version} {str(sha)[:12]}"
+            last = (
+                f"serving version {seen[0]} commit {str(seen[1])[:12]}, "
+                f"expected {version} {str(sha)[:12]}"
+            )
         elif status:
             reason = body.get("reason") if isinstance(body, dict) else None
             last = f"/health/ready answered {status}" + (f": {reason}" if reason else "")

@@ -150,18 +150,18 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
         return 0
     if args.command == "deploy":
         print(f"deploying {args.version} to {env.name} on {env.host}")
-        result = deploy.deploy(ws, env, args.version, _store(args.store, ws), reporter, progress)
-        verb = "already deployed" if result.outcome == "noop" else "deployed"
-        print(
-            f"{verb} {result.version} ({result.sha[:12]}) to {env.name} in {time.monotonic() - started:.2f} s"
+        result = deploy.deploy(
+            ws, env, args.version, _store(args.store, ws), reporter=reporter, progress=progress
         )
+        verb = "already deployed" if result.outcome == "noop" else "deployed"
+        took = time.monotonic() - started
+        print(f"{verb} {result.version} ({result.sha[:12]}) to {env.name} in {took:.2f} s")
         return 0
     if args.command == "rollback":
         print(f"rolling back {env.name} on {env.host}")
         result = rollback.rollback(env, args.to, reporter)
-        print(
-            f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {time.monotonic() - started:.2f} s"
-        )
+        took = time.monotonic() - started
+        print(f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {took:.2f} s")
         return 0
     if args.command in ("status", "releases"):
         current = status.read_status(env)
@@ -194,9 +194,8 @@ def _print_status(current: status.Status, *, releases_only: bool) -> None:
         print(f"env        {current.env} ({current.unit} on {current.host})")
         print(f"current    {current.version or '-'} ({current.sha or 'none'})")
         if current.deployed_at:
-            print(
-                f"deployed   {current.deployed_at} by {current.deployed_by} from {current.deployed_from}"
-            )
+            who = f"by {current.deployed_by} from {current.deployed_from}"
+            print(f"deployed   {current.deployed_at} {who}")
         print(
             f"service    {service_state.get('state')} ({service_state.get('sub_state')})"
             + (f", up {uptime:.0f} s, pid {service_state.get('pid')}" if uptime is not None else "")

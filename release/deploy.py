@@ -62,7 +62,8 @@ def fetch_verified(
     artifact = verify_from(ws, info.version, store, progress)
     if artifact.manifest.tag is None and not env.allow_dev_builds:
         raise UsageError(
-            f"{artifact.version} is an unpublished dev build; {env.name} takes tagged releases only",
+            f"{artifact.version} is an unpublished dev build; "
+            f"{env.name} takes tagged releases only",
             hint="cut one with make release VERSION=X.Y.Z, publish it, and deploy that version",
             env=env.name,
             release=artifact.version,
@@ -75,6 +76,7 @@ def deploy(
     env: Environment,
     ref: str,
     store: Store,
+    *,
     reporter: Reporter,
     progress: Progressable,
 ) -> DeployResult:

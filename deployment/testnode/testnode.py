@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-STATE = Path(os.environ.get("HELIONYX_TESTNODE_DIR", "/var/tmp/helionyx-testnode"))
+# Under /var/tmp so the ~300 MB root filesystem survives reboots and is reused.
+STATE = Path(os.environ.get("HELIONYX_TESTNODE_DIR", "/var/tmp/helionyx-testnode"))  # noqa: S108
 SUITE = "bookworm"
 PACKAGES = [
     "systemd",
@@ -66,7 +67,9 @@ def run(*args: str, check: bool = True, quiet: bool = True) -> subprocess.Comple
     result = subprocess.run(args, capture_output=quiet, text=True, check=False)
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout or "").strip().splitlines()
-        raise NodeError(f"{' '.join(args[:3])} failed: {detail[-1] if detail else result.returncode}")
+        raise NodeError(
+            f"{' '.join(args[:3])} failed: {detail[-1] if detail else result.returncode}"
+        )
     return result
 
 
@@ -124,11 +127,18 @@ def ensure_host_tools() -> None:
     if not missing:
         return
     if os.geteuid() != 0:
-        raise NodeError(f"missing {', '.join(missing)}; install them: apt-get install -y {' '.join(missing)}")
+        raise NodeError(
+            f"missing {', '.join(missing)}; install them: apt-get install -y {' '.join(missing)}"
+        )
     say(f"installing {', '.join(missing)} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", *missing],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def debian_mirror() -> str:
@@ -224,7 +234,19 @@ def _network_up(node: Node) -> None:
     if run("ip", "netns", "list", check=False).stdout.split().count(node.name) == 0:
         run("ip", "netns", "add", node.name)
     if run("ip", "link", "show", node.veth, check=False).returncode != 0:
-        run("ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0", "netns", node.name)
+        run(
+            "ip",
+            "link",
+            "add",
+            node.veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            node.name,
+        )
         run("ip", "addr", "add", f"{node.host_ip}/24", "dev", node.veth)
         run("ip", "link", "set", node.veth, "up")
         run("ip", "-n", node.name, "addr", "add", f"{node.ip}/24", "dev", "eth0")
@@ -256,7 +278,18 @@ def _unmount(node: Node) -> None:
 def _client_key(node: Node) -> None:
     if not node.key.exists():
         node.key.parent.mkdir(parents=True, exist_ok=True)
-        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "helionyx-testnode", "-f", str(node.key))
+        run(
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "helionyx-testnode",
+            "-f",
+            str(node.key),
+        )
     node.key.chmod(0o600)
 
 
@@ -273,7 +306,18 @@ def _personalise(node: Node) -> None:
     machine_id = run("systemd-id128", "new").stdout.strip()
     (root / "etc/machine-id").write_text(machine_id + "\n")
     host_key = root / "etc/ssh/ssh_host_ed25519_key"
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{node.name}", "-f", str(host_key))
+    run(
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        f"root@{node.name}",
+        "-f",
+        str(host_key),
+    )
     public = " ".join(host_key.with_suffix(".pub").read_text().split()[:2])
     node.known_hosts.write_text(f"{node.ip} {public}\n")
 
@@ -294,12 +338,18 @@ def ssh_command(node: Node, *command: str, timeout: int = 5) -> list[str]:
     """The ssh argv that runs `command` on the node as root."""
     return [
         "ssh",
-        "-i", str(node.key),
-        "-o", f"UserKnownHostsFile={node.known_hosts}",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", "BatchMode=yes",
-        "-o", f"ConnectTimeout={timeout}",
-        "-o", "LogLevel=ERROR",
+        "-i",
+        str(node.key),
+        "-o",
+        f"UserKnownHostsFile={node.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={timeout}",
+        "-o",
+        "LogLevel=ERROR",
         f"root@{node.ip}",
         *command,
     ]
@@ -362,7 +412,8 @@ def up(node: Node) -> None:
         process = subprocess.Popen(
             [
                 "systemd-nspawn",
-                "-D", str(node.merged),
+                "-D",
+                str(node.merged),
                 f"--machine={node.name}",
                 "--boot",
                 "--register=no",
@@ -432,10 +483,11 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(node.env_lines()))
         elif args.command == "status":
             pid = nspawn_pid(node)
-            print(f"{node.name}: {'up' if pid else 'down'}{f' at {node.ip} (nspawn pid {pid})' if pid else ''}")
+            where = f" at {node.ip} (nspawn pid {pid})" if pid else ""
+            print(f"{node.name}: {'up' if pid else 'down'}{where}")
             return 0 if pid else 1
         elif args.command == "ssh":
-            os.execvp("ssh", ssh_command(node, *args.rest))
+            os.execvp("ssh", ssh_command(node, *args.rest))  # noqa: S606
     except NodeError as exc:
         print(f"testnode: error: {exc}", file=sys.stderr)
         return 1

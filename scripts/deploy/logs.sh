@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Thin wrapper: scripts/deploy/logs.sh --env ENV [options]; see `python -m release logs --help`.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+exec "${HELIONYX_PYTHON:-$root/.venv/bin/python}" -m release --repo "$root" logs "$@"
