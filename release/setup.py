@@ -17,10 +17,9 @@ _PLACEHOLDER = re.compile(r"<[^<>\n]*>")
 
 def render_config(env: Environment, text: str, source: Path) -> str:
     """The host's env file: the operator's settings with the host layout forced from the TOML."""
-    if _PLACEHOLDER.search(text):
-        keys = sorted(
-            {line.split("=", 1)[0] for line in text.splitlines() if _PLACEHOLDER.search(line)}
-        )
+    settings = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    keys = sorted({line.split("=", 1)[0] for line in settings if _PLACEHOLDER.search(line)})
+    if keys:
         raise UsageError(
             f"{source} still holds template placeholders ({', '.join(keys)})",
             hint="replace every <…> with a real value",

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,21 @@ def tree_listing(*roots: Path) -> dict[str, tuple[int, int]]:
                 stat = path.stat()
                 found[str(path)] = (stat.st_size, stat.st_mtime_ns)
     return found
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A copy of this project with v0.1.0, v0.2.0 and a broken v0.2.1 built, once per session."""
+    from tests.release.deploykit import build_project  # noqa: PLC0415 - avoids an import cycle
+
+    yield build_project(tmp_path_factory.mktemp("deployable"))
+
+
+@pytest.fixture
+def node() -> Iterator[Any]:
+    """A freshly booted test node (clean overlay) for one test; shut down afterwards."""
+    from tests.release.deploykit import boot_fresh, harness  # noqa: PLC0415
+
+    booted = boot_fresh()
+    yield booted
+    harness("down")

@@ -1,0 +1,294 @@
+"""Driving real deploys for tests: the test node, a project with releases, the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tests.helionyx.servicekit import poll
+from tests.release.conftest import REPO, Result, git, make_project_repo, release_cli
+
+TOKEN = "node-test-token-0123456789abcdef"
+ENVS = ("dev", "staging", "live")
+PORTS = {"dev": 8000, "staging": 8001, "live": 8002}
+
+
+def _load_testnode() -> ModuleType:
+    path = REPO / "deployment" / "testnode" / "testnode.py"
+    spec = importlib.util.spec_from_file_location("helionyx_testnode", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+testnode = _load_testnode()
+
+
+def harness(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the test-node harness as `make testnode-*` does."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "deployment" / "testnode" / "testnode.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@dataclass
+class NodeHandle:
+    """The booted node and how to reach it."""
+
+    env: dict[str, str]
+    node: Any = field(default_factory=lambda: testnode.Node())
+
+    def ssh(self, command: str, *, check: bool = True, timeout: float = 60) -> str:
+        """Run a shell command on the node as root."""
+        done = subprocess.run(
+            self.node_command(command), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"on the node: {command!r} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def node_command(self, command: str) -> list[str]:
+        """argv for ssh to the node."""
+        return list(testnode.ssh_command(self.node, command))
+
+    def http(self, env: str, path: str, token: bool = False) -> tuple[int, Any]:
+        """GET an endpoint of an env's service from inside the node."""
+        auth = f"-H 'Authorization: Bearer {TOKEN}'" if token else ""
+        out = self.ssh(
+            f"curl -s -o /tmp/body -w '%{{http_code}}' {auth} "
+            f"http://127.0.0.1:{PORTS[env]}{path}; echo; cat /tmp/body",
+            check=False,
+        )
+        code, _, body = out.partition("\n")
+        try:
+            return int(code or 0), json.loads(body) if body.strip() else None
+        except ValueError:
+            return int(code or 0), body
+
+    def ingest(self, env: str, text: str) -> str:
+        """POST a message to an env's service on the node; returns the event id."""
+        payload = json.dumps({"text": text}).replace("'", "'\\''")
+        out = self.ssh(
+            f"curl -sf -X POST -H 'Authorization: Bearer {TOKEN}' "
+            f"-H 'Content-Type: application/json' -d '{payload}' "
+            f"http://127.0.0.1:{PORTS[env]}/api/v1/ingest/message"
+        )
+        event_id: str = json.loads(out)["event_id"]
+        return event_id
+
+    def listing(self) -> str:
+        """Every file under the deploy-managed trees with size and mtime: 'unchanged' means equal."""
+        return self.ssh(
+            "find /opt/helionyx /etc/helionyx /etc/systemd/system -xdev "
+            "-printf '%p %s %T@ %l\\n' 2>/dev/null | sort",
+            check=False,
+        )
+
+    def current(self, env: str) -> str | None:
+        """The release `current` points at."""
+        out = self.ssh(f"readlink /opt/helionyx/{env}/current", check=False).strip()
+        return out.rsplit("/", 1)[-1] or None
+
+
+def boot_fresh() -> NodeHandle:
+    """A clean node: down (dropping its overlay) and up again."""
+    harness("down")
+    started = harness("up")
+    assert started.returncode == 0, started.stderr
+    lines = harness("env").stdout.split()
+    env = dict(line.split("=", 1) for line in lines)
+    return NodeHandle(env)
+
+
+@dataclass
+class Project:
+    """A throwaway copy of this project with releases built into its local store."""
+
+    repo: Path
+    shas: dict[str, str] = field(default_factory=dict)
+    dev_builds: list[str] = field(default_factory=list)
+
+    @property
+    def store(self) -> str:
+        """The local store spec."""
+        return f"dir:{self.repo / 'dist' / 'releases'}"
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+        """`python -m release --repo PROJECT …`."""
+        return release_cli(self.repo, *args, env=env)
+
+    def env_file(self, env: str) -> Path:
+        """A filled-in settings file for `env`."""
+        path = self.repo / f".env.{env}"
+        if not path.exists():
+            example = (REPO / f".env.{env}.example").read_text()
+            lines = [
+                f"HELIONYX_API_TOKEN={TOKEN}" if line.startswith("HELIONYX_API_TOKEN=") else line
+                for line in example.splitlines()
+            ]
+            path.write_text("\n".join(lines) + "\n")
+            path.chmod(0o600)
+        return path
+
+    def commit(
+        self, message: str, changelog: str, edit: tuple[str, str, str] | None = None
+    ) -> None:
+        """Commit a change with a CHANGELOG entry (and optionally a source edit)."""
+        log = self.repo / "CHANGELOG.md"
+        log.write_text(
+            log.read_text().replace("## [Unreleased]\n", f"## [Unreleased]\n\n- {changelog}\n", 1)
+        )
+        if edit is not None:
+            path, old, new = edit
+            target = self.repo / path
+            text = target.read_text()
+            assert old in text, f"{old!r} not in {path}"
+            target.write_text(text.replace(old, new, 1))
+        git(self.repo, "commit", "--quiet", "-am", message)
+
+    def release(self, version: str) -> str:
+        """`make release VERSION=…`; returns the commit SHA."""
+        result = self.cli("release", "--version", version)
+        assert result.code == 0, result.stderr
+        sha = git(self.repo, "rev-parse", "HEAD")
+        self.shas[version] = sha
+        return sha
+
+    def dev_build(self, label: str) -> str:
+        """Commit a harmless change and `make artifact`; returns the dev build's SHA."""
+        (self.repo / "NOTES.txt").write_text(f"{label}\n")
+        git(self.repo, "add", "NOTES.txt")
+        git(self.repo, "commit", "--quiet", "-m", f"chore: {label}")
+        result = self.cli("artifact")
+        assert result.code == 0, result.stderr
+        sha = git(self.repo, "rev-parse", "HEAD")
+        self.dev_builds.append(sha)
+        return sha
+
+
+BREAK_AT_START = (
+    "src/helionyx/server.py",
+    "    runtime = open_runtime(settings)\n",
+    "    raise SystemExit('deliberately broken release')\n    runtime = open_runtime(settings)\n",
+)
+
+
+def build_project(target: Path) -> Project:
+    """v0.1.0, v0.2.0 (good) and v0.2.1 (exits at start-up), then the fix committed."""
+    project = Project(make_project_repo(target))
+    project.release("0.1.0")
+    project.commit("feat: second", "Second release.", None)
+    project.release("0.2.0")
+    project.commit("feat: broken", "A release that cannot start.", BREAK_AT_START)
+    project.release("0.2.1")
+    old, new = BREAK_AT_START[2], BREAK_AT_START[1]
+    project.commit("fix: start again", "Starts again.", (BREAK_AT_START[0], old, new))
+    return project
+
+
+def setup_env(project: Project, node: NodeHandle, env: str) -> None:
+    """`make setup-host ENV=env` against the node."""
+    result = project.cli(
+        "setup-host", "--env", env, "--env-file", str(project.env_file(env)), env=node.env
+    )
+    assert result.code == 0, result.stderr
+
+
+def deploy(project: Project, node: NodeHandle, env: str, version: str, **extra: str) -> Result:
+    """`make deploy ENV=env VERSION=version` against the node."""
+    return project.cli(
+        "deploy",
+        "--env",
+        env,
+        "--version",
+        version,
+        "--store",
+        project.store,
+        env={**node.env, **extra},
+    )
+
+
+def status_json(project: Project, node: NodeHandle, env: str) -> tuple[int, dict[str, Any]]:
+    """`make status ENV=env FORMAT=json`."""
+    result = project.cli("status", "--env", env, "--format", "json", env=node.env)
+    return result.code, json.loads(result.stdout)
+
+
+@dataclass
+class Background:
+    """A deploy running in the background, to be raced or killed."""
+
+    process: subprocess.Popen[str]
+    stderr_path: Path
+
+    def stderr(self) -> str:
+        """What it wrote to stderr so far."""
+        return self.stderr_path.read_text()
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        """Poll its stderr until `text` shows up."""
+
+        def seen() -> bool | None:
+            if self.process.poll() is not None and text not in self.stderr():
+                raise AssertionError(f"exited {self.process.returncode}: {self.stderr()}")
+            return True if text in self.stderr() else None
+
+        poll(seen, timeout, repr(text))
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an operator's kill -9 would."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def deploy_in_background(
+    project: Project, node: NodeHandle, env: str, version: str, log: Path, **extra: str
+) -> Background:
+    """Start `python -m release deploy` without waiting for it."""
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **node.env, **extra}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "release",
+            "--repo",
+            str(project.repo),
+            "deploy",
+            "--env",
+            env,
+            "--version",
+            version,
+            "--store",
+            project.store,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env=environ,
+        text=True,
+    )
+    return Background(process, log)
+
+
+def wait_until(check: Any, timeout: float, what: str) -> Any:
+    """poll() re-exported for the deploy tests."""
+    return poll(check, timeout, what)
+
+
+def elapsed(started: float) -> float:
+    """Seconds since `started`."""
+    return time.monotonic() - started
