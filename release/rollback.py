@@ -51,7 +51,9 @@ def pick_target(state: HostState, to: str | None) -> str:
 def rollback(env: Environment, to: str | None, reporter: Reporter) -> DeployResult:
     """Roll `env` back; exits through OperationFailed if the target is not healthy either."""
     with Operation(env, "rollback", reporter) as op:
-        op.connect()
+        host = op.connect()
+        # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing.
+        pick_target(host.state(), to)
         state = op.take_lock(f"rollback{' to ' + to if to else ''}")
         finish = None
         try:

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.release.deploykit import (
-    Project,
     NodeHandle,
+    Project,
     deploy,
-    deploy_in_background,
     setup_env,
     status_json,
 )

@@ -1,0 +1,161 @@
+"""Deploys killed at the worst moments and bad input: the host stays truthful and repairable."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.release.deploykit import (
+    NodeHandle,
+    Project,
+    deploy,
+    deploy_in_background,
+    setup_env,
+    status_json,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("moment", ["upload", "build", "switch"])
+def test_a_deploy_killed_mid_way_is_repaired_by_the_next_deploy(
+    project: Project, node: NodeHandle, tmp_path: Path, moment: str
+) -> None:
+    setup_env(project, node, "staging")
+    assert deploy(project, node, "staging", "0.1.0").code == 0
+    target = project.shas["0.2.0"]
+    if moment == "build":
+        # Kill while the venv is being built on the node.
+        running = deploy_in_background(project, node, "staging", "0.2.0", tmp_path / "err")
+        wait_until(
+            lambda: (
+                node.ssh(
+                    f"test -d /opt/helionyx/staging/releases/.{target}.partial/venv && echo y",
+                    check=False,
+                ).strip()
+                == "y"
+                or None
+            ),
+            60,
+            "the venv build to start",
+        )
+    else:
+        running = deploy_in_background(
+            project, node, "staging", "0.2.0", tmp_path / "err", HELIONYX_PAUSE_AFTER=moment
+        )
+        running.wait_for(f"paused after {moment}")
+    running.kill()
+
+    code, status = status_json(project, node, "staging")
+    current = node.current("staging")
+    assert current in (project.shas["0.1.0"], target)
+    assert (
+        node.ssh(
+            f"test -f /opt/helionyx/staging/releases/{current}/manifest.json && echo ok"
+        ).strip()
+        == "ok"
+    )
+    if moment == "switch":
+        # current names the new release but the old one still serves: status says so.
+        assert status["sha"] == target
+        assert status["healthy"] is False and code != 0
+        assert "restart pending" in status["problem"]
+    else:
+        assert status["sha"] == project.shas["0.1.0"]
+        assert status["healthy"] is True and code == 0
+    assert status["lock"] is not None, "the killed deploy's lock is reported"
+
+    again = deploy(project, node, "staging", "0.2.0")
+    assert again.code == 0, again.stderr
+    assert "removed a stale lock" in again.stdout
+    assert node.http("staging", "/health")[1]["commit"] == target
+    assert node.ssh("ls -A /opt/helionyx/staging/releases | grep '^\\.' || true").strip() == ""
+    code, status = status_json(project, node, "staging")
+    assert code == 0 and status["healthy"] and status["lock"] is None
+
+
+def tamper(project: Project, tmp_path: Path) -> str:
+    store = tmp_path / "tampered"
+    shutil.copytree(project.repo / "dist" / "releases" / "0.2.0", store / "0.2.0")
+    wheel = next((store / "0.2.0" / "wheelhouse").glob("fastapi-*.whl"))
+    data = bytearray(wheel.read_bytes())
+    data[100] ^= 0xFF
+    wheel.write_bytes(bytes(data))
+    return f"dir:{store}"
+
+
+def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
+    project: Project, node: NodeHandle, tmp_path: Path
+) -> None:
+    setup_env(project, node, "staging")
+    setup_env(project, node, "live")
+    assert deploy(project, node, "staging", "0.1.0").code == 0
+    dev_sha = project.dev_build("never-on-staging")
+    wrong_keys = tmp_path / "known_hosts"
+    wrong_keys.write_text(
+        f"{node.env['DEPLOY_HOST']} ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIHJ1bm5pbmctYS1kaWZmZXJlbnQta2V5LWZvci10ZXN0cw==\n"
+    )
+    empty_keys = tmp_path / "empty_known_hosts"
+    empty_keys.write_text("")
+    holder = deploy_in_background(
+        project, node, "live", "0.1.0", tmp_path / "holder", HELIONYX_PAUSE_AFTER="lock"
+    )
+    holder.wait_for("paused after lock")
+    before = node.listing()
+    cases = [
+        (["deploy", "--env", "prod", "--version", "0.1.0"], {}, "unknown environment 'prod'"),
+        (["deploy", "--env", "staging", "--version", "9.9.9"], {}, "unknown version '9.9.9'"),
+        (
+            [
+                "deploy",
+                "--env",
+                "staging",
+                "--version",
+                "0.2.0",
+                "--store",
+                tamper(project, tmp_path),
+            ],
+            {},
+            "checksum mismatch for wheelhouse/fastapi-",
+        ),
+        (
+            ["deploy", "--env", "staging", "--version", "0.2.0"],
+            {"DEPLOY_HOST": "127.0.0.1", "DEPLOY_SSH_PORT": "1"},
+            "cannot reach root@127.0.0.1:1",
+        ),
+        (
+            ["deploy", "--env", "staging", "--version", "0.2.0"],
+            {"DEPLOY_KNOWN_HOSTS": str(wrong_keys)},
+            "does not match",
+        ),
+        (
+            ["deploy", "--env", "staging", "--version", "0.2.0"],
+            {"DEPLOY_KNOWN_HOSTS": str(empty_keys)},
+            "is not in",
+        ),
+        (["deploy", "--env", "live", "--version", "0.2.0"], {}, "live is locked by"),
+        (
+            ["deploy", "--env", "staging", "--version", dev_sha[:12]],
+            {},
+            "unpublished dev build; staging takes tagged releases only",
+        ),
+        (["rollback", "--env", "staging"], {}, "no previous good release"),
+        (["rollback", "--env", "staging", "--to", "v7.7.7"], {}, "no single release 'v7.7.7'"),
+    ]
+    try:
+        for args, extra, expected in cases:
+            if "--store" not in args and args[0] == "deploy":
+                args = [*args, "--store", project.store]
+            result = project.cli(*args, env={**node.env, **extra})
+            lines = result.stderr.strip().splitlines()
+            assert result.code != 0, (args, result.stdout)
+            assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
+            assert expected in lines[0], (args, lines[0])
+            assert "Traceback" not in result.stderr
+            assert node.listing() == before, f"{args} changed the host"
+    finally:
+        holder.kill()
