@@ -51,7 +51,7 @@ class NodeHandle:
     """The booted node and how to reach it."""
 
     env: dict[str, str]
-    node: Any = field(default_factory=lambda: testnode.Node())
+    node: Any = field(default_factory=testnode.Node)
 
     def ssh(self, command: str, *, check: bool = True, timeout: float = 60) -> str:
         """Run a shell command on the node as root."""
@@ -92,7 +92,7 @@ class NodeHandle:
         return event_id
 
     def listing(self) -> str:
-        """Every file under the deploy-managed trees with size and mtime: 'unchanged' means equal."""
+        """Files under the deploy-managed trees with size and mtime; equal means unchanged."""
         return self.ssh(
             "find /opt/helionyx /etc/helionyx /etc/systemd/system -xdev "
             "-printf '%p %s %T@ %l\\n' 2>/dev/null | sort",

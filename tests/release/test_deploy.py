@@ -197,7 +197,7 @@ def test_the_deploy_log_records_every_deploy_rollback_and_failure(
     steps = {json.loads(line)["step"] for line in lines}
     assert {"prepare", "build", "switch", "health", "prune", "finish"} <= steps
 
-    code, status = status_json(project, node, "live")
+    _, status = status_json(project, node, "live")
     assert status["version"] == "0.1.0"
     assert status["deployed_at"] == finishes[-1]["ended_at"]
     assert status["deployed_by"] == finishes[-1]["operator"]

@@ -147,9 +147,9 @@ def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
         (["rollback", "--env", "staging", "--to", "v7.7.7"], {}, "no single release 'v7.7.7'"),
     ]
     try:
-        for args, extra, expected in cases:
-            if "--store" not in args and args[0] == "deploy":
-                args = [*args, "--store", project.store]
+        for given, extra, expected in cases:
+            store = ["--store", project.store] if given[0] == "deploy" else []
+            args = given if "--store" in given else [*given, *store]
             result = project.cli(*args, env={**node.env, **extra})
             lines = result.stderr.strip().splitlines()
             assert result.code != 0, (args, result.stdout)
