@@ -140,3 +140,12 @@ testnode-down: ## shut the test node down (its root filesystem stays cached)
 .PHONY: testnode-env
 testnode-env: ## print DEPLOY_* settings for the test node: eval "$(make -s testnode-env)"
 	@$(TESTNODE) env
+
+# -- the demo ----------------------------------------------------------------------------
+.PHONY: demo
+demo: $(STAMP) ## the whole pipeline on a throwaway node on this machine (root; ~2 min first time)
+	@$(PY) -m release.demo
+
+.PHONY: demo-clean
+demo-clean: ## shut the demo's node down and remove its scratch clone
+	@$(PYTHON) -m release.demo clean

@@ -1,0 +1,211 @@
+"""`make demo`: the whole pipeline on a throwaway node on this machine, start to finish.
+
+Boots the test node, builds two releases of the working tree in a scratch clone, sets up `dev`,
+deploys the first, ingests messages, deploys the second, shows the status, rolls back, shows
+that every message survived, and prints the timings. `make demo-clean` removes what it made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Under /var/tmp beside the test node's cache, outside the repository (it holds a token file).
+SCRATCH = Path(os.environ.get("HELIONYX_DEMO_DIR", "/var/tmp/helionyx-demo"))  # noqa: S108
+TESTNODE = REPO / "deployment" / "testnode" / "testnode.py"
+
+
+class DemoFailed(Exception):
+    """A demo step failed; its output was already shown."""
+
+
+def banner(text: str) -> None:
+    """A step heading."""
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    """Run a command, echo its output, fail the demo if it fails."""
+    print(f"$ {' '.join(shlex.quote(a) for a in args)}", flush=True)
+    done = subprocess.run(
+        args,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = (done.stdout + done.stderr).rstrip()
+    if output:
+        print(output, flush=True)
+    if done.returncode != 0:
+        raise DemoFailed(f"`{args[0]} {args[1] if len(args) > 1 else ''}` exited {done.returncode}")
+    return done.stdout
+
+
+def copy_working_tree(target: Path) -> None:
+    """The working tree's files (tracked and untracked-but-not-ignored) as a new repository."""
+    if target.exists():
+        shutil.rmtree(target)
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    for args in (
+        ["init", "--quiet", "--initial-branch=main"],
+        ["config", "user.email", "demo@helionyx.invalid"],
+        ["config", "user.name", "Helionyx Demo"],
+        ["add", "--all"],
+        ["commit", "--quiet", "-m", "demo: the working tree"],
+    ):
+        subprocess.run(["git", *args], cwd=target, check=True, capture_output=True)
+
+
+def add_unreleased_entry(project: Path, text: str) -> None:
+    """Give the next release something to say, then commit it."""
+    log = project / "CHANGELOG.md"
+    log.write_text(
+        log.read_text().replace("## [Unreleased]\n", f"## [Unreleased]\n\n- {text}\n", 1)
+    )
+    subprocess.run(["git", "commit", "--quiet", "-am", text], cwd=project, check=True)
+
+
+def on_node(command: str) -> str:
+    """Run a command on the node (the service listens on the node's loopback only)."""
+    return run(sys.executable, str(TESTNODE), "ssh", command)
+
+
+class Demo:
+    """The demo's steps, sharing the project, the node's settings and the timings."""
+
+    def __init__(self) -> None:
+        self.project = SCRATCH / "project"
+        self.timings: list[tuple[str, float]] = []
+        self.env: dict[str, str] = {"PYTHONPATH": str(REPO)}
+        self.cli = [sys.executable, "-m", "release", "--repo", str(self.project)]
+        self.token = secrets.token_urlsafe(24)
+        self.auth = f"-H 'Authorization: Bearer {self.token}' -H 'Content-Type: application/json'"
+
+    def timed(self, label: str, *args: str) -> str:
+        """Run a release command, remembering how long it took."""
+        started = time.monotonic()
+        output = run(*self.cli, *args, env=self.env)
+        self.timings.append((label, time.monotonic() - started))
+        return output
+
+    def boot(self) -> None:
+        """Boot node1 and take its DEPLOY_* settings."""
+        banner("1. Boot node1: Debian 12, systemd as PID 1, OpenSSH, its own network namespace")
+        started = time.monotonic()
+        run(sys.executable, str(TESTNODE), "up")
+        lines = run(sys.executable, str(TESTNODE), "env").split()
+        for line in lines:
+            key, _, value = line.partition("=")
+            self.env[key] = value
+        self.timings.append(("boot the test node", time.monotonic() - started))
+
+    def build(self) -> None:
+        """Two tagged releases of the working tree in a scratch clone."""
+        banner("2. Build two releases of the working tree in a scratch clone")
+        copy_working_tree(self.project)
+        add_unreleased_entry(self.project, "Demo release one.")
+        self.timed("release + build v0.1.0", "release", "--version", "0.1.0")
+        add_unreleased_entry(self.project, "Demo release two.")
+        self.timed("release + build v0.2.0", "release", "--version", "0.2.0")
+        run(*self.cli, "list", env=self.env)
+
+    def set_up(self) -> None:
+        """`make setup-host ENV=dev` with a generated token in a 0600 file."""
+        banner("3. Set up dev on node1 (user, dirs, 0600 settings, systemd unit)")
+        example = (self.project / ".env.dev.example").read_text().splitlines()
+        settings = self.project / ".env.dev"
+        settings.write_text(
+            "\n".join(
+                f"HELIONYX_API_TOKEN={self.token}"
+                if line.startswith("HELIONYX_API_TOKEN=")
+                else line
+                for line in example
+            )
+            + "\n"
+        )
+        settings.chmod(0o600)
+        self.timed("set up dev", "setup-host", "--env", "dev")
+
+    def deploy(self, version: str) -> None:
+        """`make deploy ENV=dev VERSION=…` from the scratch clone's store."""
+        store = f"dir:{self.project / 'dist' / 'releases'}"
+        self.timed(
+            f"deploy {version}", "deploy", "--env", "dev", "--version", version, "--store", store
+        )
+
+    def api(self, method: str, path: str, body: dict[str, str] | None = None) -> str:
+        """Call the service's API from inside the node (it listens on the node's loopback)."""
+        data = f" -d '{json.dumps(body)}'" if body else ""
+        return on_node(f"curl -sf -X {method} {self.auth}{data} http://127.0.0.1:8000{path}")
+
+    def run_all(self) -> int:
+        """Every step in order; the summary at the end."""
+        self.boot()
+        self.build()
+        self.set_up()
+        banner("4. Deploy v0.1.0")
+        self.deploy("v0.1.0")
+        banner("5. Ingest messages through the API")
+        for text in ("todo: water the plants", "note: the demo works", "todo: call the plumber"):
+            self.api("POST", "/api/v1/ingest/message", {"text": text})
+        banner("6. Deploy v0.2.0 and ingest one more")
+        self.deploy("v0.2.0")
+        self.api("POST", "/api/v1/ingest/message", {"text": "todo: written on v0.2.0"})
+        banner("7. Status")
+        run(*self.cli, "status", "--env", "dev", env=self.env)
+        banner("8. Roll back")
+        self.timed("roll back to v0.1.0", "rollback", "--env", "dev")
+        banner("9. Every message survived")
+        state = json.loads(self.api("GET", "/api/v1/state"))
+        messages = state["events"]["by_type"].get("MessageIngested", 0)
+        todos = self.api("GET", "/api/v1/todos")
+        run(*self.cli, "releases", "--env", "dev", env=self.env)
+        banner("Summary")
+        for label, seconds in self.timings:
+            print(f"  {label:<24} {seconds:6.2f} s")
+        survived = messages == 4 and "written on v0.2.0" in todos
+        print(f"  messages ingested: 4, present after the rollback: {messages}")
+        print('\nnode1 is still up: eval "$(make -s testnode-env)" && make status ENV=dev')
+        print("make demo-clean shuts it down and removes the scratch clone.")
+        return 0 if survived else 1
+
+
+def main() -> int:
+    """Run the demo; returns the exit code."""
+    try:
+        return Demo().run_all()
+    except DemoFailed as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        return 1
+
+
+def clean() -> int:
+    """Shut the node down and remove the scratch clone."""
+    subprocess.run([sys.executable, str(TESTNODE), "down"], check=False)
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    print(f"removed {SCRATCH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(clean() if sys.argv[1:] == ["clean"] else main())
