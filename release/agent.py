@@ -240,7 +240,8 @@ def cmd_lock(req: dict[str, Any]) -> dict[str, Any]:
     holder = dict(req["holder"])
     (layout.lock / "holder.json.tmp").write_text(json.dumps(holder))
     os.replace(layout.lock / "holder.json.tmp", layout.lock / "holder.json")
-    return {"acquired": True, "holder": holder}
+    # The state under the lock comes back in the same round trip.
+    return {"acquired": True, "holder": holder, "state": cmd_state({**req, "probe": True})}
 
 
 def cmd_unlock(req: dict[str, Any]) -> dict[str, Any]:
@@ -528,6 +529,12 @@ def cmd_restart(req: dict[str, Any]) -> dict[str, Any]:
     return gate
 
 
+def cmd_activate(req: dict[str, Any]) -> dict[str, Any]:
+    """Switch and restart with the health gate in one round trip (rollbacks)."""
+    switched = cmd_switch(req)
+    return {**cmd_restart(req), "before": switched["before"]}
+
+
 def cmd_stop(req: dict[str, Any]) -> dict[str, Any]:
     """Stop the unit."""
     layout = Layout(req)
@@ -609,18 +616,16 @@ def cmd_setup(req: dict[str, Any]) -> dict[str, Any]:
     config = layout.config_file
     config.parent.mkdir(parents=True, exist_ok=True)
     config.parent.chmod(0o755)
-    content = req["config"]
-    if not config.exists() or config.read_text() != content:
-        temporary = config.with_name(f".{config.name}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, content.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chown(temporary, 0, 0)
-        os.replace(temporary, config)
+    upload = Path(req["config_upload"])
+    if not config.exists() or config.read_bytes() != upload.read_bytes():
+        upload.chmod(0o600)
+        os.chown(upload, 0, 0)
+        with upload.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(upload, config)
         done.append(f"wrote {config}")
+    else:
+        upload.unlink()
     config.chmod(0o600)
     unit_file = Path(f"/etc/systemd/system/{layout.unit}.service")
     if not unit_file.exists() or unit_file.read_text() != req["unit_text"]:
@@ -640,6 +645,7 @@ COMMANDS = {
     "install": cmd_install,
     "switch": cmd_switch,
     "restart": cmd_restart,
+    "activate": cmd_activate,
     "stop": cmd_stop,
     "journal": cmd_journal,
     "prune": cmd_prune,

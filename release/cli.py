@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from release import deploy, environments, releasing, rollback, service, setup, status
+from release import deploy, environments, releasing, rollback, service, status
 from release.errors import ReleaseError
 from release.operation import OperationFailed
 from release.progress import NoProgress, Progressable, TransferProgress
@@ -142,6 +142,9 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
     reporter = PrintReporter()
     started = time.monotonic()
     if args.command == "setup-host":
+        # setup validates the settings with the service's own config (pydantic): load it only here.
+        from release import setup  # noqa: PLC0415
+
         env_file = args.env_file or ws.root / f".env.{env.name}"
         done = setup.setup_host(ws.root, env, env_file)
         for line in done or ["nothing to change"]:

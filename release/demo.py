@@ -32,9 +32,12 @@ def banner(text: str) -> None:
     print(f"\n\033[1m==> {text}\033[0m", flush=True)
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    """Run a command, echo its output, fail the demo if it fails."""
-    print(f"$ {' '.join(shlex.quote(a) for a in args)}", flush=True)
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, secret: str = ""
+) -> str:
+    """Run a command, echo it (with `secret` masked) and its output; fail the demo if it fails."""
+    shown = " ".join(shlex.quote(a) for a in args)
+    print(f"$ {shown.replace(secret, '***') if secret else shown}", flush=True)
     done = subprocess.run(
         args,
         env={**os.environ, **(env or {})},
@@ -85,9 +88,9 @@ def add_unreleased_entry(project: Path, text: str) -> None:
     subprocess.run(["git", "commit", "--quiet", "-am", text], cwd=project, check=True)
 
 
-def on_node(command: str) -> str:
+def on_node(command: str, secret: str = "") -> str:
     """Run a command on the node (the service listens on the node's loopback only)."""
-    return run(sys.executable, str(TESTNODE), "ssh", command)
+    return run(sys.executable, str(TESTNODE), "ssh", command, secret=secret)
 
 
 class Demo:
@@ -112,6 +115,8 @@ class Demo:
         """Boot node1 and take its DEPLOY_* settings."""
         banner("1. Boot node1: Debian 12, systemd as PID 1, OpenSSH, its own network namespace")
         started = time.monotonic()
+        # Down first: every demo starts from a clean node (a fresh overlay on the cached root).
+        run(sys.executable, str(TESTNODE), "down")
         run(sys.executable, str(TESTNODE), "up")
         lines = run(sys.executable, str(TESTNODE), "env").split()
         for line in lines:
@@ -156,7 +161,8 @@ class Demo:
     def api(self, method: str, path: str, body: dict[str, str] | None = None) -> str:
         """Call the service's API from inside the node (it listens on the node's loopback)."""
         data = f" -d '{json.dumps(body)}'" if body else ""
-        return on_node(f"curl -sf -X {method} {self.auth}{data} http://127.0.0.1:8000{path}")
+        command = f"curl -sf -X {method} {self.auth}{data} http://127.0.0.1:8000{path}"
+        return on_node(command, secret=self.token)
 
     def run_all(self) -> int:
         """Every step in order; the summary at the end."""

@@ -157,10 +157,10 @@ def _roll_back_after(op: Operation, state: HostState, reason: str) -> dict[str, 
     if back_to is None or back_to not in state.releases:
         return op.finish_event(FAILED, f"{reason}; no previous release to roll back to")
     with op.timed("roll back", f"current -> releases/{back_to[:12]}"):
-        op.call("switch", "rollback switch", sha=back_to, previous=state.previous)
         gate = op.call(
-            "restart",
-            "rollback health",
+            "activate",
+            "rollback",
+            previous=state.previous,
             version=state.version_of(back_to),
             sha=back_to,
             timeout=op.env.health_timeout,

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from release import agent
 from release.environments import Environment
 from release.errors import ReleaseError
 from release.remote import Remote
 
-_AGENT_SOURCE = base64.b64encode(Path(agent.__file__).read_bytes()).decode()
+# Read as text, not imported: it runs on the host, not here.
+_AGENT_SOURCE = base64.b64encode(Path(__file__).with_name("agent.py").read_bytes()).decode()
 _BOOTSTRAP = (
     "import base64,sys;a=sys.argv;sys.argv=[a[0]]+a[2:];"
     "exec(compile(base64.b64decode(a[1]),'helionyx-agent','exec'))"
@@ -100,26 +100,30 @@ class Host:
 
     def state(self, *, probe: bool = False) -> HostState:
         """Releases, links, lock, unit, optionally health, and the deploy log."""
-        raw = self.call("state", probe=probe)
-        releases = {
-            r["sha"]: HostRelease(r["sha"], r.get("version"), r.get("tag"), r.get("built_at"))
-            for r in raw["releases"]
-            if r.get("complete")
-        }
-        return HostState(
-            releases=releases,
-            partials=raw["partials"],
-            current=raw["current"],
-            previous=raw["previous"],
-            lock=raw["lock"],
-            unit=raw["unit"],
-            health=raw["health"],
-            setup=raw["setup"],
-            log=raw["log"],
-            host_time=raw["host_time"],
-        )
+        return parse_state(self.call("state", probe=probe))
 
     def journal(self, lines: int = 20) -> list[str]:
         """The unit's last journal lines."""
         result: list[str] = self.call("journal", lines=lines)["lines"]
         return result
+
+
+def parse_state(raw: dict[str, Any]) -> HostState:
+    """A HostState from the agent's `state` answer."""
+    releases = {
+        r["sha"]: HostRelease(r["sha"], r.get("version"), r.get("tag"), r.get("built_at"))
+        for r in raw["releases"]
+        if r.get("complete")
+    }
+    return HostState(
+        releases=releases,
+        partials=raw["partials"],
+        current=raw["current"],
+        previous=raw["previous"],
+        lock=raw["lock"],
+        unit=raw["unit"],
+        health=raw["health"],
+        setup=raw["setup"],
+        log=raw["log"],
+        host_time=raw["host_time"],
+    )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from release.errors import ReleaseError
-from release.host import Host
+from release.host import Host, HostState, parse_state
 
 
 class LockHeld(ReleaseError):
@@ -83,8 +83,9 @@ class EnvLock:
         self.notices = notices
         self.held = False
 
-    def acquire(self) -> EnvLock:
-        """Take the lock; break it only when its holder provably died on this machine."""
+    def acquire(self) -> HostState:
+        """Take the lock and return the host's state under it; break the lock only when its
+        holder provably died on this machine."""
         answer = self.host.call("lock", holder=asdict(self.me))
         if answer.get("not_set_up"):
             env = self.host.env
@@ -111,7 +112,7 @@ class EnvLock:
                     host=self.host.remote.host,
                 )
         self.held = True
-        return self
+        return parse_state(answer["state"])
 
     def release(self, log_before: list[dict[str, Any]] | None = None) -> None:
         """Give the lock back (appending any final log events in the same call)."""

@@ -71,10 +71,10 @@ class Operation:
         """Take the env lock and read the host's state."""
         assert self.host is not None
         with self.timed("lock", self.env.name):
-            self.lock = EnvLock(self.host, command, self.notices).acquire()
-            for notice in self.notices:
-                self.reporter.note(notice)
-            state = self.host.state(probe=True)
+            self.lock = EnvLock(self.host, command, self.notices)
+            state = self.lock.acquire()
+        for notice in self.notices:
+            self.reporter.note(notice)
         return state
 
     def record(self, step: str, **extra: Any) -> dict[str, Any]:

@@ -77,10 +77,10 @@ def rollback(env: Environment, to: str | None, reporter: Reporter) -> DeployResu
             reason = gate["reason"]
             if state.current is not None:
                 # Never leave the service on a broken release when the one we left was running.
-                op.call("switch", "undo switch", sha=state.current, previous=state.previous)
                 back = op.call(
-                    "restart",
-                    "undo health",
+                    "activate",
+                    "undo",
+                    previous=state.previous,
                     version=state.version_of(state.current),
                     sha=state.current,
                     timeout=env.health_timeout,

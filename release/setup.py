@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+import tempfile
 from pathlib import Path
 
 from helionyx.config import ConfigError, load_settings
@@ -79,6 +81,21 @@ def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
         )
     config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
     unit = render_unit(root, env)
-    with SshRemote(env) as remote:
-        done: list[str] = Host(remote, env).call("setup", config=config, unit_text=unit)["done"]
+    upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"
+    with SshRemote(env) as remote, tempfile.TemporaryDirectory() as tmp:
+        # Secrets travel by SFTP into a file that is 0600 before a byte is written, never on a
+        # command line (visible in ps) or in a log.
+        local = Path(tmp) / "settings"
+        local.touch(mode=0o600)
+        local.write_text(config, encoding="utf-8")
+        prepared = remote.run(
+            f"umask 077 && mkdir -p {shlex.quote(str(Path(upload).parent))} && "
+            f": > {shlex.quote(upload)} && chmod 600 {shlex.quote(upload)}"
+        )
+        if prepared.code != 0:
+            raise UsageError(f"cannot write {upload} on {env.host}: {prepared.stderr.strip()}")
+        remote.put(local, upload)
+        done: list[str] = Host(remote, env).call("setup", config_upload=upload, unit_text=unit)[
+            "done"
+        ]
     return done
