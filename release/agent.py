@@ -360,36 +360,25 @@ def _install(layout: Layout, sha: str, archive: Path, partial: Path, final: Path
     venv = partial / "venv"
     uv = _extract_uv(partial)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    python = str(venv / "bin" / "python")
     if uv is not None:
         sh("python3", "-m", "venv", "--without-pip", str(venv))
-        common = [
+        install = [
             str(uv),
             "pip",
             "install",
             "--python",
-            str(venv / "bin" / "python"),
+            python,
             "--offline",
             "--no-index",
             "--no-cache",
             "--compile-bytecode",
             "--quiet",
         ]
-        _run_env(
-            [
-                *common,
-                "--find-links",
-                str(partial / "wheelhouse"),
-                "--require-hashes",
-                "-r",
-                str(partial / "requirements.lock"),
-            ],
-            env,
-        )
-        _run_env([*common, "--no-deps", str(wheel)], env)
-    else:
+    else:  # an artifact without tools/: pip, slower, same guarantees
         sh("python3", "-m", "venv", str(venv))
-        pip = [
-            str(venv / "bin" / "python"),
+        install = [
+            python,
             "-m",
             "pip",
             "install",
@@ -398,19 +387,14 @@ def _install(layout: Layout, sha: str, archive: Path, partial: Path, final: Path
             "--disable-pip-version-check",
             "--no-cache-dir",
         ]
-        _run_env(
-            [
-                *pip,
-                "--find-links",
-                str(partial / "wheelhouse"),
-                "--require-hashes",
-                "-r",
-                str(partial / "requirements.lock"),
-            ],
-            env,
-        )
-        _run_env([*pip, "--no-deps", str(wheel)], env)
-        _run_env([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(venv / "lib")], env)
+    # Dependencies only from the wheelhouse and only with the lock's hashes; the service wheel
+    # (which has no hash in the lock) alone, without dependencies.
+    wheelhouse = str(partial / "wheelhouse")
+    lock = str(partial / "requirements.lock")
+    _run_env([*install, "--find-links", wheelhouse, "--require-hashes", "-r", lock], env)
+    _run_env([*install, "--no-deps", str(wheel)], env)
+    if uv is None:
+        _run_env([python, "-m", "compileall", "-q", str(venv / "lib")], env)
     started = _step(timings, "venv", started)
 
     # The release must at least accept this env's configuration before anything points at it.

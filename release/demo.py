@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from release.git import snapshot_work_tree
+
 REPO = Path(__file__).resolve().parents[1]
 # Under /var/tmp beside the test node's cache, outside the repository (it holds a token file).
 SCRATCH = Path(os.environ.get("HELIONYX_DEMO_DIR", "/var/tmp/helionyx-demo"))  # noqa: S108
@@ -55,28 +57,10 @@ def run(
 
 
 def copy_working_tree(target: Path) -> None:
-    """The working tree's files (tracked and untracked-but-not-ignored) as a new repository."""
+    """The working tree as a fresh scratch repository."""
     if target.exists():
         shutil.rmtree(target)
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    for args in (
-        ["init", "--quiet", "--initial-branch=main"],
-        ["config", "user.email", "demo@helionyx.invalid"],
-        ["config", "user.name", "Helionyx Demo"],
-        ["add", "--all"],
-        ["commit", "--quiet", "-m", "demo: the working tree"],
-    ):
-        subprocess.run(["git", *args], cwd=target, check=True, capture_output=True)
+    snapshot_work_tree(REPO, target, "demo: the working tree")
 
 
 def add_unreleased_entry(project: Path, text: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,3 +96,20 @@ class Git:
     def branch(self) -> str:
         """The current branch name (or HEAD when detached)."""
         return self.run("rev-parse", "--abbrev-ref", "HEAD")
+
+
+def snapshot_work_tree(source: Path, target: Path, message: str) -> Git:
+    """A new repository at `target` holding `source`'s work tree (tracked files and untracked
+    ones git does not ignore) as one commit: a scratch clone that includes uncommitted work."""
+    listed = Git(source).run("ls-files", "--cached", "--others", "--exclude-standard", "-z")
+    for name in filter(None, listed.split("\0")):
+        if (source / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, target / name)
+    repo = Git(target)
+    repo.run("init", "--quiet", "--initial-branch=main")
+    repo.run("config", "user.email", "scratch@helionyx.invalid")
+    repo.run("config", "user.name", "Helionyx")
+    repo.run("add", "--all")
+    repo.run("commit", "--quiet", "-m", message)
+    return repo

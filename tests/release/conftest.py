@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from release.git import snapshot_work_tree
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST_VERSION = "0.1.0"
@@ -49,22 +50,7 @@ def git(repo: Path, *args: str) -> str:
 
 def make_project_repo(target: Path) -> Path:
     """A new git repository holding this project's current files, one commit, no tags."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    git(target, "init", "--quiet", "--initial-branch=main")
-    git(target, "config", "user.email", "test@helionyx.invalid")
-    git(target, "config", "user.name", "Helionyx Test")
-    git(target, "add", "--all")
-    git(target, "commit", "--quiet", "-m", "initial")
+    snapshot_work_tree(REPO, target, "initial")
     return target
 
 
