@@ -149,3 +149,8 @@ demo: $(STAMP) ## the whole pipeline on a throwaway node on this machine (root; 
 .PHONY: demo-clean
 demo-clean: ## shut the demo's node down and remove its scratch clone
 	@$(PYTHON) -m release.demo clean
+
+# -- benchmarks --------------------------------------------------------------------------
+.PHONY: bench
+bench: $(STAMP) ## deploy benchmark on the test node vs the in-place way (root; prints a table)
+	@$(PY) -m benchmarks.deploy_bench

@@ -494,11 +494,51 @@ def health_gate(
         time.sleep(0.05)
 
 
+def install_units(units: dict[str, str]) -> list[str]:
+    """Write unit files that differ from `units` and reload systemd if any did."""
+    changed = []
+    for name, text in sorted(units.items()):
+        path = Path("/etc/systemd/system") / name
+        if not path.exists() or path.read_text() != text:
+            temporary = path.with_name(f".{name}.tmp")
+            temporary.write_text(text)
+            temporary.chmod(0o644)
+            os.replace(temporary, path)
+            changed.append(f"installed {path}")
+    if changed:
+        sh("systemctl", "daemon-reload")
+    return changed
+
+
+def ensure_socket(layout: Layout) -> list[str]:
+    """Have systemd listen on the env's port; migrates a service that still binds it itself."""
+    socket_unit = f"{layout.unit}.socket"
+    if not Path(f"/etc/systemd/system/{socket_unit}").exists():
+        return []
+    if sh("systemctl", "is-active", "--quiet", socket_unit, check=False).returncode == 0:
+        return []
+    done = []
+    if (
+        sh("systemctl", "is-active", "--quiet", f"{layout.unit}.service", check=False).returncode
+        == 0
+    ):
+        # Set up before socket activation: the running process owns the port. Stop it so the
+        # socket can bind; the restart that follows starts the service on the socket.
+        sh("systemctl", "stop", f"{layout.unit}.service", timeout=60)
+        done.append(f"moved the listening socket of {layout.unit} to systemd")
+    sh("systemctl", "reset-failed", socket_unit, check=False)
+    sh("systemctl", "enable", "--quiet", socket_unit)
+    sh("systemctl", "start", socket_unit)
+    return done
+
+
 def cmd_restart(req: dict[str, Any]) -> dict[str, Any]:
     """Restart the unit and run the health gate against the expected version and SHA."""
     layout = Layout(req)
     started = time.monotonic()
+    migrated = install_units(req.get("units") or {})
     sh("systemctl", "reset-failed", f"{layout.unit}.service", check=False)
+    migrated += ensure_socket(layout)
     result = sh("systemctl", "restart", f"{layout.unit}.service", check=False, timeout=120)
     restart_seconds = round(time.monotonic() - started, 3)
     if result.returncode != 0:
@@ -510,6 +550,7 @@ def cmd_restart(req: dict[str, Any]) -> dict[str, Any]:
         }
     gate = health_gate(layout, req.get("version"), req.get("sha"), float(req.get("timeout", 20)))
     gate["restart_seconds"] = restart_seconds
+    gate["changes"] = migrated
     return gate
 
 
@@ -522,7 +563,10 @@ def cmd_activate(req: dict[str, Any]) -> dict[str, Any]:
 def cmd_stop(req: dict[str, Any]) -> dict[str, Any]:
     """Stop the unit."""
     layout = Layout(req)
-    sh("systemctl", "stop", f"{layout.unit}.service", timeout=60)
+    # The socket too: a listening socket would start the service again on the next request.
+    units = [f"{layout.unit}.socket", f"{layout.unit}.service"]
+    present = [u for u in units if Path(f"/etc/systemd/system/{u}").exists()]
+    sh("systemctl", "stop", *present, timeout=60)
     return {"unit": unit_state(layout.unit)}
 
 
@@ -611,13 +655,10 @@ def cmd_setup(req: dict[str, Any]) -> dict[str, Any]:
     else:
         upload.unlink()
     config.chmod(0o600)
-    unit_file = Path(f"/etc/systemd/system/{layout.unit}.service")
-    if not unit_file.exists() or unit_file.read_text() != req["unit_text"]:
-        unit_file.write_text(req["unit_text"])
-        unit_file.chmod(0o644)
-        done.append(f"installed {unit_file}")
-    sh("systemctl", "daemon-reload")
-    sh("systemctl", "enable", "--quiet", f"{layout.unit}.service")
+    done += install_units(req["units"])
+    sh("systemctl", "enable", "--quiet", f"{layout.unit}.socket", f"{layout.unit}.service")
+    if layout.link_target(layout.current):
+        done += ensure_socket(layout)
     return {"done": done}
 
 

@@ -162,7 +162,7 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
         return 0
     if args.command == "rollback":
         print(f"rolling back {env.name} on {env.host}")
-        result = rollback.rollback(env, args.to, reporter)
+        result = rollback.rollback(ws.root, env, args.to, reporter)
         took = time.monotonic() - started
         print(f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {took:.2f} s")
         return 0
@@ -175,7 +175,7 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
             _print_status(current, releases_only=args.command == "releases")
         return 0 if current.healthy or args.command == "releases" else 1
     if args.command == "restart":
-        which = service.restart(env, reporter)
+        which = service.restart(ws.root, env, reporter)
         print(f"restarted {env.name}: {which} healthy in {time.monotonic() - started:.2f} s")
         return 0
     if args.command == "stop":

@@ -23,6 +23,7 @@ from release.operation import Operation, OperationFailed, Reporter
 from release.progress import Progressable
 from release.releasing import Workspace, verify_from
 from release.store import Store, resolve
+from release.units import render_units
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def deploy(
     progress: Progressable,
 ) -> DeployResult:
     """Deploy release `ref` (version, tag or SHA) from `store` to `env`."""
-    with Operation(env, "deploy", reporter) as op:
+    with Operation(env, "deploy", reporter, render_units(ws.root, env)) as op:
         with op.timed("fetch + verify", ref):
             artifact = fetch_verified(ws, env, ref, store, progress)
         sha, version = artifact.commit, artifact.version
@@ -142,7 +143,14 @@ def _install_and_switch(op: Operation, artifact: Artifact, state: HostState) -> 
     with op.timed("switch", f"current -> releases/{sha[:12]}"):
         op.call("switch", "switch", sha=sha, previous=previous)
     with op.timed("restart + health", f"timeout {env.health_timeout:.0f} s"):
-        gate = op.call("restart", "health", version=version, sha=sha, timeout=env.health_timeout)
+        gate = op.call(
+            "restart",
+            "health",
+            version=version,
+            sha=sha,
+            timeout=env.health_timeout,
+            units=op.units,
+        )
     if gate["healthy"]:
         op.reporter.note(f"healthy after {gate['seconds']:.2f} s")
         return op.finish_event(SUCCEEDED)
@@ -160,6 +168,7 @@ def _roll_back_after(op: Operation, state: HostState, reason: str) -> dict[str, 
         gate = op.call(
             "activate",
             "rollback",
+            units=op.units,
             previous=state.previous,
             version=state.version_of(back_to),
             sha=back_to,

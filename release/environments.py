@@ -29,6 +29,7 @@ class Environment:
     keep_releases: int
     health_timeout: float
     allow_dev_builds: bool
+    listen_address: str = "127.0.0.1"
     ssh_key: str | None = None
     known_hosts: str | None = None
 
@@ -68,6 +69,7 @@ def load(root: Path, name: str, environ: Mapping[str, str] | None = None) -> Env
         ("DEPLOY_SSH_USER", "ssh_user"),
         ("DEPLOY_SSH_KEY", "ssh_key"),
         ("DEPLOY_KNOWN_HOSTS", "known_hosts"),
+        ("DEPLOY_LISTEN_ADDRESS", "listen_address"),
     ):
         if environ.get(variable):
             overrides[field_name] = environ[variable]

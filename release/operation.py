@@ -51,6 +51,8 @@ class Operation:
     env: Environment
     action: str
     reporter: Reporter
+    #: The env's systemd units; every restart refreshes them on the host (migrating old hosts).
+    units: dict[str, str] = field(default_factory=dict)
     remote_factory: Callable[[Environment], Remote] = field(
         default=lambda env: SshRemote(env).open()
     )

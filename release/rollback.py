@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from release.deploy import DeployResult, require_setup
 from release.environments import Environment
 from release.errors import UsageError
 from release.history import FAILED, SUCCEEDED, failed_shas, newest_first
 from release.host import HostState
 from release.operation import Operation, OperationFailed, Reporter
+from release.units import render_units
 
 
 def pick_target(state: HostState, to: str | None) -> str:
@@ -48,9 +51,9 @@ def pick_target(state: HostState, to: str | None) -> str:
     return target
 
 
-def rollback(env: Environment, to: str | None, reporter: Reporter) -> DeployResult:
+def rollback(root: Path, env: Environment, to: str | None, reporter: Reporter) -> DeployResult:
     """Roll `env` back; exits through OperationFailed if the target is not healthy either."""
-    with Operation(env, "rollback", reporter) as op:
+    with Operation(env, "rollback", reporter, render_units(root, env)) as op:
         host = op.connect()
         # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing.
         pick_target(host.state(), to)
@@ -63,11 +66,15 @@ def rollback(env: Environment, to: str | None, reporter: Reporter) -> DeployResu
             op.context.update(
                 version=version, sha=target, previous_sha=state.current, source="host"
             )
-            with op.timed("switch", f"current -> releases/{target[:12]}"):
-                op.call("switch", "switch", sha=target, previous=state.current)
-            with op.timed("restart + health", f"timeout {env.health_timeout:.0f} s"):
+            with op.timed("switch + restart", f"current -> releases/{target[:12]}, health gate"):
                 gate = op.call(
-                    "restart", "health", version=version, sha=target, timeout=env.health_timeout
+                    "activate",
+                    "activate",
+                    units=op.units,
+                    sha=target,
+                    previous=state.current,
+                    version=version,
+                    timeout=env.health_timeout,
                 )
             if gate["healthy"]:
                 finish = op.finish_event(SUCCEEDED)
@@ -80,6 +87,7 @@ def rollback(env: Environment, to: str | None, reporter: Reporter) -> DeployResu
                 back = op.call(
                     "activate",
                     "undo",
+                    units=op.units,
                     previous=state.previous,
                     version=state.version_of(state.current),
                     sha=state.current,

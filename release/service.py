@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from release.deploy import require_setup
 from release.environments import Environment
 from release.errors import UsageError
@@ -10,11 +12,12 @@ from release.host import Host
 from release.lock import describe, holder_gone
 from release.operation import Operation, OperationFailed, Reporter
 from release.remote import SshRemote
+from release.units import render_units
 
 
-def restart(env: Environment, reporter: Reporter) -> str:
+def restart(root: Path, env: Environment, reporter: Reporter) -> str:
     """Restart the current release and hold it to the health gate."""
-    with Operation(env, "restart", reporter) as op:
+    with Operation(env, "restart", reporter, render_units(root, env)) as op:
         op.connect()
         state = op.take_lock("restart")
         finish = None
@@ -31,6 +34,7 @@ def restart(env: Environment, reporter: Reporter) -> str:
                     version=version,
                     sha=state.current,
                     timeout=env.health_timeout,
+                    units=op.units,
                 )
             if not gate["healthy"]:
                 assert op.host is not None

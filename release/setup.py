@@ -12,8 +12,8 @@ from release.environments import Environment
 from release.errors import UsageError
 from release.host import Host
 from release.remote import SshRemote
+from release.units import render_units
 
-UNIT_TEMPLATE = Path("deployment") / "systemd" / "helionyx.service.in"
 _PLACEHOLDER = re.compile(r"<[^<>\n]*>")
 
 
@@ -58,19 +58,6 @@ def render_config(env: Environment, text: str, source: Path) -> str:
     return rendered + "\n"
 
 
-def render_unit(root: Path, env: Environment) -> str:
-    """The systemd unit for the env from deployment/systemd/."""
-    template = (root / UNIT_TEMPLATE).read_text(encoding="utf-8")
-    return template.format(
-        env=env.name,
-        unit=env.unit,
-        base_dir=env.base_dir,
-        data_dir=env.data_dir,
-        config_file=env.config_file,
-        port=env.port,
-    )
-
-
 def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
     """Create user, dirs, config (0600) and unit on the host; returns what changed."""
     if not env_file.is_file():
@@ -80,7 +67,7 @@ def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
             env=env.name,
         )
     config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
-    unit = render_unit(root, env)
+    units = render_units(root, env)
     upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"
     with SshRemote(env) as remote, tempfile.TemporaryDirectory() as tmp:
         # Secrets travel by SFTP into a file that is 0600 before a byte is written, never on a
@@ -95,7 +82,5 @@ def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
         if prepared.code != 0:
             raise UsageError(f"cannot write {upload} on {env.host}: {prepared.stderr.strip()}")
         remote.put(local, upload)
-        done: list[str] = Host(remote, env).call("setup", config_upload=upload, unit_text=unit)[
-            "done"
-        ]
+        done: list[str] = Host(remote, env).call("setup", config_upload=upload, units=units)["done"]
     return done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -20,6 +21,25 @@ log = logging.getLogger("helionyx.startup")
 SD_LISTEN_FDS_START = 3
 #: How long in-flight requests get after SIGTERM; below systemd's default TimeoutStopSec.
 GRACEFUL_SECONDS = 8
+#: After it stops accepting, how long a just-accepted connection gets to deliver its request.
+ACCEPT_GRACE_SECONDS = 0.25
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, but a connection accepted just before SIGTERM is served rather than cut.
+
+    uvicorn closes connections that have no request in progress the moment it shuts down; a
+    client whose connection was accepted an instant earlier would see it reset. Stop accepting
+    first (new connections wait in the listening socket's backlog, which systemd keeps open for
+    the next process), give requests already on the wire a moment to arrive, then shut down.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting, wait ACCEPT_GRACE_SECONDS, then uvicorn's graceful shutdown."""
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(ACCEPT_GRACE_SECONDS)
+        await super().shutdown(sockets=sockets)
 
 
 def inherited_socket() -> socket.socket | None:
@@ -66,7 +86,7 @@ def serve(settings: Settings) -> int:
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             server_header=False,
         )
-        server = uvicorn.Server(config)
+        server = DrainingServer(config)
         # uvicorn re-raises the stop signal after its graceful shutdown; with these handlers in
         # place that re-raise is a no-op, so a requested stop exits 0 instead of dying by signal.
         signal.signal(signal.SIGTERM, lambda *_: None)

@@ -1,0 +1,311 @@
+"""Deploy benchmark on the test node: Helionyx against the service's floor and the in-place way.
+
+    make bench            (root; boots the test node; about four minutes)
+
+Measures, each as median / min / max of REPS repetitions:
+1. floor: a bare `systemctl restart` until /health/ready answers (the service's cold start);
+2. Helionyx: deploy of a prebuilt release (a new SHA each time), no-op redeploy, rollback;
+3. baseline, the in-place way of the original deploy guide: one shared venv per env,
+   `pip install --upgrade` of the new wheel from the same wheelhouse, restart;
+4. failed requests and worst latency under the same steady load during 2 and 3.
+Prints a table and the ratios, and writes them to benchmarks/results/latest.json. It reports; it
+does not pass or fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.loadgen import Load, Phase
+from release.git import snapshot_work_tree
+
+REPO = Path(__file__).resolve().parents[1]
+TESTNODE = REPO / "deployment" / "testnode" / "testnode.py"
+RESULTS = REPO / "benchmarks" / "results" / "latest.json"
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "20"))
+BASELINE_PORT = 8010
+
+
+@dataclass
+class Figure:
+    """Repeated timings of one operation, and what the load saw meanwhile."""
+
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    failed: int = 0
+    requests: int = 0
+    worst_latency: float = 0.0
+
+    def add_load(self, phase: Phase) -> None:
+        """Fold one phase of load into this figure."""
+        self.failed += phase.failed
+        self.requests += phase.requests
+        self.worst_latency = max(self.worst_latency, phase.worst)
+
+    @property
+    def median(self) -> float:
+        """Median seconds."""
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+    def row(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "median_s": round(self.median, 3),
+            "min_s": round(min(self.seconds), 3),
+            "max_s": round(max(self.seconds), 3),
+            "reps": len(self.seconds),
+            "requests_under_load": self.requests,
+            "failed_requests": self.failed,
+            "worst_latency_s": round(self.worst_latency, 3),
+        }
+
+
+def sh(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    """Run a command; fail loudly."""
+    done = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:4])} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+def on_node(command: str) -> str:
+    """A shell command on the node."""
+    return sh(sys.executable, str(TESTNODE), "ssh", command)
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Seconds an action took."""
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started
+
+
+class Bench:
+    """The scratch project, the node and the figures."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.project = workdir / "project"
+        self.token = secrets.token_urlsafe(24)
+        self.env: dict[str, str] = {"PYTHONPATH": str(REPO), "DEPLOY_LISTEN_ADDRESS": "0.0.0.0"}
+        self.builds: list[str] = []
+        self.figures: dict[str, Figure] = {}
+
+    def cli(self, *args: str) -> str:
+        """`python -m release --repo PROJECT …`."""
+        return sh(sys.executable, "-m", "release", "--repo", str(self.project), *args, env=self.env)
+
+    def prepare(self) -> None:
+        """A clean node, a scratch clone with REPS + 1 dev builds, dev set up."""
+        print("preparing: test node, scratch clone, builds …", file=sys.stderr)
+        sh(sys.executable, str(TESTNODE), "down")
+        sh(sys.executable, str(TESTNODE), "up")
+        for line in sh(sys.executable, str(TESTNODE), "env").split():
+            key, _, value = line.partition("=")
+            self.env[key] = value
+        snapshot_work_tree(REPO, self.project, "bench: the working tree")
+        for number in range(REPS + 1):
+            (self.project / "BENCH.txt").write_text(f"{number}\n")
+            sh("git", "add", "BENCH.txt", cwd=self.project)
+            sh("git", "commit", "--quiet", "-m", f"bench {number}", cwd=self.project)
+            self.cli("artifact")
+            self.builds.append(sh("git", "rev-parse", "HEAD", cwd=self.project).strip())
+        example = (REPO / ".env.dev.example").read_text().splitlines()
+        settings = self.project / ".env.dev"
+        settings.write_text(
+            "\n".join(
+                f"HELIONYX_API_TOKEN={self.token}"
+                if line.startswith("HELIONYX_API_TOKEN")
+                else line
+                for line in example
+            )
+            + "\n"
+        )
+        settings.chmod(0o600)
+        self.cli("setup-host", "--env", "dev")
+
+    def load(self, port: int) -> Load:
+        """Steady load on a port of the node."""
+        return Load(
+            f"http://{self.env['DEPLOY_HOST']}:{port}", self.token, clients=CLIENTS, max_seconds=900
+        )
+
+    def measure(self, name: str, load: Load, action: Callable[[], object]) -> None:
+        """Time one repetition of `name` and charge the load it saw to it."""
+        figure = self.figures.setdefault(name, Figure(name))
+        load.mark(name)
+        figure.seconds.append(timed(action))
+        figure.add_load(load.mark("between"))
+
+    def helionyx(self) -> None:
+        """Floor, deploys, no-op redeploys and rollbacks of Helionyx, under load."""
+        store = f"dir:{self.project / 'dist' / 'releases'}"
+
+        def deploy(sha: str) -> None:
+            self.cli("deploy", "--env", "dev", "--version", sha, "--store", store)
+
+        deploy(self.builds[0])
+        restart_until_ready = (
+            "systemctl restart helionyx-dev.service && "
+            "until curl -sf -o /dev/null http://127.0.0.1:8000/health/ready; do sleep 0.01; done"
+        )
+        floor = Figure("floor: systemctl restart until ready")
+        for _ in range(REPS):
+            # Timed on the node itself: no SSH round trip in the floor.
+            out = on_node(f"s=$(date +%s.%N); {restart_until_ready}; e=$(date +%s.%N); echo $s $e")
+            start, end = (float(v) for v in out.split())
+            floor.seconds.append(end - start)
+        self.figures["floor"] = floor
+        with self.load(8000) as load:
+            for sha in self.builds[1:]:
+                self.measure("helionyx deploy", load, lambda s=sha: deploy(s))  # type: ignore[misc]
+            for _ in range(REPS):
+                self.measure("helionyx no-op redeploy", load, lambda: deploy(self.builds[-1]))
+            for _ in range(REPS):
+                self.measure(
+                    "helionyx rollback", load, lambda: self.cli("rollback", "--env", "dev")
+                )
+
+    def baseline(self) -> None:
+        """The in-place way: one venv per env, pip install --upgrade the new wheel, restart."""
+        base = "/opt/helionyx-inplace"
+        data = "/var/lib/helionyx-inplace"
+        unit = f"""[Unit]
+Description=Helionyx, deployed in place (benchmark baseline)
+[Service]
+User=helionyx
+EnvironmentFile=/etc/helionyx/dev.env
+Environment=API_HOST=0.0.0.0 API_PORT={BASELINE_PORT}
+Environment=EVENT_STORE_PATH={data}/events PROJECTIONS_DB_PATH={data}/projections/p.db
+WorkingDirectory={data}
+ExecStart={base}/venv/bin/python -m helionyx serve --env dev
+"""
+        on_node(
+            f"mkdir -p {base} {data} && chown helionyx {data} && python3 -m venv {base}/venv && "
+            f"printf %s {shlex.quote(unit)} > /etc/systemd/system/helionyx-inplace.service && "
+            "systemctl daemon-reload"
+        )
+        releases = self.project / "dist" / "releases"
+        versions = {
+            json.loads((d / "manifest.json").read_text())["commit"]: d for d in releases.iterdir()
+        }
+
+        def upgrade(sha: str) -> None:
+            artifact = versions[sha]
+            with tempfile.TemporaryDirectory() as tmp:
+                bundle = Path(tmp) / "a.tar"
+                sh("tar", "-cf", str(bundle), "-C", str(artifact), ".")
+                target = f"{base}/incoming"
+                on_node(f"rm -rf {target} && mkdir -p {target}")
+                sh(
+                    "scp",
+                    "-q",
+                    "-i",
+                    self.env["DEPLOY_SSH_KEY"],
+                    "-o",
+                    f"UserKnownHostsFile={self.env['DEPLOY_KNOWN_HOSTS']}",
+                    str(bundle),
+                    f"root@{self.env['DEPLOY_HOST']}:{target}/a.tar",
+                )
+            wheel = next(artifact.glob("helionyx-*.whl")).name
+            on_node(
+                f"cd {target} && tar -xf a.tar && {base}/venv/bin/pip install -q --upgrade "
+                f"--no-index --find-links wheelhouse -r requirements.lock {wheel} && "
+                "systemctl restart helionyx-inplace && "
+                f"until curl -sf -o /dev/null http://127.0.0.1:{BASELINE_PORT}/health/ready; "
+                "do sleep 0.01; done"
+            )
+
+        upgrade(self.builds[0])
+        with self.load(BASELINE_PORT) as load:
+            for sha in self.builds[1:]:
+                self.measure("baseline in-place deploy", load, lambda s=sha: upgrade(s))  # type: ignore[misc]
+
+    def report(self) -> dict[str, Any]:
+        """Print the table and ratios; return them as data."""
+        floor = self.figures["floor"].median
+        deploy = self.figures["helionyx deploy"].median
+        rows = {name: figure.row() for name, figure in self.figures.items()}
+        ratios = {
+            "deploy/floor": round(deploy / floor, 2),
+            "rollback/floor": round(self.figures["helionyx rollback"].median / floor, 2),
+            "baseline/deploy": round(self.figures["baseline in-place deploy"].median / deploy, 2),
+        }
+        header = ("operation", "median", "min", "max", "requests", "failed", "worst")
+        print("\n{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}".format(*header))
+        for name, row in rows.items():
+            cells = [f"{row[k]:.2f}s" for k in ("median_s", "min_s", "max_s")]
+            if name == "floor":
+                cells += ["-", "-", "-"]
+            else:
+                cells += [
+                    str(row["requests_under_load"]),
+                    str(row["failed_requests"]),
+                    f"{row['worst_latency_s']:.2f}s",
+                ]
+            print(
+                "{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}".format(self.figures[name].name, *cells)
+            )
+        print()
+        for name, value in ratios.items():
+            print(f"{name:<18} {value:5.2f}")
+        return {
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "kernel": platform.release(),
+                "node": "systemd-nspawn Debian 12 test node on the same machine",
+            },
+            "reps": REPS,
+            "clients": CLIENTS,
+            "figures": rows,
+            "ratios": ratios,
+        }
+
+
+def main() -> int:
+    """Run everything, print, write the JSON."""
+    if os.geteuid() != 0:
+        print("make bench boots the test node and needs root", file=sys.stderr)
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="helionyx-bench-"))
+    try:
+        bench = Bench(workdir)
+        bench.prepare()
+        bench.helionyx()
+        bench.baseline()
+        data = bench.report()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        subprocess.run([sys.executable, str(TESTNODE), "down"], capture_output=True, check=False)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

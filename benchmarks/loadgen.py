@@ -1,0 +1,141 @@
+"""A steady, bounded HTTP load: N clients alternating /health and an authenticated read.
+
+Every request opens its own connection (no keep-alive), so a refused or reset connection shows
+up as a failure instead of being hidden by connection reuse. Bounded in requests and seconds;
+it stops by itself. Send it only to loopback or to the project's own test node.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import httpx
+
+
+@dataclass
+class Phase:
+    """What the load saw between two marks."""
+
+    name: str
+    requests: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        """How many requests failed (refused, reset, timed out, non-2xx)."""
+        return sum(self.failures.values())
+
+    @property
+    def worst(self) -> float:
+        """The slowest request, in seconds."""
+        return max(self.latencies, default=0.0)
+
+    @property
+    def p50(self) -> float:
+        """The median latency."""
+        return statistics.median(self.latencies) if self.latencies else 0.0
+
+    def summary(self) -> str:
+        """One line."""
+        failed = ", ".join(f"{k} {v}" for k, v in self.failures.most_common()) or "none"
+        return (
+            f"{self.name}: {self.requests} requests, failed: {failed}, "
+            f"median {self.p50 * 1000:.0f} ms, worst {self.worst * 1000:.0f} ms"
+        )
+
+
+class Load:
+    """Run the load in background threads; `mark()` starts a new phase."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        clients: int = 20,
+        max_seconds: float = 300,
+        max_requests: int = 200_000,
+        timeout: float = 30,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        self.clients = clients
+        self.deadline = time.monotonic() + max_seconds
+        self.budget = max_requests
+        self.timeout = timeout
+        self.phases = [Phase("warm-up")]
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Load:
+        for number in range(self.clients):
+            thread = threading.Thread(target=self._client, args=(number,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def mark(self, name: str) -> Phase:
+        """Start counting a new phase; returns the phase that just ended."""
+        with self._lock:
+            ended = self.phases[-1]
+            self.phases.append(Phase(name))
+        return ended
+
+    def stop(self) -> Phase:
+        """Stop every client; returns the last phase."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+        return self.phases[-1]
+
+    def _client(self, number: int) -> None:
+        paths = ["/health", "/api/v1/state"]
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(timeout=self.timeout, limits=limits, headers=self.headers) as client:
+            turn = number
+            while not self._stop.is_set() and time.monotonic() < self.deadline:
+                with self._lock:
+                    if self.budget <= 0:
+                        return
+                    self.budget -= 1
+                path = paths[turn % 2]
+                turn += 1
+                started = time.monotonic()
+                outcome = self._one(client, path)
+                elapsed = time.monotonic() - started
+                with self._lock:
+                    phase = self.phases[-1]
+                    phase.requests += 1
+                    phase.latencies.append(elapsed)
+                    if outcome:
+                        phase.failures[outcome] += 1
+
+    def _one(self, client: httpx.Client, path: str) -> str | None:
+        try:
+            response = client.get(self.base_url + path)
+        except httpx.ConnectError:
+            return "connection refused"
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return "connection reset"
+        except httpx.TimeoutException:
+            return "timeout"
+        if response.status_code >= 500:
+            return f"HTTP {response.status_code}"
+        if response.status_code != 200:
+            return f"HTTP {response.status_code}"
+        return None
