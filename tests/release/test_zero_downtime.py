@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.loadgen import Load, Phase
-from tests.release.deploykit import TOKEN, NodeHandle, Project, deploy, setup_env
+from tests.release.deploykit import TOKEN, NodeHandle, Project, deploy, setup_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +22,8 @@ def test_no_request_fails_during_deploy_rollback_and_restart(
 
     with Load(base, TOKEN, clients=20, max_seconds=240) as load:
         load.mark("baseline")
+        baseline = load.phases[-1]
+        wait_until(lambda: baseline.requests >= 100 or None, 30, "the load to get going")
         outcomes: dict[str, Phase] = {}
         for step, args in (
             (
