@@ -59,7 +59,7 @@ def test_a_host_set_up_before_socket_activation_is_migrated(
         " && sed -i '/helionyx-dev.socket/d' /etc/systemd/system/helionyx-dev.service"
         " && systemctl daemon-reload && systemctl restart helionyx-dev.service"
     )
-    assert node.http("dev", "/health")[0] == 200
+    wait_until(lambda: node.http("dev", "/health")[0] == 200 or None, 20, "the old-style service")
     assert node.ssh("systemctl is-active helionyx-dev.socket", check=False).strip() != "active"
 
     result = deploy(project, node, "dev", "0.2.0")
