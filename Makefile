@@ -10,8 +10,10 @@ STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml 2>/d
 ENV ?= dev
 PYTEST_ARGS ?=
 # pip-compile must not write this machine's index URLs or find-links into a lock.
-COMPILE := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet \
-	--generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
+COMPILE := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" \
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
+LOCKS := runtime dev tools
 
 .PHONY: help
 help: ## list the targets
@@ -36,6 +38,14 @@ run: $(STAMP) ## run the service locally (ENV=dev by default; creates .env.dev f
 test: $(STAMP) ## run the test suite (creates .venv first)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: test-unit
+test-unit: $(STAMP) ## only the tests that need no test node, git or network
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: $(STAMP) ## only the end-to-end tests (real processes, git, pip, the test node; root)
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: $(STAMP) ## ruff check + ruff format --check
 	$(BIN)/ruff check .
@@ -55,8 +65,15 @@ check: lint typecheck test ## every gate: lint, types, tests
 
 .PHONY: lock
 lock: $(STAMP) ## recompile the hash-pinned locks from requirements/*.in
-	$(COMPILE) -o requirements/runtime.txt requirements/runtime.in
-	$(COMPILE) -o requirements/dev.txt requirements/dev.in
+	@for name in $(LOCKS); do $(COMPILE) -o requirements/$$name.txt requirements/$$name.in || exit 1; done
+
+.PHONY: lock-check
+lock-check: $(STAMP) ## fail when a lock does not regenerate identically from its .in file
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; for name in $(LOCKS); do \
+		cp requirements/$$name.txt $$tmp/$$name.txt; \
+		$(COMPILE) -o $$tmp/$$name.txt requirements/$$name.in || exit 1; \
+		diff -u requirements/$$name.txt $$tmp/$$name.txt || { echo "requirements/$$name.txt is stale: run make lock" >&2; exit 1; }; \
+	done; echo "locks are fresh"
 
 # -- releases ----------------------------------------------------------------------------
 VERSION ?=
@@ -80,6 +97,18 @@ publish: $(STAMP) ## publish VERSION from dist/releases to STORE (dir:PATH or gi
 .PHONY: releases-available
 releases-available: $(STAMP) ## list what STORE holds, newest first (FORMAT=json for JSON)
 	@$(RELEASE) list --store "$(STORE)" --format "$(FORMAT)"
+
+.PHONY: twine-check
+twine-check: $(STAMP) ## twine check --strict on every wheel in dist/releases
+	@$(PY) -m twine check --strict dist/releases/*/helionyx-*.whl
+
+.PHONY: reproducible
+reproducible: $(STAMP) ## build REF (default HEAD) in two clones; fail unless byte-identical
+	@$(RELEASE) reproduce --ref "$(or $(REF),HEAD)"
+
+.PHONY: release-guard
+release-guard: $(STAMP) ## refuse to publish TAG unless it is on origin/main and in CHANGELOG.md
+	@$(RELEASE) guard --tag "$(TAG)"
 
 .PHONY: verify
 verify: $(STAMP) ## download VERSION from STORE into dist/cache and check every checksum

@@ -51,10 +51,13 @@ class Figure:
     failed: int = 0
     requests: int = 0
     worst_latency: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
 
     def add_load(self, phase: Phase) -> None:
         """Fold one phase of load into this figure."""
         self.failed += phase.failed
+        for kind, count in phase.failures.items():
+            self.failures[kind] = self.failures.get(kind, 0) + count
         self.requests += phase.requests
         self.worst_latency = max(self.worst_latency, phase.worst)
 
@@ -72,6 +75,7 @@ class Figure:
             "reps": len(self.seconds),
             "requests_under_load": self.requests,
             "failed_requests": self.failed,
+            "failures_by_kind": self.failures,
             "worst_latency_s": round(self.worst_latency, 3),
         }
 
@@ -126,7 +130,8 @@ class Bench:
             key, _, value = line.partition("=")
             self.env[key] = value
         snapshot_work_tree(REPO, self.project, "bench: the working tree")
-        for number in range(REPS + 1):
+        # A new SHA for every deploy: one to start from, REPS quiet, REPS under load.
+        for number in range(2 * REPS + 1):
             (self.project / "BENCH.txt").write_text(f"{number}\n")
             sh("git", "add", "BENCH.txt", cwd=self.project)
             sh("git", "commit", "--quiet", "-m", f"bench {number}", cwd=self.project)
@@ -152,9 +157,13 @@ class Bench:
             f"http://{self.env['DEPLOY_HOST']}:{port}", self.token, clients=CLIENTS, max_seconds=900
         )
 
-    def measure(self, name: str, load: Load, action: Callable[[], object]) -> None:
-        """Time one repetition of `name` and charge the load it saw to it."""
-        figure = self.figures.setdefault(name, Figure(name))
+    def measure(self, name: str, load: Load | None, action: Callable[[], object]) -> None:
+        """Time one repetition of `name` (and charge the load it saw to it, under load)."""
+        label = f"{name} (under load)" if load else name
+        figure = self.figures.setdefault(label, Figure(label))
+        if load is None:
+            figure.seconds.append(timed(action))
+            return
         load.mark(name)
         figure.seconds.append(timed(action))
         figure.add_load(load.mark("between"))
@@ -169,7 +178,8 @@ class Bench:
         deploy(self.builds[0])
         restart_until_ready = (
             "systemctl restart helionyx-dev.service && "
-            "until curl -sf -o /dev/null http://127.0.0.1:8000/health/ready; do sleep 0.01; done"
+            "for i in $(seq 3000); do curl -sf -o /dev/null http://127.0.0.1:8000/health/ready "
+            "&& break; sleep 0.01; done"
         )
         floor = Figure("floor: systemctl restart until ready")
         for _ in range(REPS):
@@ -178,11 +188,18 @@ class Bench:
             start, end = (float(v) for v in out.split())
             floor.seconds.append(end - start)
         self.figures["floor"] = floor
+        quiet, loaded = self.builds[1 : REPS + 1], self.builds[REPS + 1 :]
+        # Timings first on a quiet machine (2 cores: a load generator competes with the build),
+        # then the same operations under steady load for failures and worst latency.
+        for sha in quiet:
+            self.measure("helionyx deploy", None, lambda s=sha: deploy(s))  # type: ignore[misc]
+        for _ in range(REPS):
+            self.measure("helionyx no-op redeploy", None, lambda: deploy(quiet[-1]))
+        for _ in range(REPS):
+            self.measure("helionyx rollback", None, lambda: self.cli("rollback", "--env", "dev"))
         with self.load(8000) as load:
-            for sha in self.builds[1:]:
+            for sha in loaded:
                 self.measure("helionyx deploy", load, lambda s=sha: deploy(s))  # type: ignore[misc]
-            for _ in range(REPS):
-                self.measure("helionyx no-op redeploy", load, lambda: deploy(self.builds[-1]))
             for _ in range(REPS):
                 self.measure(
                     "helionyx rollback", load, lambda: self.cli("rollback", "--env", "dev")
@@ -196,14 +213,21 @@ class Bench:
 Description=Helionyx, deployed in place (benchmark baseline)
 [Service]
 User=helionyx
-EnvironmentFile=/etc/helionyx/dev.env
-Environment=API_HOST=0.0.0.0 API_PORT={BASELINE_PORT}
-Environment=EVENT_STORE_PATH={data}/events PROJECTIONS_DB_PATH={data}/projections/p.db
+EnvironmentFile=/etc/helionyx/inplace.env
 WorkingDirectory={data}
 ExecStart={base}/venv/bin/python -m helionyx serve --env dev
 """
+        overrides = (
+            f"API_HOST=0.0.0.0\nAPI_PORT={BASELINE_PORT}\nEVENT_STORE_PATH={data}/events\n"
+            f"PROJECTIONS_DB_PATH={data}/projections/p.db\n"
+        )
+        # Its own settings file: in EnvironmentFile= beats Environment=, so override there.
         on_node(
             f"mkdir -p {base} {data} && chown helionyx {data} && python3 -m venv {base}/venv && "
+            "grep -vE '^(API_HOST|API_PORT|EVENT_STORE_PATH|PROJECTIONS_DB_PATH)=' "
+            "/etc/helionyx/dev.env > /etc/helionyx/inplace.env && "
+            f"printf {shlex.quote(overrides)} >> /etc/helionyx/inplace.env && "
+            "chmod 600 /etc/helionyx/inplace.env && "
             f"printf %s {shlex.quote(unit)} > /etc/systemd/system/helionyx-inplace.service && "
             "systemctl daemon-reload"
         )
@@ -231,16 +255,19 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
                 )
             wheel = next(artifact.glob("helionyx-*.whl")).name
             on_node(
-                f"cd {target} && tar -xf a.tar && {base}/venv/bin/pip install -q --upgrade "
-                f"--no-index --find-links wheelhouse -r requirements.lock {wheel} && "
+                f"cd {target} && tar -xf a.tar && {base}/venv/bin/pip install -q "
+                "--no-index --find-links wheelhouse -r requirements.lock && "
+                f"{base}/venv/bin/pip install -q --upgrade --no-deps --no-index {wheel} && "
                 "systemctl restart helionyx-inplace && "
-                f"until curl -sf -o /dev/null http://127.0.0.1:{BASELINE_PORT}/health/ready; "
-                "do sleep 0.01; done"
+                f"for i in $(seq 3000); do curl -sf -o /dev/null "
+                f"http://127.0.0.1:{BASELINE_PORT}/health/ready && exit 0; sleep 0.01; done; exit 1"
             )
 
         upgrade(self.builds[0])
+        for sha in self.builds[1 : REPS + 1]:
+            self.measure("baseline in-place deploy", None, lambda s=sha: upgrade(s))  # type: ignore[misc]
         with self.load(BASELINE_PORT) as load:
-            for sha in self.builds[1:]:
+            for sha in self.builds[REPS + 1 :]:
                 self.measure("baseline in-place deploy", load, lambda s=sha: upgrade(s))  # type: ignore[misc]
 
     def report(self) -> dict[str, Any]:
@@ -257,7 +284,7 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
         print("\n{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}".format(*header))
         for name, row in rows.items():
             cells = [f"{row[k]:.2f}s" for k in ("median_s", "min_s", "max_s")]
-            if name == "floor":
+            if "under load" not in name:
                 cells += ["-", "-", "-"]
             else:
                 cells += [
@@ -268,6 +295,10 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
             print(
                 "{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}".format(self.figures[name].name, *cells)
             )
+        for figure in self.figures.values():
+            if figure.failures:
+                kinds = ", ".join(f"{k}: {v}" for k, v in sorted(figure.failures.items()))
+                print(f"  {figure.name} failures: {kinds}")
         print()
         for name, value in ratios.items():
             print(f"{name:<18} {value:5.2f}")

@@ -491,7 +491,7 @@ def health_gate(
                 "reason": f"not healthy within {timeout:.0f} s: {last}",
                 "seconds": round(time.monotonic() - started, 3),
             }
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def install_units(units: dict[str, str]) -> list[str]:

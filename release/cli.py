@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--version", required=True, help="version, tag or SHA")
         command.add_argument("--store", default=DEFAULT_STORE, help="dir:PATH or github:OWNER/REPO")
 
+    guard = sub.add_parser("guard", help="refuse a tag not on main or without CHANGELOG section")
+    guard.add_argument("--tag", required=True)
+    guard.add_argument("--branch", default="origin/main")
+    reproduce = sub.add_parser("reproduce", help="build a commit in two clones; must be identical")
+    reproduce.add_argument("--ref", default="HEAD")
+
     listing = sub.add_parser("list", help="list the releases a store holds")
     listing.add_argument("--store", default=DEFAULT_STORE)
     listing.add_argument("--format", choices=("table", "json"), default="table")
@@ -119,6 +125,14 @@ def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progr
         verified = releasing.verify_from(ws, args.version, store, progress)
         count = len(verified.manifest.files) + 1
         print(f"verified {verified.version} ({verified.commit}): {count} files match")
+        return 0
+    if args.command == "guard":
+        commit = releasing.guard(ws, args.tag, args.branch)
+        print(f"{args.tag} ({commit}) is on {args.branch} and has release notes")
+        return 0
+    if args.command == "reproduce":
+        same = releasing.reproduce(ws, args.ref)
+        print(f"two builds of {same.commit} are identical ({same.version})")
         return 0
     if args.command == "list":
         return _list(_store(args.store, ws).releases(), args.format)

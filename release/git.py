@@ -93,6 +93,18 @@ class Git:
         """Create an annotated tag."""
         self.run("tag", "--annotate", tag, commit, "-m", message)
 
+    def is_ancestor(self, commit: str, of: str) -> bool:
+        """Whether `commit` is reachable from `of` (e.g. a tag's commit from origin/main)."""
+        result = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", commit, of],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode > 1:
+            raise GitError(f"git merge-base failed: {result.stderr.decode().strip()}")
+        return result.returncode == 0
+
     def branch(self) -> str:
         """The current branch name (or HEAD when detached)."""
         return self.run("rev-parse", "--abbrev-ref", "HEAD")

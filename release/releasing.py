@@ -13,7 +13,7 @@ from packaging.version import Version
 from release import artifact as artifacts
 from release.artifact import Artifact
 from release.changelog import cut_release, release_notes
-from release.errors import GitError
+from release.errors import ArtifactError, GitError
 from release.git import Git
 from release.progress import Progressable
 from release.store import DirStore, Outcome, Store, resolve
@@ -113,6 +113,12 @@ def publish(ws: Workspace, version: str, store: Store, progress: Progressable) -
 def verify_from(ws: Workspace, version: str, store: Store, progress: Progressable) -> Artifact:
     """Download a release into the local cache and check every checksum and the manifest."""
     ws.cache.mkdir(parents=True, exist_ok=True)
+    cached = ws.cache / version
+    if (cached / artifacts.SUMS).is_file() and (
+        (cached / artifacts.SUMS).read_bytes() == store.checksums(version)
+    ):
+        # Already downloaded: check the cached bytes again rather than fetch them again.
+        return check_against_git(ws, artifacts.verify(cached))
     # Download beside the cache and move in only what verified, so a bad download leaves
     # nothing behind.
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=ws.cache) as tmp:
@@ -121,4 +127,39 @@ def verify_from(ws: Workspace, version: str, store: Store, progress: Progressabl
         if final.exists():
             shutil.rmtree(final)
         fetched.directory.rename(final)
-    return artifacts.verify(final)
+    return Artifact(final, fetched.manifest)
+
+
+def guard(ws: Workspace, tag: str, branch: str) -> str:
+    """Refuse to publish a tag that is not on `branch` or has no CHANGELOG section."""
+    version = parse_release_version(tag)
+    commit = ws.git.tag_commit(tag_for(version))
+    if commit is None:
+        raise GitError(f"there is no tag {tag_for(version)}", hint="push the tag first")
+    if not ws.git.is_ancestor(commit, branch):
+        raise GitError(
+            f"{tag_for(version)} ({commit[:12]}) is not on {branch}",
+            hint="release only commits that are on main",
+        )
+    release_notes(ws.root / CHANGELOG, version)
+    return commit
+
+
+def reproduce(ws: Workspace, ref: str) -> Artifact:
+    """Build `ref` in two separate clones and insist on identical artifacts."""
+    commit = ws.git.rev(ref)
+    built: list[Artifact] = []
+    with tempfile.TemporaryDirectory(prefix="helionyx-reproduce-") as tmp:
+        for name in ("a", "b"):
+            clone = Path(tmp) / name
+            ws.git.run("clone", "--quiet", "--no-local", str(ws.root), str(clone))
+            Git(clone).run("checkout", "--quiet", commit)
+            built.append(artifacts.build(Git(clone), commit, Path(tmp) / f"store-{name}"))
+        first, second = built
+        for path in [*artifacts.artifact_files(first.directory), artifacts.SUMS]:
+            if (first.directory / path).read_bytes() != (second.directory / path).read_bytes():
+                raise ArtifactError(
+                    f"{path} differs between two builds of {commit[:12]}",
+                    hint="something in the build is not reproducible",
+                )
+    return first

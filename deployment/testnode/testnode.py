@@ -142,17 +142,27 @@ def ensure_host_tools() -> None:
 
 
 def debian_mirror() -> str:
-    """The Debian mirror apt on this machine already uses."""
+    """The Debian mirror apt on this machine already uses (deb.debian.org elsewhere)."""
+    if os.environ.get("HELIONYX_DEBIAN_MIRROR"):
+        return os.environ["HELIONYX_DEBIAN_MIRROR"]
+    lines: list[str] = []
     for source in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
-        for line in source.read_text().splitlines():
-            if line.startswith("URIs:") and "security" not in line:
-                return line.split()[1]
+        lines += [
+            line.split()[1]
+            for line in source.read_text().splitlines()
+            if line.startswith("URIs:") and len(line.split()) > 1
+        ]
     legacy = Path("/etc/apt/sources.list")
     if legacy.exists():
-        for line in legacy.read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and parts[0] == "deb" and "security" not in parts[1]:
-                return parts[1]
+        lines += [
+            parts[1]
+            for parts in (line.split() for line in legacy.read_text().splitlines())
+            if len(parts) >= 3 and parts[0] == "deb"
+        ]
+    # Only a Debian mirror carries bookworm (an Ubuntu runner's mirror does not).
+    for uri in lines:
+        if "debian" in uri and "security" not in uri:
+            return uri
     return "http://deb.debian.org/debian"
 
 

@@ -22,7 +22,7 @@ SD_LISTEN_FDS_START = 3
 #: How long in-flight requests get after SIGTERM; below systemd's default TimeoutStopSec.
 GRACEFUL_SECONDS = 8
 #: After it stops accepting, how long a just-accepted connection gets to deliver its request.
-ACCEPT_GRACE_SECONDS = 0.25
+ACCEPT_GRACE_SECONDS = 0.1
 
 
 class DrainingServer(uvicorn.Server):
