@@ -176,8 +176,8 @@ demo: $(STAMP) ## the whole pipeline on a throwaway node on this machine (root; 
 	@$(PY) -m release.demo
 
 .PHONY: demo-clean
-demo-clean: ## shut the demo's node down and remove its scratch clone
-	@$(PYTHON) -m release.demo clean
+demo-clean: $(STAMP) ## shut the demo's node down and remove its scratch clone
+	@$(PY) -m release.demo clean
 
 # -- benchmarks --------------------------------------------------------------------------
 .PHONY: bench

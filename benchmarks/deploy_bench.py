@@ -33,6 +33,7 @@ from typing import Any
 
 from benchmarks.loadgen import Load, Phase
 from release.git import snapshot_work_tree
+from release.setup import fill_settings
 
 REPO = Path(__file__).resolve().parents[1]
 TESTNODE = REPO / "deployment" / "testnode" / "testnode.py"
@@ -137,18 +138,9 @@ class Bench:
             sh("git", "commit", "--quiet", "-m", f"bench {number}", cwd=self.project)
             self.cli("artifact")
             self.builds.append(sh("git", "rev-parse", "HEAD", cwd=self.project).strip())
-        example = (REPO / ".env.dev.example").read_text().splitlines()
-        settings = self.project / ".env.dev"
-        settings.write_text(
-            "\n".join(
-                f"HELIONYX_API_TOKEN={self.token}"
-                if line.startswith("HELIONYX_API_TOKEN")
-                else line
-                for line in example
-            )
-            + "\n"
+        fill_settings(
+            REPO / ".env.dev.example", self.project / ".env.dev", {"HELIONYX_API_TOKEN": self.token}
         )
-        settings.chmod(0o600)
         self.cli("setup-host", "--env", "dev")
 
     def load(self, port: int) -> Load:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from release.git import snapshot_work_tree
+from release.setup import fill_settings
 
 REPO = Path(__file__).resolve().parents[1]
 # Under /var/tmp beside the test node's cache, outside the repository (it holds a token file).
@@ -121,18 +122,11 @@ class Demo:
     def set_up(self) -> None:
         """`make setup-host ENV=dev` with a generated token in a 0600 file."""
         banner("3. Set up dev on node1 (user, dirs, 0600 settings, systemd unit)")
-        example = (self.project / ".env.dev.example").read_text().splitlines()
-        settings = self.project / ".env.dev"
-        settings.write_text(
-            "\n".join(
-                f"HELIONYX_API_TOKEN={self.token}"
-                if line.startswith("HELIONYX_API_TOKEN=")
-                else line
-                for line in example
-            )
-            + "\n"
+        fill_settings(
+            self.project / ".env.dev.example",
+            self.project / ".env.dev",
+            {"HELIONYX_API_TOKEN": self.token},
         )
-        settings.chmod(0o600)
         self.timed("set up dev", "setup-host", "--env", "dev")
 
     def deploy(self, version: str) -> None:

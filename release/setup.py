@@ -17,6 +17,20 @@ from release.units import render_units
 _PLACEHOLDER = re.compile(r"<[^<>\n]*>")
 
 
+def fill_settings(example: Path, target: Path, values: dict[str, str]) -> Path:
+    """Write `target` (0600) from an example settings file with `values` set."""
+    lines = [
+        f"{line.split('=', 1)[0]}={values[line.split('=', 1)[0]]}"
+        if "=" in line and line.split("=", 1)[0] in values
+        else line
+        for line in example.read_text(encoding="utf-8").splitlines()
+    ]
+    target.touch(mode=0o600)
+    target.chmod(0o600)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
 def render_config(env: Environment, text: str, source: Path) -> str:
     """The host's env file: the operator's settings with the host layout forced from the TOML."""
     settings = [line for line in text.splitlines() if not line.lstrip().startswith("#")]

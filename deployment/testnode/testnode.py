@@ -285,21 +285,14 @@ def _unmount(node: Node) -> None:
             run("umount", "-l", str(node.merged), check=False)
 
 
+def _keygen(path: Path, comment: str) -> None:
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path))
+
+
 def _client_key(node: Node) -> None:
     if not node.key.exists():
         node.key.parent.mkdir(parents=True, exist_ok=True)
-        run(
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "helionyx-testnode",
-            "-f",
-            str(node.key),
-        )
+        _keygen(node.key, "helionyx-testnode")
     node.key.chmod(0o600)
 
 
@@ -316,18 +309,7 @@ def _personalise(node: Node) -> None:
     machine_id = run("systemd-id128", "new").stdout.strip()
     (root / "etc/machine-id").write_text(machine_id + "\n")
     host_key = root / "etc/ssh/ssh_host_ed25519_key"
-    run(
-        "ssh-keygen",
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        f"root@{node.name}",
-        "-f",
-        str(host_key),
-    )
+    _keygen(host_key, f"root@{node.name}")
     public = " ".join(host_key.with_suffix(".pub").read_text().split()[:2])
     node.known_hosts.write_text(f"{node.ip} {public}\n")
 

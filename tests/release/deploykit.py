@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from release.setup import fill_settings
 from tests.helionyx.servicekit import poll
 from tests.release.conftest import REPO, Result, git, make_project_repo, release_cli
 
@@ -136,13 +137,7 @@ class Project:
         """A filled-in settings file for `env`."""
         path = self.repo / f".env.{env}"
         if not path.exists():
-            example = (REPO / f".env.{env}.example").read_text()
-            lines = [
-                f"HELIONYX_API_TOKEN={TOKEN}" if line.startswith("HELIONYX_API_TOKEN=") else line
-                for line in example.splitlines()
-            ]
-            path.write_text("\n".join(lines) + "\n")
-            path.chmod(0o600)
+            fill_settings(REPO / f".env.{env}.example", path, {"HELIONYX_API_TOKEN": TOKEN})
         return path
 
     def commit(
