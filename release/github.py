@@ -141,17 +141,6 @@ class GitHubStore:
             return Outcome.CREATED
         return Outcome.COMPLETED if uploads else Outcome.UNCHANGED
 
-    def checksums(self, version: str) -> bytes:
-        """The release's SHA256SUMS asset."""
-        tag = version if version.startswith("v") else f"v{version}"
-        release = self._release_for_tag(tag)
-        if release is None:
-            raise NotFound(f"{self.label} has no release {tag}", hint="make releases-available")
-        assets = {a["name"]: a for a in self._paginate(self._assets_url(release))}
-        if SUMS not in assets:
-            raise StoreError(f"release {tag} in {self.label} has no {SUMS}")
-        return self._download_bytes(assets[SUMS])
-
     def fetch(self, version: str, destination: Path, progress: Progressable) -> Path:
         """Download every asset of a release into `destination/<version>`."""
         tag = version if version.startswith("v") else f"v{version}"

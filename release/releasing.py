@@ -113,14 +113,8 @@ def publish(ws: Workspace, version: str, store: Store, progress: Progressable) -
 def verify_from(ws: Workspace, version: str, store: Store, progress: Progressable) -> Artifact:
     """Download a release into the local cache and check every checksum and the manifest."""
     ws.cache.mkdir(parents=True, exist_ok=True)
-    cached = ws.cache / version
-    if (cached / artifacts.SUMS).is_file() and (
-        (cached / artifacts.SUMS).read_bytes() == store.checksums(version)
-    ):
-        # Already downloaded: check the cached bytes again rather than fetch them again.
-        return check_against_git(ws, artifacts.verify(cached))
-    # Download beside the cache and move in only what verified, so a bad download leaves
-    # nothing behind.
+    # Always the store's bytes, even when an earlier copy is cached: a store altered since must
+    # be noticed, not papered over. Download beside the cache and move in only what verified.
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=ws.cache) as tmp:
         fetched = check_against_git(ws, artifacts.verify(store.fetch(version, Path(tmp), progress)))
         final = ws.cache / fetched.version

@@ -64,10 +64,6 @@ class Store(Protocol):
         """Download `version` into `destination/<version>/` and return that directory."""
         ...
 
-    def checksums(self, version: str) -> bytes:
-        """The SHA256SUMS of `version` as the store holds it (small, cheap to get)."""
-        ...
-
 
 def newest_first(infos: list[ReleaseInfo]) -> list[ReleaseInfo]:
     """Order releases by build time, newest first (version breaks ties)."""
@@ -134,10 +130,6 @@ class DirStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return Outcome.CREATED
-
-    def checksums(self, version: str) -> bytes:
-        """SHA256SUMS of one artifact."""
-        return (self.root / resolve(self.releases(), version).version / SUMS).read_bytes()
 
     def fetch(self, version: str, destination: Path, progress: Progressable) -> Path:
         """Copy one artifact into `destination/<version>`."""
