@@ -198,7 +198,6 @@ def cmd_state(req: dict[str, Any]) -> dict[str, Any]:
             "base_dir": layout.base.is_dir(),
         },
         "log": read_log(layout),
-        "host_time": now(),
     }
 
 
@@ -610,11 +609,6 @@ def cmd_prune(req: dict[str, Any]) -> dict[str, Any]:
     return {"removed": removed}
 
 
-def cmd_log(req: dict[str, Any]) -> dict[str, Any]:
-    """Only append the events the request carries."""
-    return {}
-
-
 # -- first-time host set-up --------------------------------------------------------------
 def cmd_setup(req: dict[str, Any]) -> dict[str, Any]:
     """Create the service user, directories, config file (0600 root), unit; enable it."""
@@ -674,7 +668,6 @@ COMMANDS = {
     "stop": cmd_stop,
     "journal": cmd_journal,
     "prune": cmd_prune,
-    "log": cmd_log,
     "setup": cmd_setup,
 }
 

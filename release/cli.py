@@ -224,6 +224,11 @@ def _print_status(current: status.Status, *, releases_only: bool) -> None:
             f"verdict    {'healthy' if current.healthy else 'NOT HEALTHY: ' + str(current.problem)}"
         )
         print(f"lock       {current.lock or 'free'}")
+        if current.leftovers:
+            print(
+                f"leftovers  {', '.join(current.leftovers)} "
+                "(an interrupted deploy; the next deploy removes them)"
+            )
         print("releases")
     if not current.releases:
         print("  (none)")

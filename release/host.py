@@ -48,7 +48,6 @@ class HostState:
     health: dict[str, Any]
     setup: dict[str, bool]
     log: list[dict[str, Any]] = field(default_factory=list)
-    host_time: str = ""
 
     def version_of(self, sha: str | None) -> str | None:
         """The version of a release on the host."""
@@ -125,5 +124,4 @@ def parse_state(raw: dict[str, Any]) -> HostState:
         health=raw["health"],
         setup=raw["setup"],
         log=raw["log"],
-        host_time=raw["host_time"],
     )

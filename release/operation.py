@@ -102,7 +102,11 @@ class Operation:
     def call(self, command: str, step: str, **request: Any) -> Any:
         """An agent call whose outcome the host records in the deploy log."""
         assert self.host is not None
-        return self.host.call(command, record=self.record(step), **request)
+        result = self.host.call(command, record=self.record(step), **request)
+        # Unit refreshes and migrations done on the way are worth telling the operator.
+        for change in result.get("changes", []) if isinstance(result, dict) else []:
+            self.reporter.note(change)
+        return result
 
     @contextmanager
     def timed(self, name: str, detail: str = "") -> Iterator[None]:

@@ -30,6 +30,7 @@ class Status:
     health: dict[str, Any]
     releases: list[dict[str, Any]]
     lock: str | None
+    leftovers: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -84,6 +85,7 @@ def status_of(env: Environment, state: HostState) -> Status:
         health={"status": state.health.get("status"), "body": state.health.get("body")},
         releases=release_states(state),
         lock=describe(state.lock) if state.lock else None,
+        leftovers=state.partials,
     )
 
 

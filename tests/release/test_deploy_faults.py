@@ -67,6 +67,8 @@ def test_a_deploy_killed_mid_way_is_repaired_by_the_next_deploy(
         assert status["sha"] == project.shas["0.1.0"]
         assert status["healthy"] is True and code == 0
     assert status["lock"] is not None, "the killed deploy's lock is reported"
+    if moment == "upload":
+        assert status["leftovers"] == [f".{target}.upload"], "the half-done upload is reported"
 
     again = deploy(project, node, "staging", "0.2.0")
     assert again.code == 0, again.stderr
