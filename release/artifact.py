@@ -335,6 +335,17 @@ def read_sums(directory: Path) -> dict[str, str]:
     return sums
 
 
+def require_commit(manifest: Manifest, expected: str) -> None:
+    """Refuse an artifact built from another commit than its tag names."""
+    if manifest.commit != expected:
+        raise ArtifactError(
+            f"artifact {manifest.version} was built from {manifest.commit[:12]}, but its tag "
+            f"points at {expected[:12]}",
+            hint="the tag was moved or the artifact is not this release's; rebuild from the tag",
+            release=manifest.version,
+        )
+
+
 def verify(directory: Path, *, expect_commit: str | None = None) -> Artifact:
     """Check every file against SHA256SUMS and the manifest; name the first file that differs."""
     if not directory.is_dir():
@@ -371,13 +382,8 @@ def verify(directory: Path, *, expect_commit: str | None = None) -> Artifact:
             manifest_hash,
             release=manifest.version,
         )
-    if expect_commit is not None and manifest.commit != expect_commit:
-        raise ArtifactError(
-            f"artifact {manifest.version} was built from {manifest.commit[:12]}, but its tag "
-            f"points at {expect_commit[:12]}",
-            hint="the tag was moved or the artifact is not this release's; rebuild from the tag",
-            release=manifest.version,
-        )
+    if expect_commit is not None:
+        require_commit(manifest, expect_commit)
     return Artifact(directory, manifest)
 
 

@@ -89,9 +89,10 @@ def check_against_git(ws: Workspace, built: Artifact) -> Artifact:
         expected = ws.git.tag_commit(tag)
     except GitError:
         return built  # not inside a git repository: nothing to compare with
-    if expected is None:
-        return built
-    return artifacts.verify(built.directory, expect_commit=expected)
+    if expected is not None:
+        # The bytes were just verified; only the commit is left to compare.
+        artifacts.require_commit(built.manifest, expected)
+    return built
 
 
 def local_artifact(ws: Workspace, version: str) -> Artifact:

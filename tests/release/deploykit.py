@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -204,18 +203,14 @@ def setup_env(project: Project, node: NodeHandle, env: str) -> None:
     assert result.code == 0, result.stderr
 
 
+def deploy_args(project: Project, env: str, version: str) -> list[str]:
+    """The CLI arguments of `make deploy ENV=env VERSION=version` from the project's store."""
+    return ["deploy", "--env", env, "--version", version, "--store", project.store]
+
+
 def deploy(project: Project, node: NodeHandle, env: str, version: str, **extra: str) -> Result:
     """`make deploy ENV=env VERSION=version` against the node."""
-    return project.cli(
-        "deploy",
-        "--env",
-        env,
-        "--version",
-        version,
-        "--store",
-        project.store,
-        env={**node.env, **extra},
-    )
+    return project.cli(*deploy_args(project, env, version), env={**node.env, **extra})
 
 
 def status_json(project: Project, node: NodeHandle, env: str) -> tuple[int, dict[str, Any]]:
@@ -263,13 +258,7 @@ def deploy_in_background(
             "release",
             "--repo",
             str(project.repo),
-            "deploy",
-            "--env",
-            env,
-            "--version",
-            version,
-            "--store",
-            project.store,
+            *deploy_args(project, env, version),
         ],
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
@@ -282,8 +271,3 @@ def deploy_in_background(
 def wait_until(check: Any, timeout: float, what: str) -> Any:
     """poll() re-exported for the deploy tests."""
     return poll(check, timeout, what)
-
-
-def elapsed(started: float) -> float:
-    """Seconds since `started`."""
-    return time.monotonic() - started
