@@ -256,8 +256,28 @@ def cmd_unlock(req: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- building a release ------------------------------------------------------------------
+@contextlib.contextmanager
+def build_lock(layout: Layout) -> Any:
+    """Serialise work on releases/ between agents.
+
+    An operator killed mid-build leaves its agent running on the host (nothing ends it with the
+    SSH session); the next deploy's agent waits here for it instead of building over it.
+    """
+    import fcntl  # noqa: PLC0415 - POSIX only, like the host
+
+    layout.base.mkdir(parents=True, exist_ok=True)
+    with (layout.base / ".build.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def cmd_prepare(req: dict[str, Any]) -> dict[str, Any]:
     """Remove leftovers of interrupted deploys; say whether the release is already complete."""
+    with build_lock(Layout(req)):
+        return _prepare(req)
+
+
+def _prepare(req: dict[str, Any]) -> dict[str, Any]:
     layout = Layout(req)
     layout.releases.mkdir(parents=True, exist_ok=True)
     removed = []
@@ -327,13 +347,14 @@ def cmd_install(req: dict[str, Any]) -> dict[str, Any]:
     archive = Path(req["archive"])
     partial = layout.releases / f".{sha}.partial"
     final = layout.releases / sha
-    try:
-        return _install(layout, sha, archive, partial, final)
-    except BaseException:
-        # Nothing half-made stays behind; the next deploy starts clean either way.
-        shutil.rmtree(partial, ignore_errors=True)
-        archive.unlink(missing_ok=True)
-        raise
+    with build_lock(layout):
+        try:
+            return _install(layout, sha, archive, partial, final)
+        except BaseException:
+            # Nothing half-made stays behind; the next deploy starts clean either way.
+            shutil.rmtree(partial, ignore_errors=True)
+            archive.unlink(missing_ok=True)
+            raise
 
 
 def _install(layout: Layout, sha: str, archive: Path, partial: Path, final: Path) -> dict[str, Any]:
