@@ -116,6 +116,8 @@ class Bench:
         self.token = secrets.token_urlsafe(24)
         self.env: dict[str, str] = {"PYTHONPATH": str(REPO), "DEPLOY_LISTEN_ADDRESS": "0.0.0.0"}
         self.builds: list[str] = []
+        #: Builds whose requirements.lock differs from every other: the full venv build path.
+        self.relocked: list[str] = []
         self.figures: dict[str, Figure] = {}
 
     def cli(self, *args: str) -> str:
@@ -127,8 +129,8 @@ class Bench:
         print("preparing: test node, scratch clone, builds …", file=sys.stderr)
         sh(sys.executable, str(TESTNODE), "down")
         sh(sys.executable, str(TESTNODE), "up")
-        for line in sh(sys.executable, str(TESTNODE), "env").split():
-            key, _, value = line.partition("=")
+        for line in sh(sys.executable, str(TESTNODE), "env").splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
             self.env[key] = value
         snapshot_work_tree(REPO, self.project, "bench: the working tree")
         # A new SHA for every deploy: one to start from, REPS quiet, REPS under load.
@@ -138,6 +140,13 @@ class Bench:
             sh("git", "commit", "--quiet", "-m", f"bench {number}", cwd=self.project)
             self.cli("artifact")
             self.builds.append(sh("git", "rev-parse", "HEAD", cwd=self.project).strip())
+        lock = self.project / "requirements" / "runtime.txt"
+        pristine = lock.read_text()
+        for number in range(REPS):
+            lock.write_text(f"{pristine}# relocked {number}\n")
+            sh("git", "commit", "--quiet", "-am", f"bench: relock {number}", cwd=self.project)
+            self.cli("artifact")
+            self.relocked.append(sh("git", "rev-parse", "HEAD", cwd=self.project).strip())
         fill_settings(
             REPO / ".env.dev.example", self.project / ".env.dev", {"HELIONYX_API_TOKEN": self.token}
         )
@@ -188,6 +197,8 @@ class Bench:
         for _ in range(REPS):
             self.measure("helionyx no-op redeploy", None, lambda: deploy(quiet[-1]))
         for _ in range(REPS):
+            self.measure("operator CLI start-up (--help)", None, lambda: self.cli("--help"))
+        for _ in range(REPS):
             self.measure("helionyx rollback", None, lambda: self.cli("rollback", "--env", "dev"))
         with self.load(8000) as load:
             for sha in loaded:
@@ -196,6 +207,9 @@ class Bench:
                 self.measure(
                     "helionyx rollback", load, lambda: self.cli("rollback", "--env", "dev")
                 )
+        # Last: a new lock each time (every release holds the same dependencies otherwise).
+        for sha in self.relocked:
+            self.measure("helionyx deploy, new lock", None, lambda s=sha: deploy(s))  # type: ignore[misc]
 
     def baseline(self) -> None:
         """The in-place way: one venv per env, pip install --upgrade the new wheel, restart."""
@@ -266,11 +280,18 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
         """Print the table and ratios; return them as data."""
         floor = self.figures["floor"].median
         deploy = self.figures["helionyx deploy"].median
+        relocked = self.figures["helionyx deploy, new lock"].median
         rows = {name: figure.row() for name, figure in self.figures.items()}
         ratios = {
             "deploy/floor": round(deploy / floor, 2),
             "rollback/floor": round(self.figures["helionyx rollback"].median / floor, 2),
             "baseline/deploy": round(self.figures["baseline in-place deploy"].median / deploy, 2),
+            "deploy new lock/floor": round(relocked / floor, 2),
+        }
+        targets = {
+            "deploy <= 4 x floor": round(4 * floor, 2),
+            "rollback <= 1.5 x floor + 0.3 s": round(1.5 * floor + 0.3, 2),
+            "no-op redeploy <= 0.5 s": 0.5,
         }
         header = ("operation", "median", "min", "max", "requests", "failed", "worst")
         print("\n{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}".format(*header))
@@ -293,7 +314,10 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
                 print(f"  {figure.name} failures: {kinds}")
         print()
         for name, value in ratios.items():
-            print(f"{name:<18} {value:5.2f}")
+            print(f"{name:<22} {value:5.2f}")
+        print()
+        for name, limit in targets.items():
+            print(f"target {name:<32} {limit:5.2f}s")
         return {
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {
@@ -306,6 +330,7 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
             "clients": CLIENTS,
             "figures": rows,
             "ratios": ratios,
+            "targets_s": targets,
         }
 
 

@@ -18,11 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
-import urllib.error
-import urllib.request
-import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +42,15 @@ def sh(
     *args: str, check: bool = True, timeout: float | None = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run a command on the host."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    # stdin is the operator's request stream: no child may read from it.
+    result = subprocess.run(
+        args,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise AgentError(
@@ -112,14 +116,22 @@ def append_log(layout: Layout, events: list[dict[str, Any]]) -> None:
 
 
 def read_log(layout: Layout) -> list[dict[str, Any]]:
-    """The last entries of the deploy log (a torn last line is skipped)."""
+    """The last closing records of operations in the deploy log (a torn last line is skipped).
+
+    Only `finish` records travel: they carry every decision's input (what succeeded, failed,
+    in which order), and the per-step records would make each call's answer grow with history.
+    """
     if not layout.log.exists():
         return []
     entries = []
     with layout.log.open("rb") as handle:
         for line in handle:
+            if b'"finish"' not in line:  # cheap pre-filter; most lines are step records
+                continue
             with contextlib.suppress(ValueError):
-                entries.append(json.loads(line))
+                entry = json.loads(line)
+                if isinstance(entry, dict) and entry.get("step") == "finish":
+                    entries.append(entry)
     return entries[-MAX_LOG_ENTRIES:]
 
 
@@ -141,18 +153,30 @@ def unit_state(unit: str) -> dict[str, str]:
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, dict[str, Any] | None, str]:
-    """GET a local endpoint: (status, JSON body, error text)."""
-    url = f"http://127.0.0.1:{port}{path}"
+    """GET a local endpoint: (status, JSON body, error text).
+
+    A bare HTTP/1.0 exchange over a socket: urllib would cost every agent start 60 ms of imports
+    for a request to our own service on the loopback.
+    """
+    import socket  # noqa: PLC0415 - only probes need it
+
+    request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null"), ""
-    except urllib.error.HTTPError as exc:
-        with contextlib.suppress(ValueError):
-            return exc.code, json.loads(exc.read() or b"null"), ""
-        return exc.code, None, ""
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return 0, None, str(reason)
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+            conn.sendall(request.encode())
+            chunks = []
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+    except OSError as exc:
+        return 0, None, str(exc) or type(exc).__name__
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[1].isdigit():
+        return 0, None, "not an HTTP answer"
+    try:
+        return int(status_line[1]), json.loads(body or b"null"), ""
+    except ValueError:
+        return int(status_line[1]), None, ""
 
 
 def cmd_state(req: dict[str, Any]) -> dict[str, Any]:
@@ -291,28 +315,80 @@ def _prepare(req: dict[str, Any]) -> dict[str, Any]:
         stale.unlink()
         removed.append(stale.name)
     final = layout.releases / req["sha"]
-    return {"complete": (final / "manifest.json").is_file(), "removed": removed}
+    donor = _donor(layout, req["sha"])
+    return {
+        "complete": (final / "manifest.json").is_file(),
+        "removed": removed,
+        "donor": donor.name if donor else None,
+        "donor_sums": _read_sums(donor) if donor else {},
+    }
+
+
+def _donor(layout: Layout, sha: str) -> Path | None:
+    """A complete release whose identical files a new release may share (current first)."""
+    current = layout.link_target(layout.current)
+    candidates = sorted(
+        (p for p in layout.release_dirs() if p.name != sha),
+        key=lambda p: (p.name != current, -p.stat().st_mtime),
+    )
+    return next((p for p in candidates if (p / "manifest.json").is_file()), None)
+
+
+def _read_sums(directory: Path) -> dict[str, str]:
+    sums = {}
+    for line in (directory / "SHA256SUMS").read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        sums[name] = digest
+    return sums
 
 
 def _verify_sums(directory: Path) -> None:
-    for line in (directory / "SHA256SUMS").read_text().splitlines():
-        digest, _, name = line.partition("  ")
+    for name, digest in _read_sums(directory).items():
         digest_now = hashlib.sha256((directory / name).read_bytes()).hexdigest()
         if digest_now != digest:
             raise AgentError(f"checksum mismatch for {name} after upload")
 
 
-def _extract_uv(directory: Path) -> Path | None:
+def _link_tree(source: Path, target: Path, skip: set[Path]) -> None:
+    """Recreate `source` under `target` with hard links (files are never written in place)."""
+    for root, dirs, files in os.walk(source):
+        here = Path(root)
+        (target / here.relative_to(source)).mkdir(parents=True, exist_ok=True)
+        for name in list(dirs):
+            if here / name in skip or (here / name).is_symlink():
+                dirs.remove(name)
+            if (here / name).is_symlink():  # os.walk lists links to directories as dirs
+                (target / here.relative_to(source) / name).symlink_to((here / name).readlink())
+        for name in files:
+            path = here / name
+            if path in skip:
+                continue
+            destination = target / path.relative_to(source)
+            if path.is_symlink():
+                destination.symlink_to(path.readlink())
+            else:
+                os.link(path, destination)
+
+
+def _extract_uv(directory: Path, donor: Path | None) -> Path | None:
     wheels = (
         sorted((directory / "tools").glob("uv-*.whl")) if (directory / "tools").is_dir() else []
     )
     if not wheels:
         return None
+    target = directory / "tools" / "uv"
+    if donor is not None and (donor / "tools" / "uv").is_file():
+        # Unzipping the 40 MB binary costs half a second; the donor's came from the same wheel.
+        donor_wheel = donor / "tools" / wheels[0].name
+        if donor_wheel.is_file() and donor_wheel.samefile(wheels[0]):
+            os.link(donor / "tools" / "uv", target)
+            return target
+    import zipfile  # noqa: PLC0415 - only builds need it; every call pays for module imports
+
     with zipfile.ZipFile(wheels[0]) as archive:
         member = next((n for n in archive.namelist() if re.search(r"\.data/scripts/uv$", n)), None)
         if member is None:
             return None
-        target = directory / "tools" / "uv"
         target.write_bytes(archive.read(member))
     target.chmod(0o755)
     return target
@@ -341,15 +417,29 @@ def _step(timings: dict[str, float], name: str, started: float) -> float:
 
 def cmd_install(req: dict[str, Any]) -> dict[str, Any]:
     """Unpack an uploaded artifact into releases/.<sha>.partial, build its venv offline, smoke
-    check it, and rename it to releases/<sha>. Nothing outside the partial dir is touched."""
+    check it, and rename it to releases/<sha>. Nothing outside the partial dir is touched.
+
+    Files the operator did not send (`reuse`) are hard-linked from the donor release, and when
+    the donor was built from the same lock its dependencies are linked rather than reinstalled;
+    every file is checked against SHA256SUMS either way.
+    """
     layout = Layout(req)
     sha = req["sha"]
     archive = Path(req["archive"])
     partial = layout.releases / f".{sha}.partial"
     final = layout.releases / sha
+    donor = layout.releases / req["donor"] if req.get("donor") else None
     with build_lock(layout):
         try:
-            return _install(layout, sha, archive, partial, final)
+            return _install(
+                layout,
+                sha,
+                archive=archive,
+                partial=partial,
+                final=final,
+                donor=donor,
+                reuse=req.get("reuse", []),
+            )
         except BaseException:
             # Nothing half-made stays behind; the next deploy starts clean either way.
             shutil.rmtree(partial, ignore_errors=True)
@@ -357,17 +447,33 @@ def cmd_install(req: dict[str, Any]) -> dict[str, Any]:
             raise
 
 
-def _install(layout: Layout, sha: str, archive: Path, partial: Path, final: Path) -> dict[str, Any]:
+def _install(
+    layout: Layout,
+    sha: str,
+    *,
+    archive: Path,
+    partial: Path,
+    final: Path,
+    donor: Path | None,
+    reuse: list[str],
+) -> dict[str, Any]:
     timings: dict[str, float] = {}
     started = time.monotonic()
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    import tarfile  # noqa: PLC0415 - only builds need it; every call pays for module imports
+
     with tarfile.open(archive) as bundle:
         if hasattr(tarfile, "data_filter"):
             bundle.extractall(partial, filter="data")
         else:  # pragma: no cover - Pythons before 3.11.4; the operator made this tar itself
             bundle.extractall(partial)  # noqa: S202
     archive.unlink()
+    for name in reuse:
+        if donor is None or "/../" in f"/{name}/" or name.startswith("/"):
+            raise AgentError(f"cannot reuse {name}: no donor release or not a relative path")
+        (partial / name).parent.mkdir(parents=True, exist_ok=True)
+        os.link(donor / name, partial / name)
     _verify_sums(partial)
     manifest = json.loads((partial / "manifest.json").read_text())
     if manifest.get("commit") != sha:
@@ -377,45 +483,16 @@ def _install(layout: Layout, sha: str, archive: Path, partial: Path, final: Path
     wheel = partial / next(
         f["path"] for f in manifest["files"] if "/" not in f["path"] and f["path"].endswith(".whl")
     )
-    venv = partial / "venv"
-    uv = _extract_uv(partial)
+    uv = _extract_uv(partial, donor)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
-    python = str(venv / "bin" / "python")
-    if uv is not None:
-        sh("python3", "-m", "venv", "--without-pip", str(venv))
-        install = [
-            str(uv),
-            "pip",
-            "install",
-            "--python",
-            python,
-            "--offline",
-            "--no-index",
-            "--no-cache",
-            "--compile-bytecode",
-            "--quiet",
-        ]
-    else:  # an artifact without tools/: pip, slower, same guarantees
-        sh("python3", "-m", "venv", str(venv))
-        install = [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
-        ]
-    # Dependencies only from the wheelhouse and only with the lock's hashes; the service wheel
-    # (which has no hash in the lock) alone, without dependencies.
-    wheelhouse = str(partial / "wheelhouse")
-    lock = str(partial / "requirements.lock")
-    _run_env([*install, "--find-links", wheelhouse, "--require-hashes", "-r", lock], env)
-    _run_env([*install, "--no-deps", str(wheel)], env)
-    if uv is None:
-        _run_env([python, "-m", "compileall", "-q", str(venv / "lib")], env)
-    started = _step(timings, "venv", started)
+    venv = partial / "venv"
+    if uv is not None and donor is not None and _same_dependencies(donor, partial):
+        _clone_dependencies(donor / "venv", venv, manifest["name"])
+        _install_service(uv, venv, wheel, manifest["name"], env)
+        started = _step(timings, "venv (dependencies linked)", started)
+    else:
+        _build_venv(uv, venv, wheel, partial, env)
+        started = _step(timings, "venv", started)
 
     # The release must at least accept this env's configuration before anything points at it.
     settings = {**env, **_read_env_file(layout.config_file), "ENV": layout.env}
@@ -435,8 +512,119 @@ def _install(layout: Layout, sha: str, archive: Path, partial: Path, final: Path
     return {"timings": timings, "version": manifest.get("version")}
 
 
+def _uv_install(uv: Path, venv: Path) -> list[str]:
+    return [
+        str(uv),
+        "pip",
+        "install",
+        "--python",
+        str(venv / "bin" / "python"),
+        "--offline",
+        "--no-index",
+        "--no-cache",
+        "--quiet",
+    ]
+
+
+def _build_venv(
+    uv: Path | None, venv: Path, wheel: Path, partial: Path, env: dict[str, str]
+) -> None:
+    """A new venv: dependencies from the wheelhouse with the lock's hashes, then the service."""
+    wheelhouse = str(partial / "wheelhouse")
+    lock = str(partial / "requirements.lock")
+    if uv is not None:
+        # Relocatable: scripts find their interpreter relative to themselves, so the venv
+        # works after releases/.<sha>.partial is renamed and can be linked into later releases.
+        _run_env(
+            [
+                str(uv),
+                "venv",
+                "--relocatable",
+                "--python",
+                sys.executable,
+                "--offline",
+                "--no-cache",
+                "--quiet",
+                str(venv),
+            ],
+            env,
+        )
+        install = [*_uv_install(uv, venv), "--compile-bytecode"]
+    else:  # an artifact without tools/: pip, slower, same guarantees
+        sh("python3", "-m", "venv", str(venv))
+        install = [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+        ]
+    # Dependencies only from the wheelhouse and only with the lock's hashes; the service wheel
+    # (which has no hash in the lock) alone, without dependencies.
+    _run_env([*install, "--find-links", wheelhouse, "--require-hashes", "-r", lock], env)
+    _run_env([*install, "--no-deps", str(wheel)], env)
+    if uv is None:
+        _run_env([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(venv / "lib")], env)
+
+
+def _pyvenv(venv: Path) -> dict[str, str]:
+    values = {}
+    with contextlib.suppress(OSError):
+        for line in (venv / "pyvenv.cfg").read_text().splitlines():
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _same_dependencies(donor: Path, partial: Path) -> bool:
+    """Whether the donor's venv holds exactly what this release's lock would install."""
+    config = _pyvenv(donor / "venv")
+    return (
+        config.get("relocatable") == "true"
+        and config.get("version_info") == ".".join(map(str, sys.version_info[:3]))
+        and (donor / "requirements.lock").read_bytes()
+        == (partial / "requirements.lock").read_bytes()
+    )
+
+
+def _clone_dependencies(source: Path, venv: Path, name: str) -> None:
+    """Link the donor venv into the new release, without the donor's own service package."""
+    site = next(source.glob("lib/python*/site-packages"))
+    normalized = name.replace("-", "_")
+    skip = {
+        p for p in site.iterdir() if p.name == normalized or p.name.startswith(f"{normalized}-")
+    }
+    for info in [p for p in skip if p.name.endswith(".dist-info")]:
+        # The donor's console scripts of the service: uv writes the new ones.
+        for line in (info / "RECORD").read_text().splitlines():
+            path = (site / line.split(",")[0]).resolve()
+            if path.parent == (source / "bin").resolve():
+                skip.add(source / "bin" / path.name)
+    _link_tree(source, venv, skip)
+
+
+def _install_service(uv: Path, venv: Path, wheel: Path, name: str, env: dict[str, str]) -> None:
+    """Only the service wheel, into a venv that already holds its dependencies."""
+    _run_env([*_uv_install(uv, venv), "--no-deps", str(wheel)], env)
+    site = next(venv.glob("lib/python*/site-packages"))
+    # Bytecode for the new package only: the linked dependencies carry theirs.
+    package = site / name.replace("-", "_")
+    _run_env([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(package)], env)
+
+
 def _run_env(args: list[str], env: dict[str, str], what: str | None = None) -> None:
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
+    result = subprocess.run(
+        args,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         name = what or Path(args[0]).name + " " + " ".join(args[1:3])
@@ -693,9 +881,8 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str]) -> int:
-    """Run one command and print its JSON answer."""
-    command, req = argv[0], json.loads(argv[1])
+def handle(command: str, req: dict[str, Any]) -> dict[str, Any]:
+    """Run one command; return its answer and record its outcome in the deploy log."""
     layout = Layout(req) if "base_dir" in req else None
     started = now()
     try:
@@ -720,7 +907,34 @@ def main(argv: list[str]) -> int:
         elif isinstance(answer["result"], dict) and answer["result"].get("reason"):
             event["reason"] = answer["result"]["reason"]
         append_log(layout, [event])
-    print(json.dumps(answer))
+    return answer
+
+
+def serve() -> int:
+    """Answer `{"command": …, "request": …}` lines from stdin until it closes.
+
+    One agent process serves a whole operation, so each step costs a line each way instead
+    of a new SSH channel and interpreter. When the operator goes away mid-step, the step
+    still finishes and records itself; only its answer has nowhere to go.
+    """
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        message = json.loads(line)
+        answer = handle(message["command"], message.get("request", {}))
+        try:
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return 0
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """`serve`, or run one command and print its JSON answer."""
+    if argv[0] == "serve":
+        return serve()
+    print(json.dumps(handle(argv[0], json.loads(argv[1]))))
     return 0
 
 

@@ -103,9 +103,8 @@ class Demo:
         # Down first: every demo starts from a clean node (a fresh overlay on the cached root).
         run(sys.executable, str(TESTNODE), "down")
         run(sys.executable, str(TESTNODE), "up")
-        lines = run(sys.executable, str(TESTNODE), "env").split()
-        for line in lines:
-            key, _, value = line.partition("=")
+        for line in run(sys.executable, str(TESTNODE), "env").splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
             self.env[key] = value
         self.timings.append(("boot the test node", time.monotonic() - started))
 

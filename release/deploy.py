@@ -127,16 +127,27 @@ def _install_and_switch(op: Operation, artifact: Artifact, state: HostState) -> 
     if prepared["complete"]:
         op.reporter.note(f"release {sha[:12]} is already on the host; reusing it")
     else:
+        reuse = shared_files(artifact, prepared["donor_sums"])
         archive = f"{env.releases_dir}/.{sha}.upload"
-        with (
-            op.timed("upload", f"{artifact.manifest.size / 1e6:.1f} MB"),
-            tempfile.TemporaryDirectory() as tmp,
-        ):
+        sent = sum(f.size for f in artifact.manifest.files if f.path not in reuse)
+        detail = f"{sent / 1e6:.1f} MB" + (
+            f", {len(reuse)} identical file(s) linked from {prepared['donor'][:12]}"
+            if reuse
+            else ""
+        )
+        with op.timed("upload", detail), tempfile.TemporaryDirectory() as tmp:
             bundle = Path(tmp) / "artifact.tar"
-            _bundle(artifact, bundle)
+            _bundle(artifact, bundle, skip=set(reuse))
             op.host.remote.put(bundle, archive)
         with op.timed("build", "venv offline from the wheelhouse, hashes required"):
-            built = op.call("install", "build", sha=sha, archive=archive)
+            built = op.call(
+                "install",
+                "build",
+                sha=sha,
+                archive=archive,
+                donor=prepared["donor"] if reuse else None,
+                reuse=reuse,
+            )
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
         op.reporter.note(f"build: {timings}")
     previous = state.current if state.current != sha else state.previous
@@ -205,9 +216,19 @@ def _prune(op: Operation, state: HostState, sha: str) -> list[str]:
     return removed
 
 
-def _bundle(artifact: Artifact, target: Path) -> None:
-    """One uncompressed tar of the verified artifact: one SFTP transfer instead of dozens."""
+def shared_files(artifact: Artifact, donor_sums: dict[str, str]) -> list[str]:
+    """Files of the artifact the host already holds byte for byte in another release."""
+    return sorted(
+        entry.path
+        for entry in artifact.manifest.files
+        if donor_sums.get(entry.path) == entry.sha256
+    )
+
+
+def _bundle(artifact: Artifact, target: Path, skip: set[str]) -> None:
+    """One uncompressed tar of the verified artifact but `skip`: one SFTP transfer, not dozens."""
     with tarfile.open(target, "w") as bundle:
         for path in sorted(artifact.directory.rglob("*")):
-            if path.is_file():
-                bundle.add(path, arcname=path.relative_to(artifact.directory).as_posix())
+            name = path.relative_to(artifact.directory).as_posix()
+            if path.is_file() and name not in skip:
+                bundle.add(path, arcname=name)

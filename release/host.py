@@ -11,7 +11,7 @@ from typing import Any
 
 from release.environments import Environment
 from release.errors import ReleaseError
-from release.remote import Remote
+from release.remote import Remote, Session, SessionClosed
 
 # Read as text, not imported: it runs on the host, not here.
 _AGENT_SOURCE = base64.b64encode(Path(__file__).with_name("agent.py").read_bytes()).decode()
@@ -61,6 +61,7 @@ class Host:
     def __init__(self, remote: Remote, env: Environment) -> None:
         self.remote = remote
         self.env = env
+        self._session: Session | None = None
 
     def base_request(self) -> dict[str, Any]:
         """What every agent call needs to know about the environment."""
@@ -75,27 +76,46 @@ class Host:
 
     def call(self, command: str, timeout: float | None = 600, **request: Any) -> Any:
         """Run one agent command on the host and return its result, or raise HostError."""
-        payload = json.dumps({**self.base_request(), **request})
-        line = (
-            f"python3 -c {shlex.quote(_BOOTSTRAP)} {_AGENT_SOURCE} {command} {shlex.quote(payload)}"
-        )
-        result = self.remote.run(line, timeout=timeout)
-        answer_line = result.stdout.strip().splitlines()[-1:] if result.stdout.strip() else []
+        message = json.dumps({"command": command, "request": {**self.base_request(), **request}})
         try:
-            answer = json.loads(answer_line[0]) if answer_line else None
+            line = self._agent().ask(message, timeout=timeout)
+        except SessionClosed as exc:
+            # A timed-out or dead agent may still answer later: never read from it again.
+            self.close()
+            raise HostError(
+                f"the host agent failed ({command}): {exc}",
+                hint="the host needs python3",
+                host=self.remote.host,
+                env=self.env.name,
+            ) from None
+        try:
+            answer = json.loads(line)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            detail = result.stderr.strip().splitlines()
+            self.close()
             raise HostError(
-                f"the host agent failed ({command}): {detail[-1] if detail else result.code}",
-                hint="the host needs python3",
+                f"the host agent answered {command} with {line.strip()[:80]!r}",
                 host=self.remote.host,
                 env=self.env.name,
             )
         if not answer.get("ok"):
             raise HostError(str(answer.get("error")), host=self.remote.host, env=self.env.name)
         return answer["result"]
+
+    def _agent(self) -> Session:
+        # One agent process per operation: each further step is one line each way.
+        if self._session is None:
+            self._session = self.remote.start(
+                f"python3 -c {shlex.quote(_BOOTSTRAP)} {_AGENT_SOURCE} serve"
+            )
+        return self._session
+
+    def close(self) -> None:
+        """Let the agent exit (its current step, if any, still finishes on the host)."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.close()
 
     def state(self, *, probe: bool = False) -> HostState:
         """Releases, links, lock, unit, optionally health, and the deploy log."""

@@ -123,6 +123,7 @@ class Operation:
                 self.lock.release(log_before=[finish] if finish else [])
         finally:
             if self.host is not None:
+                self.host.close()
                 self.host.remote.close()
 
     def __enter__(self) -> Operation:
@@ -135,6 +136,7 @@ class Operation:
         tb: TracebackType | None,
     ) -> None:
         if self.host is not None:
+            self.host.close()
             self.host.remote.close()
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import IO, Protocol
 
 import paramiko
 from fabric import Config, Connection
@@ -28,13 +29,33 @@ class Result:
     stderr: str
 
 
+class SessionClosed(ReleaseError):
+    """A long-running remote command ended or stopped answering."""
+
+
+class Session(Protocol):
+    """A remote command that answers one line per line it is sent."""
+
+    def ask(self, line: str, *, timeout: float | None = None) -> str:
+        """Send a line and return the line that answers it."""
+        ...
+
+    def close(self) -> None:
+        """End the command (closing its stdin)."""
+        ...
+
+
 class Remote(Protocol):
-    """The boundary to the host: run a command, copy a file."""
+    """The boundary to the host: run a command, start a line-oriented one, copy a file."""
 
     host: str
 
     def run(self, command: str, *, timeout: float | None = None) -> Result:
         """Run a shell command; never raises for a non-zero exit."""
+        ...
+
+    def start(self, command: str) -> Session:
+        """Start a command that is spoken to line by line."""
         ...
 
     def put(self, local: Path, remote: str) -> None:
@@ -136,6 +157,20 @@ class SshRemote:
             ) from None
         return int(result.exited)
 
+    def start(self, command: str) -> SshSession:
+        """Open a channel on the existing connection and run `command` on it."""
+        transport = self._connection.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionFailed("the SSH connection is closed", host=self.host)
+        try:
+            channel = transport.open_session()
+            channel.exec_command(command)
+        except (OSError, paramiko.SSHException) as exc:
+            raise ConnectionFailed(
+                f"lost the SSH connection ({type(exc).__name__})", host=self.host
+            ) from None
+        return SshSession(channel, self.host)
+
     def put(self, local: Path, remote: str) -> None:
         """SFTP a file."""
         try:
@@ -157,3 +192,45 @@ class SshRemote:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class SshSession:
+    """One exec channel spoken to line by line (the host agent's `serve` mode)."""
+
+    def __init__(self, channel: paramiko.Channel, host: str) -> None:
+        self._channel = channel
+        self._stdin: IO[bytes] = channel.makefile_stdin("wb")
+        self._stdout: IO[bytes] = channel.makefile("rb")
+        self.host = host
+
+    def ask(self, line: str, *, timeout: float | None = None) -> str:
+        """Send a line, wait up to `timeout` for the answer line."""
+        try:
+            self._channel.settimeout(timeout)
+            self._stdin.write(line.encode() + b"\n")
+            self._stdin.flush()
+            answer = self._stdout.readline()
+        except TimeoutError:
+            raise SessionClosed(f"no answer within {timeout} s", host=self.host) from None
+        except (OSError, paramiko.SSHException) as exc:
+            raise ConnectionFailed(
+                f"lost the SSH connection ({type(exc).__name__})", host=self.host
+            ) from None
+        if not answer:
+            raise SessionClosed(self._stderr_tail() or "the command ended", host=self.host)
+        return answer.decode()
+
+    def _stderr_tail(self) -> str:
+        self._channel.settimeout(2)
+        try:
+            lines = self._channel.makefile_stderr("rb").read().decode(errors="replace").split("\n")
+        except (OSError, paramiko.SSHException):
+            return ""
+        lines = [line for line in lines if line.strip()]
+        return lines[-1] if lines else ""
+
+    def close(self) -> None:
+        """Close stdin (the agent exits when it sees EOF) and the channel."""
+        with contextlib.suppress(OSError, paramiko.SSHException):
+            self._channel.shutdown_write()
+        self._channel.close()

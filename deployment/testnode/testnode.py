@@ -113,10 +113,11 @@ class Node:
         return self.dir / "nspawn.pid"
 
     def env_lines(self) -> list[str]:
+        # `export`: `eval "$(make -s testnode-env)"` must reach the make and python it starts.
         return [
-            f"DEPLOY_HOST={self.ip}",
-            f"DEPLOY_SSH_KEY={self.key}",
-            f"DEPLOY_KNOWN_HOSTS={self.known_hosts}",
+            f"export DEPLOY_HOST={self.ip}",
+            f"export DEPLOY_SSH_KEY={self.key}",
+            f"export DEPLOY_KNOWN_HOSTS={self.known_hosts}",
         ]
 
 

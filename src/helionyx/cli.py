@@ -14,7 +14,6 @@ from helionyx.config import ENVIRONMENTS, ConfigError, Settings, load_settings
 from helionyx.domain.errors import DomainError
 from helionyx.domain.projections import rebuild
 from helionyx.domain.store import EventStore
-from helionyx.server import serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
+        # Imported here so check-config (the deploy's smoke check) does not load the web stack.
+        from helionyx.server import serve  # noqa: PLC0415
+
         return serve(settings)
     if args.command == "check-config":
         return _check_config(settings)

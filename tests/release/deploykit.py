@@ -110,8 +110,8 @@ def boot_fresh() -> NodeHandle:
     harness("down")
     started = harness("up")
     assert started.returncode == 0, started.stderr
-    lines = harness("env").stdout.split()
-    env = dict(line.split("=", 1) for line in lines)
+    lines = harness("env").stdout.splitlines()
+    env = dict(line.removeprefix("export ").split("=", 1) for line in lines)
     return NodeHandle(env)
 
 

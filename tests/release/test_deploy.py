@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.helionyx.servicekit import poll
+from tests.release.conftest import git
 from tests.release.deploykit import (
     NodeHandle,
     Project,
@@ -223,3 +226,41 @@ def test_retention_keeps_five_good_releases_and_never_current_or_previous(
     assert kept == {builds[3], builds[2], builds[1], builds[0], project.shas["0.2.0"]}
     assert node.current("dev") == builds[3]
     assert node.ssh("readlink /opt/helionyx/dev/previous").strip().endswith(builds[2])
+
+
+def test_a_release_links_what_it_shares_with_the_last_one_and_still_stands_alone(
+    project: Project, node: NodeHandle
+) -> None:
+    setup_env(project, node, "dev")
+    first, second = project.shas["0.1.0"], project.shas["0.2.0"]
+    assert deploy(project, node, "dev", "0.1.0").code == 0
+    result = deploy(project, node, "dev", "0.2.0")
+    assert result.code == 0, result.stderr
+    assert f"identical file(s) linked from {first[:12]}" in result.stdout
+    assert "venv (dependencies linked)" in result.stdout, "same lock: dependencies not rebuilt"
+    releases = "/opt/helionyx/dev/releases"
+    wheelhouse_file = node.ssh(f"ls {releases}/{second}/wheelhouse | head -1").strip()
+    assert node.ssh(f"stat -c %h {releases}/{second}/wheelhouse/{wheelhouse_file}").strip() == "2"
+
+    # Pruning the donor drops only its names: the new release keeps every file it links.
+    node.ssh(f"rm -rf {releases}/{first} && systemctl restart helionyx-dev.service")
+
+    def ready() -> Any:
+        code, body = node.http("dev", "/health/ready")
+        return body if code == 200 else None
+
+    assert poll(ready, 30, "the service to come back")["commit"] == second
+    assert "Running uvicorn" in node.ssh(f"{releases}/{second}/venv/bin/uvicorn --version"), (
+        "the venv's scripts work after the rename from .partial"
+    )
+
+    # A changed lock (even by a byte) means a fresh venv from the wheelhouse.
+    lock = project.repo / "requirements" / "runtime.txt"
+    lock.write_text(lock.read_text() + "# relocked\n")
+    git(project.repo, "add", str(lock))
+    changed = project.dev_build("relocked")
+    rebuilt = deploy(project, node, "dev", changed)
+    assert rebuilt.code == 0, rebuilt.stderr
+    assert "venv (dependencies linked)" not in rebuilt.stdout
+    assert "· build: unpack" in rebuilt.stdout and ", venv " in rebuilt.stdout
+    assert node.http("dev", "/health")[1]["commit"] == changed

@@ -12,7 +12,7 @@ from tests.release.deploykit import NodeHandle, harness
 pytestmark = pytest.mark.e2e
 
 
-def test_up_is_idempotent_and_env_is_evalable(node: NodeHandle) -> None:
+def test_up_is_idempotent_and_env_exports_the_settings(node: NodeHandle) -> None:
     again = harness("up")
     assert again.returncode == 0
     assert "already up" in again.stderr
@@ -27,7 +27,8 @@ def test_up_is_idempotent_and_env_is_evalable(node: NodeHandle) -> None:
         [
             "bash",
             "-c",
-            f'eval "{printed}"; echo "$DEPLOY_HOST $DEPLOY_SSH_KEY $DEPLOY_KNOWN_HOSTS"',
+            # A child process must see them: the make and python an operator runs next.
+            f'eval "{printed}"; sh -c \'echo "$DEPLOY_HOST $DEPLOY_SSH_KEY $DEPLOY_KNOWN_HOSTS"\'',
         ],
         capture_output=True,
         text=True,
