@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import uuid
@@ -16,9 +17,9 @@ from typing import Any, Protocol
 from release.environments import Environment
 from release.errors import ReleaseError
 from release.history import FINISH
-from release.host import Host, HostState
+from release.host import Host, HostError, HostState
 from release.lock import EnvLock, operator
-from release.remote import Remote, SshRemote
+from release.remote import ConnectionFailed, Remote, SshRemote
 
 
 class Reporter(Protocol):
@@ -118,9 +119,16 @@ class Operation:
 
     def close(self, finish: dict[str, Any] | None) -> None:
         """Release the lock (writing the finish record with it) and disconnect."""
+        failing = sys.exc_info()[1] is not None
         try:
             if self.lock is not None:
-                self.lock.release(log_before=[finish] if finish else [])
+                try:
+                    self.lock.release(log_before=[finish] if finish else [])
+                except (ConnectionFailed, HostError):
+                    if not failing:
+                        raise
+                    # The error already on its way out says what went wrong; the lock stays
+                    # and the next operation breaks it once this process is gone.
         finally:
             if self.host is not None:
                 self.host.close()
@@ -141,7 +149,10 @@ class Operation:
 
 
 def pause_for_tests(step: str) -> None:
-    """HELIONYX_PAUSE_AFTER=<step> parks the process after that step so a test can kill it."""
+    """HELIONYX_PAUSE_AFTER=<step> parks the process after that step so a test can break
+    something meanwhile, then kill it or let it go on with SIGUSR1."""
     if os.environ.get("HELIONYX_PAUSE_AFTER") == step:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         print(f"paused after {step}", file=sys.stderr, flush=True)
-        time.sleep(600)
+        signal.sigtimedwait({signal.SIGUSR1}, 600)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})

@@ -54,9 +54,8 @@ def pick_target(state: HostState, to: str | None) -> str:
 def rollback(root: Path, env: Environment, to: str | None, reporter: Reporter) -> DeployResult:
     """Roll `env` back; exits through OperationFailed if the target is not healthy either."""
     with Operation(env, "rollback", reporter, render_units(root, env)) as op:
-        host = op.connect()
-        # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing.
-        pick_target(host.state(), to)
+        op.connect()
+        # A refusal under the lock still changes nothing: releasing it writes no record.
         state = op.take_lock(f"rollback{' to ' + to if to else ''}")
         finish = None
         try:

@@ -80,6 +80,14 @@ def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
             hint=f"copy .env.{env.name}.example (or .env.template) to {env_file.name} and fill it",
             env=env.name,
         )
+    mode = env_file.stat().st_mode & 0o777
+    if mode & 0o077:
+        # Like ssh with a private key: secrets others can read are already leaked.
+        raise UsageError(
+            f"{env_file} holds secrets but is readable by others (mode {mode:04o})",
+            hint=f"chmod 600 {env_file}",
+            env=env.name,
+        )
     config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
     units = render_units(root, env)
     upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"

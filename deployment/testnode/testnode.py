@@ -2,9 +2,10 @@
 """A real `node1` on this machine: Debian 12 with systemd as PID 1 and OpenSSH, booted with
 systemd-nspawn in its own network namespace, reached over SSH with a pinned host key.
 
-    python3 deployment/testnode/testnode.py up|down|env|status|ssh [--name node1]
+    python3 deployment/testnode/testnode.py up|down|reboot|env|status|ssh [--name node1]
 
-`up` is idempotent and boots a clean node (a fresh overlay over a pristine Debian root
+`reboot` shuts the node down and boots it on the same disk, as a host reboot would. `up` is
+idempotent and boots a clean node (a fresh overlay over a pristine Debian root
 filesystem, built once with debootstrap and cached under $HELIONYX_TESTNODE_DIR). The node has
 no route beyond the host end of its veth pair, so it can install only what is copied to it.
 Needs root; uses only the standard library so it runs before any virtualenv exists.
@@ -270,10 +271,11 @@ def _network_down(node: Node) -> None:
     run("ip", "netns", "del", node.name, check=False)
 
 
-def _mount_overlay(node: Node, base: Path) -> None:
+def _mount_overlay(node: Node, base: Path, *, fresh: bool) -> None:
     for part in ("upper", "work"):
-        shutil.rmtree(node.dir / part, ignore_errors=True)
-        (node.dir / part).mkdir(parents=True)
+        if fresh:
+            shutil.rmtree(node.dir / part, ignore_errors=True)
+        (node.dir / part).mkdir(parents=True, exist_ok=True)
     node.merged.mkdir(parents=True, exist_ok=True)
     options = f"lowerdir={base},upperdir={node.dir / 'upper'},workdir={node.dir / 'work'}"
     run("mount", "-t", "overlay", "overlay", "-o", options, str(node.merged))
@@ -385,47 +387,64 @@ def up(node: Node) -> None:
             say(f"{node.name} is already up at {node.ip}")
             return
         ensure_host_tools()
-        base = base_rootfs()
         started = time.monotonic()
         _teardown(node)
-        node.dir.mkdir(parents=True, exist_ok=True)
-        _client_key(node)
-        _mount_overlay(node, base)
+        _boot(node, fresh=True)
+        say(f"{node.name} up at {node.ip} in {time.monotonic() - started:.1f} s")
+
+
+def reboot(node: Node) -> None:
+    """Shut the node down and boot it again on the same disk (its overlay is kept)."""
+    with _locked():
+        if nspawn_pid(node) is None:
+            raise NodeError(f"{node.name} is not up")
+        started = time.monotonic()
+        _teardown(node)
+        _boot(node, fresh=False)
+        say(f"{node.name} rebooted at {node.ip} in {time.monotonic() - started:.1f} s")
+
+
+def _boot(node: Node, *, fresh: bool) -> None:
+    base = base_rootfs()
+    node.dir.mkdir(parents=True, exist_ok=True)
+    _client_key(node)
+    _mount_overlay(node, base, fresh=fresh)
+    if fresh:
         _personalise(node)
-        _network_up(node)
-        cgroups = _cgroup_dirs(node)
+    _network_up(node)
+    cgroups = _cgroup_dirs(node)
+    for cgroup in cgroups:
+        cgroup.mkdir(exist_ok=True)
+
+    def enter_cgroup() -> None:
         for cgroup in cgroups:
-            cgroup.mkdir(exist_ok=True)
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
-        def enter_cgroup() -> None:
-            for cgroup in cgroups:
-                (cgroup / "cgroup.procs").write_text(str(os.getpid()))
-
-        console = (node.dir / "console.log").open("wb")
-        process = subprocess.Popen(
-            [
-                "systemd-nspawn",
-                "-D",
-                str(node.merged),
-                f"--machine={node.name}",
-                "--boot",
-                "--register=no",
-                "--keep-unit",
-                f"--network-namespace-path=/run/netns/{node.name}",
-                "--resolv-conf=off",
-                "--timezone=off",
-                "--link-journal=no",
-                "--console=read-only",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=enter_cgroup,  # noqa: PLW1509 - must run between fork and exec
-        )
-        node.pid_file.write_text(str(process.pid))
-        state = _wait_booted(node, process.pid)
-        say(f"{node.name} up at {node.ip} ({state}) in {time.monotonic() - started:.1f} s")
+    console = (node.dir / "console.log").open("wb")
+    process = subprocess.Popen(
+        [
+            "systemd-nspawn",
+            "-D",
+            str(node.merged),
+            f"--machine={node.name}",
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            f"--network-namespace-path=/run/netns/{node.name}",
+            "--resolv-conf=off",
+            "--timezone=off",
+            "--link-journal=no",
+            "--console=read-only",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=enter_cgroup,  # noqa: PLW1509 - must run between fork and exec
+    )
+    node.pid_file.write_text(str(process.pid))
+    state = _wait_booted(node, process.pid)
+    say(f"{node.name}: systemd is {state}")
 
 
 def _teardown(node: Node) -> None:
@@ -458,7 +477,9 @@ def down(node: Node) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("command", choices=("up", "down", "env", "status", "ssh", "rootfs"))
+    parser.add_argument(
+        "command", choices=("up", "down", "reboot", "env", "status", "ssh", "rootfs")
+    )
     parser.add_argument("--name", default="node1")
     parser.add_argument("--index", type=int, default=0, help="subnet 10.231.<index>.0/24")
     parser.add_argument("rest", nargs=argparse.REMAINDER)
@@ -469,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             up(node)
         elif args.command == "down":
             down(node)
+        elif args.command == "reboot":
+            reboot(node)
         elif args.command == "rootfs":
             ensure_host_tools()
             base_rootfs()

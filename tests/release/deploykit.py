@@ -230,6 +230,11 @@ class Background:
         """What it wrote to stderr so far."""
         return self.stderr_path.read_text()
 
+    def resume(self, timeout: float = 300) -> int:
+        """Let a paused deploy go on (SIGUSR1) and wait for its exit code."""
+        self.process.send_signal(signal.SIGUSR1)
+        return self.process.wait(timeout=timeout)
+
     def wait_for(self, text: str, timeout: float = 120) -> None:
         """Poll its stderr until `text` shows up."""
 

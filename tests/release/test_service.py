@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.release.deploykit import NodeHandle, Project, deploy, setup_env, status_json
@@ -50,8 +52,8 @@ def test_status_restart_stop_and_logs(project: Project, node: NodeHandle) -> Non
     assert status_json(project, node, "live")[0] == 0
 
 
-def test_setup_host_is_idempotent_and_refuses_placeholders(
-    project: Project, node: NodeHandle
+def test_setup_host_is_idempotent_and_refuses_placeholders_and_readable_secrets(
+    project: Project, node: NodeHandle, tmp_path: Path
 ) -> None:
     setup_env(project, node, "staging")
     again = project.cli(
@@ -64,13 +66,25 @@ def test_setup_host_is_idempotent_and_refuses_placeholders(
     )
     assert again.code == 0 and "nothing to change" in again.stdout
     before = node.listing()
-    template = project.repo / ".env.template"
+    template = tmp_path / "template.env"
+    template.write_text((project.repo / ".env.template").read_text())
+    template.chmod(0o600)
     refused = project.cli(
         "setup-host", "--env", "staging", "--env-file", str(template), env=node.env
     )
     assert refused.code != 0
     assert "still holds template placeholders" in refused.stderr
     assert "HELIONYX_API_TOKEN" in refused.stderr
+
+    readable = tmp_path / "readable.env"
+    readable.write_text(project.env_file("staging").read_text())
+    readable.chmod(0o644)
+    refused = project.cli(
+        "setup-host", "--env", "staging", "--env-file", str(readable), env=node.env
+    )
+    assert refused.code != 0
+    (line,) = refused.stderr.strip().splitlines()
+    assert "is readable by others (mode 0644)" in line and f"chmod 600 {readable}" in line
     assert node.listing() == before
     assert node.ssh("id -u helionyx").strip().isdigit()
     assert node.ssh("systemctl is-enabled helionyx-staging").strip() == "enabled"

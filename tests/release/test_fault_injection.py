@@ -1,0 +1,221 @@
+"""Faults injected on the real node: a full disk, a reboot, a dropped connection, a killed
+service, a clock gone backwards. Each ends with the host truthful and a healthy release serving."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.release.conftest import git
+from tests.release.deploykit import (
+    PORTS,
+    TOKEN,
+    NodeHandle,
+    Project,
+    deploy,
+    deploy_in_background,
+    harness,
+    setup_env,
+    status_json,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+RELEASES = "/opt/helionyx/{env}/releases"
+
+
+def healthy_commit(node: NodeHandle, env: str) -> str | None:
+    """The commit /health/ready reports, or None while it does not answer 200."""
+    code, body = node.http(env, "/health/ready")
+    return body.get("commit") if code == 200 and isinstance(body, dict) else None
+
+
+def relocked_build(project: Project, label: str) -> str:
+    """A dev build whose requirements.lock differs by a comment: its venv is built afresh."""
+    lock = project.repo / "requirements" / "runtime.txt"
+    lock.write_text(lock.read_text() + f"# {label}\n")
+    git(project.repo, "add", str(lock))
+    return project.dev_build(label)
+
+
+def test_a_full_disk_during_the_venv_build_fails_cleanly_and_the_old_release_serves(
+    project: Project, node: NodeHandle
+) -> None:
+    # A small filesystem of its own for dev (tmpfs: ENOSPC is ENOSPC, and loop devices are not
+    # available inside the container).
+    base = "/opt/helionyx/dev"
+    node.ssh(f"mkdir -p {base} && mount -t tmpfs -o size=140m helionyx-small {base}")
+    setup_env(project, node, "dev")
+    assert deploy(project, node, "dev", "0.1.0").code == 0
+    good = project.shas["0.1.0"]
+    # Leave room for the upload (a few files; the rest is linked) but not for a new venv.
+    node.ssh(
+        f"free=$(df --output=avail -k {base} | tail -1) && "
+        f"fallocate -l $(( (free - 8 * 1024) * 1024 )) {base}/ballast"
+    )
+    failed = deploy(project, node, "dev", relocked_build(project, "disk full"))
+    assert failed.code != 0
+    (line,) = failed.stderr.strip().splitlines()
+    assert "No space left on device" in line, line
+    assert node.current("dev") == good
+    assert healthy_commit(node, "dev") == good, "the old release keeps serving"
+    assert node.ssh(f"ls -A {base}/releases").split() == [good], "nothing half-made is left"
+
+    node.ssh(f"rm -f {base}/ballast")
+    again = deploy(project, node, "dev", project.dev_builds[-1])
+    assert again.code == 0, again.stderr
+
+
+def test_a_node_rebooted_mid_deploy_comes_back_on_its_last_good_current(
+    project: Project, node: NodeHandle, tmp_path: Path
+) -> None:
+    setup_env(project, node, "staging")
+    assert deploy(project, node, "staging", "0.1.0").code == 0
+    good = project.shas["0.1.0"]
+    running = deploy_in_background(
+        project, node, "staging", "0.2.0", tmp_path / "err", HELIONYX_PAUSE_AFTER="upload"
+    )
+    running.wait_for("paused after upload")
+    rebooted = harness("reboot")
+    assert rebooted.returncode == 0, rebooted.stderr
+    # The operator's connection died with the node: it fails with one line and exits.
+    assert running.resume() != 0
+    assert running.stderr().strip().splitlines()[-1].startswith("error: ")
+
+    assert wait_until(lambda: healthy_commit(node, "staging"), 60, "staging after the boot") == good
+    assert node.current("staging") == good
+    again = deploy(project, node, "staging", "0.2.0")
+    assert again.code == 0, again.stderr
+    assert "removed a stale lock" in again.stdout
+    assert healthy_commit(node, "staging") == project.shas["0.2.0"]
+
+
+def test_a_connection_dropped_mid_upload_fails_cleanly_and_a_redeploy_succeeds(
+    project: Project, node: NodeHandle, tmp_path: Path
+) -> None:
+    setup_env(project, node, "live")
+    assert deploy(project, node, "live", "0.1.0").code == 0
+    running = deploy_in_background(
+        project, node, "live", "0.2.0", tmp_path / "err", HELIONYX_PAUSE_AFTER="prepare"
+    )
+    running.wait_for("paused after prepare")
+    # Cut every SSH session on the node: the upload that comes next has no connection.
+    node.ssh("pkill -KILL -f 'sshd: root@notty' || true", check=False)
+    assert running.resume() != 0
+    last = running.stderr().strip().splitlines()[-1]
+    assert last.startswith("error: ") and "upload" in last, last
+    assert node.current("live") == project.shas["0.1.0"]
+    assert healthy_commit(node, "live") == project.shas["0.1.0"]
+
+    again = deploy(project, node, "live", "0.2.0")
+    assert again.code == 0, again.stderr
+    assert healthy_commit(node, "live") == project.shas["0.2.0"]
+    releases = node.ssh(f"ls -A {RELEASES.format(env='live')}").split()
+    assert sorted(releases) == sorted(project.shas[v] for v in ("0.1.0", "0.2.0"))
+
+
+def test_a_service_killed_under_ingest_load_loses_no_acknowledged_event(
+    project: Project, node: NodeHandle
+) -> None:
+    # Listening on the node's address too, so the writers here reach it.
+    listen = {**node.env, "DEPLOY_LISTEN_ADDRESS": "0.0.0.0"}
+    assert (
+        project.cli(
+            "setup-host", "--env", "dev", "--env-file", str(project.env_file("dev")), env=listen
+        ).code
+        == 0
+    )
+    assert (
+        project.cli(
+            "deploy", "--env", "dev", "--version", "0.1.0", "--store", project.store, env=listen
+        ).code
+        == 0
+    )
+    url = f"http://{node.env['DEPLOY_HOST']}:{PORTS['dev']}/api/v1/ingest/message"
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def writer(number: int) -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
+            sent = 0
+            while not stop.is_set():
+                sent += 1
+                try:
+                    answer = client.post(url, json={"text": f"writer {number} message {sent}"})
+                except httpx.HTTPError:
+                    continue  # not acknowledged: it may or may not be in the log
+                if answer.status_code == 201:
+                    acknowledged.append(answer.json()["event_id"])
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in writers:
+        thread.start()
+    try:
+        wait_until(lambda: len(acknowledged) > 50 or None, 30, "the first acknowledged events")
+        pid = node.ssh("systemctl show -p MainPID --value helionyx-dev").strip()
+        node.ssh("systemctl kill --signal=SIGKILL helionyx-dev.service")
+        wait_until(
+            lambda: (
+                node.ssh("systemctl show -p MainPID --value helionyx-dev").strip() not in ("0", pid)
+                or None
+            ),
+            30,
+            "systemd to start the service again",
+        )
+        count = len(acknowledged)
+        wait_until(lambda: len(acknowledged) > count + 50 or None, 30, "writes after the restart")
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join(timeout=30)
+    restarts = node.ssh("systemctl show -p NRestarts --value helionyx-dev").strip()
+    assert int(restarts) >= 1, "systemd restarted the killed service"
+
+    stored = stored_event_ids(node)
+    assert set(acknowledged) <= set(stored), "every acknowledged event is in the log"
+    assert len(stored) == len(set(stored)), "no event was written twice"
+
+    # A write torn by a crash (half a line at the end) is quarantined at the next start.
+    node.ssh(
+        "systemctl stop helionyx-dev.service && "
+        "cd /var/lib/helionyx/dev/events && f=$(ls events-*.jsonl | tail -1) && "
+        "printf '%s' '{\"event_id\": \"torn-by-a-crash' >> $f && "
+        "systemctl start helionyx-dev.service"
+    )
+    assert wait_until(lambda: healthy_commit(node, "dev"), 30, "the restart") is not None
+    torn = node.ssh("cat /var/lib/helionyx/dev/events/*.torn-* 2>/dev/null || true")
+    assert "torn-by-a-crash" in torn
+    assert stored_event_ids(node) == stored, "the torn line left the log, nothing else did"
+
+
+def stored_event_ids(node: NodeHandle) -> list[str]:
+    """Every event id in the env's log, each line parsed (a torn line would fail here)."""
+    lines = node.ssh("cat /var/lib/helionyx/dev/events/events-*.jsonl").splitlines()
+    return [json.loads(line)["event_id"] for line in lines if line.strip()]
+
+
+def test_releases_are_ordered_by_the_deploy_log_when_the_clock_went_back(
+    project: Project, node: NodeHandle
+) -> None:
+    # The node's clock is this machine's (a container shares the kernel's clock), so instead of
+    # moving it the test makes the newest release older in every timestamp the disk holds.
+    setup_env(project, node, "dev")
+    for version in ("0.1.0", "0.2.0"):
+        assert deploy(project, node, "dev", version).code == 0
+    newest = project.shas["0.2.0"]
+    node.ssh(f"touch -h -d '2001-01-01' {RELEASES.format(env='dev')}/{newest}")
+    code, status = status_json(project, node, "dev")
+    assert code == 0
+    assert [(r["version"], r["state"]) for r in status["releases"]] == [
+        ("0.2.0", "current"),
+        ("0.1.0", "previous"),
+    ]
+    rolled = project.cli("rollback", "--env", "dev", env=node.env)
+    assert rolled.code == 0, rolled.stderr
+    code, status = status_json(project, node, "dev")
+    assert [r["version"] for r in status["releases"]] == ["0.1.0", "0.2.0"]
