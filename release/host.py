@@ -11,7 +11,7 @@ from typing import Any
 
 from release.environments import Environment
 from release.errors import ReleaseError
-from release.remote import Remote, Session, SessionClosed
+from release.remote import Remote, RequestNotSent, Session, SessionClosed
 
 # Read as text, not imported: it runs on the host, not here.
 _AGENT_SOURCE = base64.b64encode(Path(__file__).with_name("agent.py").read_bytes()).decode()
@@ -19,6 +19,10 @@ _BOOTSTRAP = (
     "import base64,sys;a=sys.argv;sys.argv=[a[0]]+a[2:];"
     "exec(compile(base64.b64decode(a[1]),'helionyx-agent','exec'))"
 )
+
+
+#: How long any agent call may take beyond its own deadline (builds included).
+CALL_LIMIT = 600.0
 
 
 class HostError(ReleaseError):
@@ -74,11 +78,19 @@ class Host:
             "env": self.env.name,
         }
 
-    def call(self, command: str, timeout: float | None = 600, **request: Any) -> Any:
+    def call(self, command: str, /, **request: Any) -> Any:
         """Run one agent command on the host and return its result, or raise HostError."""
         message = json.dumps({"command": command, "request": {**self.base_request(), **request}})
+        # `timeout` in a request is the agent's own deadline (a health gate's); the answer may
+        # take that long plus a restart, so the wait is longer, and never shorter than a build.
+        wait = max(CALL_LIMIT, float(request.get("timeout") or 0) + CALL_LIMIT)
         try:
-            line = self._agent().ask(message, timeout=timeout)
+            try:
+                line = self._agent().ask(message, timeout=wait)
+            except RequestNotSent:
+                # The host never saw the request: a new connection and agent may send it.
+                self.close()
+                line = self._agent().ask(message, timeout=wait)
         except SessionClosed as exc:
             # A timed-out or dead agent may still answer later: never read from it again.
             self.close()

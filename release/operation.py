@@ -113,7 +113,17 @@ class Operation:
     def timed(self, name: str, detail: str = "") -> Iterator[None]:
         """Report a step with its duration when it completes."""
         started = time.monotonic()
-        yield
+        try:
+            yield
+        except ConnectionFailed as exc:
+            raise ConnectionFailed(
+                f"{exc.message} during {name}",
+                hint=exc.hint
+                or f"check that {self.env.host} is up, then run the same command again: "
+                "it repairs what this one left",
+                host=exc.host,
+                env=self.env.name,
+            ) from None
         self.reporter.step(name, time.monotonic() - started, detail)
         pause_for_tests(name)
 

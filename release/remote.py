@@ -33,6 +33,10 @@ class SessionClosed(ReleaseError):
     """A long-running remote command ended or stopped answering."""
 
 
+class RequestNotSent(ConnectionFailed):
+    """The connection was gone before a request left: the host never saw it."""
+
+
 class Session(Protocol):
     """A remote command that answers one line per line it is sent."""
 
@@ -161,7 +165,11 @@ class SshRemote:
         """Open a channel on the existing connection and run `command` on it."""
         transport = self._connection.client.get_transport()
         if transport is None or not transport.is_active():
-            raise ConnectionFailed("the SSH connection is closed", host=self.host)
+            # Dropped between steps: connect again (fabric does the same for put).
+            self.open()
+            transport = self._connection.client.get_transport()
+            if transport is None:
+                raise ConnectionFailed("the SSH connection is closed", host=self.host)
         try:
             channel = transport.open_session()
             channel.exec_command(command)
@@ -209,6 +217,11 @@ class SshSession:
             self._channel.settimeout(timeout)
             self._stdin.write(line.encode() + b"\n")
             self._stdin.flush()
+        except (OSError, paramiko.SSHException) as exc:
+            raise RequestNotSent(
+                f"lost the SSH connection ({type(exc).__name__})", host=self.host
+            ) from None
+        try:
             answer = self._stdout.readline()
         except TimeoutError:
             raise SessionClosed(f"no answer within {timeout} s", host=self.host) from None

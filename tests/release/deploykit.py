@@ -62,6 +62,25 @@ class NodeHandle:
             raise AssertionError(f"on the node: {command!r} failed: {done.stderr.strip()}")
         return done.stdout
 
+    def cut_ssh(self) -> int:
+        """Kill the node's SSH sessions from this machine (the node's network may be slowed
+        to a crawl); returns how many were cut."""
+        cut = 0
+        for proc in Path("/proc").iterdir():
+            try:
+                in_node = f"machine-{self.node.name}" in (proc / "cgroup").read_text()
+                session = (proc / "cmdline").read_bytes().startswith(b"sshd: root")
+            except (OSError, ValueError):
+                continue
+            if in_node and session:
+                os.kill(int(proc.name), signal.SIGKILL)
+                cut += 1
+        return cut
+
+    def path(self, inside: str) -> Path:
+        """A path on the node's disk, seen from this machine."""
+        return Path(self.node.merged) / inside.lstrip("/")
+
     def node_command(self, command: str) -> list[str]:
         """argv for ssh to the node."""
         return list(testnode.ssh_command(self.node, command))

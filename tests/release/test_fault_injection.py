@@ -4,6 +4,8 @@ service, a clock gone backwards. Each ends with the host truthful and a healthy 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import threading
 from pathlib import Path
 
@@ -95,28 +97,56 @@ def test_a_node_rebooted_mid_deploy_comes_back_on_its_last_good_current(
     assert healthy_commit(node, "staging") == project.shas["0.2.0"]
 
 
-def test_a_connection_dropped_mid_upload_fails_cleanly_and_a_redeploy_succeeds(
+def test_a_dropped_connection_is_survived_between_steps_and_fails_cleanly_mid_upload(
     project: Project, node: NodeHandle, tmp_path: Path
 ) -> None:
-    setup_env(project, node, "live")
-    assert deploy(project, node, "live", "0.1.0").code == 0
+    setup_env(project, node, "dev")
+    assert deploy(project, node, "dev", "0.1.0").code == 0
+
+    # Between two steps: the host has seen nothing of the next one, so the deploy connects again.
     running = deploy_in_background(
-        project, node, "live", "0.2.0", tmp_path / "err", HELIONYX_PAUSE_AFTER="prepare"
+        project, node, "dev", "0.2.0", tmp_path / "between", HELIONYX_PAUSE_AFTER="prepare"
     )
     running.wait_for("paused after prepare")
-    # Cut every SSH session on the node: the upload that comes next has no connection.
-    node.ssh("pkill -KILL -f 'sshd: root@notty' || true", check=False)
-    assert running.resume() != 0
+    assert node.cut_ssh() >= 1
+    assert running.resume() == 0, running.stderr()
+    assert healthy_commit(node, "dev") == project.shas["0.2.0"]
+
+    # In the middle of the upload: the link is slowed so the cut lands mid-transfer.
+    target = project.dev_build("slow upload")
+    running = deploy_in_background(
+        project, node, "dev", target, tmp_path / "mid", HELIONYX_PAUSE_AFTER="prepare"
+    )
+    running.wait_for("paused after prepare")
+    veth: str = node.node.veth  # the host's end of the node's veth pair
+    shape = ["tc", "qdisc", "add", "dev", veth, "root", "tbf", "rate", "128kbit"]
+    subprocess.run([*shape, "burst", "4kb", "latency", "5s"], check=True)
+    try:
+        running.process.send_signal(signal.SIGUSR1)
+        # Watched and cut from this machine: the slowed link is busy with the upload.
+        upload = node.path(f"{RELEASES.format(env='dev')}/.{target}.upload")
+        wait_until(
+            lambda: (upload.exists() and upload.stat().st_size > 0) or None,
+            60,
+            "the upload to be under way",
+        )
+        assert node.cut_ssh() >= 1
+        code = running.process.wait(timeout=120)
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", veth, "root"], check=False)
+    assert code != 0
     last = running.stderr().strip().splitlines()[-1]
     assert last.startswith("error: ") and "upload" in last, last
-    assert node.current("live") == project.shas["0.1.0"]
-    assert healthy_commit(node, "live") == project.shas["0.1.0"]
+    assert node.current("dev") == project.shas["0.2.0"]
+    code, status = status_json(project, node, "dev")
+    assert code == 0 and status["sha"] == project.shas["0.2.0"]
+    assert status["lock"] is None, "the failed deploy gave its lock back over a new connection"
+    assert status["leftovers"] == [f".{target}.upload"], "the cut upload is reported"
 
-    again = deploy(project, node, "live", "0.2.0")
+    again = deploy(project, node, "dev", target)
     assert again.code == 0, again.stderr
-    assert healthy_commit(node, "live") == project.shas["0.2.0"]
-    releases = node.ssh(f"ls -A {RELEASES.format(env='live')}").split()
-    assert sorted(releases) == sorted(project.shas[v] for v in ("0.1.0", "0.2.0"))
+    assert "removed leftovers of an interrupted deploy" in again.stdout
+    assert healthy_commit(node, "dev") == target
 
 
 def test_a_service_killed_under_ingest_load_loses_no_acknowledged_event(

@@ -87,6 +87,10 @@ def test_planted_secrets_appear_nowhere_but_their_0600_files(
     places["the artifacts"] = "\n".join(
         p.name for p in store_files if any(s.encode() in p.read_bytes() for s in SECRETS)
     )
+    # Controls: the planted values are live (the host's settings hold them, Telegram ran with its
+    # token, the API accepted the token), so their absence elsewhere means something.
+    assert node.ssh("grep -c PLANTED /etc/helionyx/staging.env").strip() == "3"
+    assert "adapters: telegram on" in places["the node's whole journal"]
     for place, text in places.items():
         for secret in SECRETS:
             assert secret not in text, f"a planted secret leaked into {place}"
