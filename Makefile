@@ -154,6 +154,18 @@ restart: $(STAMP) ## restart ENV's service and hold it to the health gate
 stop: $(STAMP) ## stop ENV's service
 	@$(RELEASE) stop --env "$(ENV)"
 
+.PHONY: backup
+backup: $(STAMP) ## back ENV's data up on its host while it runs (PULL=1: copy it to dist/backups)
+	@$(RELEASE) backup --env "$(ENV)" $(if $(PULL),--pull dist/backups)
+
+.PHONY: backups
+backups: $(STAMP) ## list ENV's backups on its host (FORMAT=json)
+	@$(RELEASE) backups --env "$(ENV)" --format "$(FORMAT)"
+
+.PHONY: restore
+restore: $(STAMP) ## restore FROM=ID (or FROM=ENV/ID, another env's) into ENV: verify, swap, rebuild
+	@$(RELEASE) restore --env "$(ENV)" --from "$(FROM)"
+
 .PHONY: unlock
 unlock: $(STAMP) ## clear ENV's deploy lock once its holder is gone (FORCE=1 for another machine's)
 	@$(RELEASE) unlock --env "$(ENV)" $(if $(FORCE),--force)

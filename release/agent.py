@@ -819,6 +819,215 @@ def cmd_prune(req: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- first-time host set-up --------------------------------------------------------------
+# -- backups ---------------------------------------------------------------------------
+BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
+
+
+def backup_root(config_file: Path, env: str) -> Path:
+    """An absolute BACKUP_ROOT from an env's settings file, else /var/backups/helionyx/<env>
+    (a relative one is meant for running the service in a checkout)."""
+    configured = Path(_read_env_file(config_file).get("BACKUP_ROOT") or ".")
+    return configured if configured.is_absolute() else Path(f"/var/backups/helionyx/{env}")
+
+
+def _copy_prefix(source: Path, target: Path, size: int) -> str:
+    """Copy the first `size` bytes of `source` to `target`; return their SHA-256."""
+    digest = hashlib.sha256()
+    with source.open("rb") as reader, target.open("wb") as writer:
+        left = size
+        while left:
+            chunk = reader.read(min(left, 1 << 20))
+            if not chunk:
+                raise AgentError(f"{source} is shorter than its recorded position")
+            writer.write(chunk)
+            digest.update(chunk)
+            left -= len(chunk)
+        writer.flush()
+        os.fsync(writer.fileno())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cmd_backup(req: dict[str, Any]) -> dict[str, Any]:
+    """Snapshot the env while it runs: events up to a position taken under the store's lock,
+    projections through SQLite's online backup, the deploy log, a manifest with checksums."""
+    import fcntl  # noqa: PLC0415 - POSIX only, like the host
+    import sqlite3  # noqa: PLC0415 - only backups need it
+
+    layout = Layout(req)
+    events_dir = layout.data_dir / "events"
+    if not events_dir.is_dir():
+        raise AgentError(f"{events_dir} does not exist: nothing to back up")
+    root = backup_root(layout.config_file, layout.env)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    backup_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    suffix = 1
+    while (root / backup_id).exists():
+        backup_id = f"{backup_id.split('-')[0]}-{suffix}"
+        suffix += 1
+    partial = root / f".{backup_id}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "events").mkdir(parents=True, mode=0o700)
+    # The position: every file's size, read while the service cannot append (appends are whole
+    # lines under this lock), so the copy ends on a line boundary in every file.
+    with (events_dir / ".events.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        position = {p.name: p.stat().st_size for p in sorted(events_dir.glob("events-*.jsonl"))}
+    events: list[dict[str, Any]] = []
+    for name, size in position.items():
+        digest = _copy_prefix(events_dir / name, partial / "events" / name, size)
+        lines = (partial / "events" / name).read_bytes().count(b"\n")
+        events.append({"file": name, "bytes": size, "lines": lines, "sha256": digest})
+    db = layout.data_dir / "projections" / "projections.db"
+    if db.is_file():
+        source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        target = sqlite3.connect(partial / "projections.db")
+        with target:
+            source.backup(target)
+        source.close()
+        target.close()
+    if layout.log.is_file():
+        shutil.copyfile(layout.log, partial / LOG_NAME)
+    manifest = {
+        "schema_version": 1,
+        "id": backup_id,
+        "env": layout.env,
+        "created_at": now(),
+        "position": position,
+        "events": events,
+        "event_count": sum(int(e["lines"]) for e in events),
+        "release": layout.link_target(layout.current),
+    }
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    files = sorted(p for p in partial.rglob("*") if p.is_file())
+    sums = "".join(f"{_file_sha256(p)}  {p.relative_to(partial).as_posix()}\n" for p in files)
+    (partial / "SHA256SUMS").write_text(sums)
+    size = sum(p.stat().st_size for p in files)
+    names = [p.relative_to(partial).as_posix() for p in files] + ["SHA256SUMS"]
+    os.replace(partial, root / backup_id)
+    fsync_dir(root)
+    removed = _prune_backups(root, int(req.get("keep_backups", 7)))
+    return {
+        "id": backup_id,
+        "path": str(root / backup_id),
+        "event_count": manifest["event_count"],
+        "bytes": size,
+        "files": names,
+        "removed": removed,
+    }
+
+
+def _backup_dirs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and BACKUP_ID.match(p.name))
+
+
+def _prune_backups(root: Path, keep: int) -> list[str]:
+    doomed = _backup_dirs(root)[: -keep or None] if keep > 0 else []
+    for path in doomed:
+        shutil.rmtree(path)
+    return [p.name for p in doomed]
+
+
+def cmd_backups(req: dict[str, Any]) -> dict[str, Any]:
+    """The env's backups, oldest first."""
+    layout = Layout(req)
+    root = backup_root(layout.config_file, layout.env)
+    listed = []
+    for path in _backup_dirs(root):
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((path / "manifest.json").read_text())
+            listed.append(
+                {
+                    "id": path.name,
+                    "path": str(path),
+                    "created_at": manifest.get("created_at"),
+                    "event_count": manifest.get("event_count"),
+                    "release": manifest.get("release"),
+                }
+            )
+    return {"root": str(root), "backups": listed}
+
+
+def _verify_backup(path: Path) -> dict[str, Any]:
+    if not (path / "SHA256SUMS").is_file():
+        raise AgentError(f"{path} is not a complete backup (no SHA256SUMS)")
+    for name, digest in _read_sums(path).items():
+        if not (path / name).is_file() or _file_sha256(path / name) != digest:
+            raise AgentError(f"backup {path.name}: checksum mismatch for {name}")
+    manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text())
+    return manifest
+
+
+def cmd_restore(req: dict[str, Any]) -> dict[str, Any]:
+    """Verify a backup, stop the env, put the backup's events in place (keeping what they
+    replace), rebuild projections, start and health-check."""
+    layout = Layout(req)
+    source_root = backup_root(Path(req["source_config_file"]), req["source_env"])
+    path = source_root / req["backup_id"]
+    if not BACKUP_ID.match(req["backup_id"]) or not path.is_dir():
+        raise AgentError(f"no backup {req['backup_id']} of {req['source_env']} in {source_root}")
+    manifest = _verify_backup(path)
+    current = layout.link_target(layout.current)
+    if current is None or not (layout.releases / current / "manifest.json").is_file():
+        raise AgentError(f"{layout.env} has no current release to rebuild projections with")
+    cmd_stop(req)
+    user = pwd.getpwnam(SERVICE_USER)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = []
+    for sub in ("events", "projections"):
+        existing = layout.data_dir / sub
+        if existing.exists():
+            aside = layout.data_dir / f"{sub}.replaced-{stamp}"
+            os.replace(existing, aside)
+            kept.append(str(aside))
+        existing.mkdir(mode=0o750)
+        os.chown(existing, user.pw_uid, user.pw_gid)
+    for entry in manifest["events"]:
+        target = layout.data_dir / "events" / entry["file"]
+        shutil.copyfile(path / "events" / entry["file"], target)
+        os.chown(target, user.pw_uid, user.pw_gid)
+        target.chmod(0o640)
+    fsync_dir(layout.data_dir / "events")
+    settings = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        **_read_env_file(layout.config_file),
+        "ENV": layout.env,
+    }
+    python = layout.releases / current / "venv" / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-m", "helionyx", "rebuild-projections", "--env", layout.env],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=settings,
+        cwd=layout.data_dir,
+        user=user.pw_uid,
+        group=user.pw_gid,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise AgentError(f"rebuilding projections failed: {detail[-1] if detail else '?'}")
+    for unit in (f"{layout.unit}.socket", f"{layout.unit}.service"):
+        sh("systemctl", "start", unit, timeout=60)
+    gate = health_gate(layout, None, current, float(req.get("timeout", 20)))
+    return {
+        **gate,
+        "backup": manifest["id"],
+        "from_env": manifest["env"],
+        "event_count": manifest["event_count"],
+        "kept": kept,
+        "rebuilt": result.stdout.strip(),
+    }
+
+
 def cmd_setup(req: dict[str, Any]) -> dict[str, Any]:
     """Create the service user, directories, config file (0600 root), unit; enable it."""
     layout = Layout(req)
@@ -878,6 +1087,9 @@ COMMANDS = {
     "journal": cmd_journal,
     "prune": cmd_prune,
     "setup": cmd_setup,
+    "backup": cmd_backup,
+    "backups": cmd_backups,
+    "restore": cmd_restore,
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from release import deploy, environments, releasing, rollback, service, status
+from release import backup, deploy, environments, releasing, rollback, service, status
 from release.errors import ReleaseError
 from release.operation import OperationFailed
 from release.progress import NoProgress, Progressable, TransferProgress
@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     host_command("stop", "stop the service")
     unlock = host_command("unlock", "clear a lock whose holder is gone")
     unlock.add_argument("--force", action="store_true", help="holder on another machine is gone")
+    backup = host_command("backup", "snapshot the environment's data on its host while it runs")
+    backup.add_argument("--pull", type=Path, help="also copy the backup under this directory")
+    backups = host_command("backups", "list the environment's backups on its host")
+    backups.add_argument("--format", choices=("table", "json"), default="table")
+    restore = host_command("restore", "restore a backup (ID or ENV/ID) into the environment")
+    restore.add_argument("--from", dest="source", required=True, help="ID or ENV/ID")
     return parser
 
 
@@ -199,9 +205,51 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
     if args.command == "unlock":
         print(service.unlock(env, args.force))
         return 0
+    if args.command in ("backup", "backups", "restore"):
+        return _backup_command(args, ws, env, reporter, started)
     with SshRemote(env) as remote:
         result_code = remote.stream(service.logs_command(env, args.lines, args.follow))
     return result_code
+
+
+def _backup_command(
+    args: argparse.Namespace,
+    ws: releasing.Workspace,
+    env: environments.Environment,
+    reporter: PrintReporter,
+    started: float,
+) -> int:
+    if args.command == "backup":
+        print(f"backing up {env.name} on {env.host}")
+        done = backup.take(env, reporter, args.pull)
+        where = done.get("pulled_to") or done["path"]
+        print(
+            f"backed up {env.name}: {done['id']} ({done['event_count']} events, "
+            f"{done['bytes'] / 1e6:.1f} MB) at {where} in {time.monotonic() - started:.2f} s"
+        )
+        if done["removed"]:
+            print(f"  · removed old backups: {', '.join(done['removed'])}")
+        return 0
+    if args.command == "backups":
+        listed = backup.listing(env)
+        if args.format == "json":
+            print(json.dumps([asdict(b) for b in listed], indent=2))
+        elif not listed:
+            print(f"no backups of {env.name}")
+        for item in listed if args.format == "table" else []:
+            print(f"{item.id:<20} {item.event_count!s:>8} events  release {str(item.release)[:12]}")
+        return 0
+    source_name, backup_id = backup.parse_source(args.source, env)
+    source = environments.load(ws.root, source_name)
+    print(f"restoring {source.name}/{backup_id} into {env.name} on {env.host}")
+    done = backup.restore(env, source, backup_id, reporter)
+    for kept in done["kept"]:
+        print(f"  · kept the replaced data at {kept}")
+    print(
+        f"restored {done['event_count']} events from {source.name}/{backup_id} into {env.name}, "
+        f"healthy, in {time.monotonic() - started:.2f} s"
+    )
+    return 0
 
 
 def _print_status(current: status.Status, *, releases_only: bool) -> None:

@@ -30,6 +30,7 @@ class Environment:
     health_timeout: float
     allow_dev_builds: bool
     listen_address: str = "127.0.0.1"
+    keep_backups: int = 7
     ssh_key: str | None = None
     known_hosts: str | None = None
 

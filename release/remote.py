@@ -66,6 +66,10 @@ class Remote(Protocol):
         """Copy a local file to a remote path."""
         ...
 
+    def get(self, remote: str, local: Path) -> None:
+        """Copy a remote file to a local path."""
+        ...
+
     def close(self) -> None:
         """Close the connection."""
         ...
@@ -185,6 +189,15 @@ class SshRemote:
             self._connection.put(str(local), remote)
         except (OSError, paramiko.SSHException) as exc:
             raise ConnectionFailed(f"upload to {self.host} failed: {exc}", host=self.host) from None
+
+    def get(self, remote: str, local: Path) -> None:
+        """SFTP a file from the host."""
+        try:
+            self._connection.get(remote, str(local))
+        except (OSError, paramiko.SSHException) as exc:
+            raise ConnectionFailed(
+                f"download from {self.host} failed: {exc}", host=self.host
+            ) from None
 
     def close(self) -> None:
         """Close the connection."""

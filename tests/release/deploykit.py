@@ -8,10 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import httpx
 
 from release.setup import fill_settings
 from tests.helionyx.servicekit import poll
@@ -295,3 +298,55 @@ def deploy_in_background(
 def wait_until(check: Any, timeout: float, what: str) -> Any:
     """poll() re-exported for the deploy tests."""
     return poll(check, timeout, what)
+
+
+@dataclass
+class IngestLoad:
+    """Writers posting messages to an env's API on the node; `acknowledged` holds the ids the
+    API answered 201 for (the events that must never be lost)."""
+
+    url: str
+    writers: int = 6
+    acknowledged: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> IngestLoad:
+        for number in range(self.writers):
+            thread = threading.Thread(target=self._write, args=(number,))
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _write(self, number: int) -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
+            sent = 0
+            while not self._stop.is_set():
+                sent += 1
+                try:
+                    answer = client.post(self.url, json={"text": f"writer {number} message {sent}"})
+                except httpx.HTTPError:
+                    continue  # not acknowledged: it may or may not be in the log
+                if answer.status_code == 201:
+                    self.acknowledged.append(answer.json()["event_id"])
+
+    def wait_for_more(self, count: int, timeout: float = 30) -> None:
+        """Poll until `count` more writes than now were acknowledged."""
+        target = len(self.acknowledged) + count
+        poll(lambda: len(self.acknowledged) >= target or None, timeout, f"{count} more writes")
+
+
+def ingest_url(node: NodeHandle, env: str) -> str:
+    """The ingest endpoint of an env set up with DEPLOY_LISTEN_ADDRESS=0.0.0.0."""
+    return f"http://{node.env['DEPLOY_HOST']}:{PORTS[env]}/api/v1/ingest/message"
+
+
+def event_ids(node: NodeHandle, env: str) -> list[str]:
+    """Every event id in an env's log in log order, each line parsed (a torn one fails)."""
+    lines = node.ssh(f"cat /var/lib/helionyx/{env}/events/events-*.jsonl").splitlines()
+    return [json.loads(line)["event_id"] for line in lines if line.strip()]

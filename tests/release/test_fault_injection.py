@@ -3,24 +3,22 @@ service, a clock gone backwards. Each ends with the host truthful and a healthy 
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.release.conftest import git
 from tests.release.deploykit import (
-    PORTS,
-    TOKEN,
+    IngestLoad,
     NodeHandle,
     Project,
     deploy,
     deploy_in_background,
+    event_ids,
     harness,
+    ingest_url,
     setup_env,
     status_json,
     wait_until,
@@ -166,27 +164,8 @@ def test_a_service_killed_under_ingest_load_loses_no_acknowledged_event(
         ).code
         == 0
     )
-    url = f"http://{node.env['DEPLOY_HOST']}:{PORTS['dev']}/api/v1/ingest/message"
-    acknowledged: list[str] = []
-    stop = threading.Event()
-
-    def writer(number: int) -> None:
-        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
-            sent = 0
-            while not stop.is_set():
-                sent += 1
-                try:
-                    answer = client.post(url, json={"text": f"writer {number} message {sent}"})
-                except httpx.HTTPError:
-                    continue  # not acknowledged: it may or may not be in the log
-                if answer.status_code == 201:
-                    acknowledged.append(answer.json()["event_id"])
-
-    writers = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
-    for thread in writers:
-        thread.start()
-    try:
-        wait_until(lambda: len(acknowledged) > 50 or None, 30, "the first acknowledged events")
+    with IngestLoad(ingest_url(node, "dev")) as load:
+        load.wait_for_more(50)
         pid = node.ssh("systemctl show -p MainPID --value helionyx-dev").strip()
         node.ssh("systemctl kill --signal=SIGKILL helionyx-dev.service")
         wait_until(
@@ -197,16 +176,12 @@ def test_a_service_killed_under_ingest_load_loses_no_acknowledged_event(
             30,
             "systemd to start the service again",
         )
-        count = len(acknowledged)
-        wait_until(lambda: len(acknowledged) > count + 50 or None, 30, "writes after the restart")
-    finally:
-        stop.set()
-        for thread in writers:
-            thread.join(timeout=30)
+        load.wait_for_more(50)
+    acknowledged = load.acknowledged
     restarts = node.ssh("systemctl show -p NRestarts --value helionyx-dev").strip()
     assert int(restarts) >= 1, "systemd restarted the killed service"
 
-    stored = stored_event_ids(node)
+    stored = event_ids(node, "dev")
     assert set(acknowledged) <= set(stored), "every acknowledged event is in the log"
     assert len(stored) == len(set(stored)), "no event was written twice"
 
@@ -220,13 +195,7 @@ def test_a_service_killed_under_ingest_load_loses_no_acknowledged_event(
     assert wait_until(lambda: healthy_commit(node, "dev"), 30, "the restart") is not None
     torn = node.ssh("cat /var/lib/helionyx/dev/events/*.torn-* 2>/dev/null || true")
     assert "torn-by-a-crash" in torn
-    assert stored_event_ids(node) == stored, "the torn line left the log, nothing else did"
-
-
-def stored_event_ids(node: NodeHandle) -> list[str]:
-    """Every event id in the env's log, each line parsed (a torn line would fail here)."""
-    lines = node.ssh("cat /var/lib/helionyx/dev/events/events-*.jsonl").splitlines()
-    return [json.loads(line)["event_id"] for line in lines if line.strip()]
+    assert event_ids(node, "dev") == stored, "the torn line left the log, nothing else did"
 
 
 def test_releases_are_ordered_by_the_deploy_log_when_the_clock_went_back(
