@@ -48,6 +48,7 @@ def test_the_guide_walks_setup_release_deploy_operate_and_rollback() -> None:
         "make deploy ENV=live",
         "make status ENV=live",
         "make rollback ENV=live",
+        "make backup ENV=live",
     ):
         assert command in joined, f"the walked part of the guide no longer says {command!r}"
     targets = set(re.findall(r"^([a-z][\w-]*):", (REPO / "Makefile").read_text(), re.MULTILINE))
@@ -77,7 +78,7 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
         timeout=120,
     )
 
-    node, setup, ship, operate, rollback = walked_blocks()
+    node, setup, ship, operate, rollback, backups = walked_blocks()
     next_change = (
         "sed -i 's/^## \\[Unreleased\\]$/## [Unreleased]\\n\\n- The next change./' CHANGELOG.md\n"
         "git commit --quiet -am 'feat: the next change'\n"
@@ -92,6 +93,7 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
             ship,
             operate,
             rollback,
+            backups,
             f"make status ENV=live FORMAT=json > {tmp_path / 'final-status.json'}",
         ]
     )
@@ -116,5 +118,6 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
         assert re.search(rf"deployed 0\.3\.1 \(\w+\) to {env} in", output), env
     assert "rolled back live to 0.3.0" in output
     assert "rolled back live to 0.3.1" in output
+    assert re.search(r"backed up live: \d{8}T\d{6}Z", output)
     final = json.loads((tmp_path / "final-status.json").read_text())
     assert (final["version"], final["healthy"]) == ("0.3.1", True)

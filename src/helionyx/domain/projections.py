@@ -19,6 +19,8 @@ from helionyx.domain.errors import ProjectionsAhead, ProjectionSchemaMismatch
 from helionyx.domain.events import Event
 from helionyx.domain.store import EventStore
 
+SQLITE_MAX_INTEGER = 2**63 - 1
+
 SCHEMA_VERSION = 1
 _TODO_COLUMNS = "SELECT number, event_id, text, created_at, completed_at FROM todos"
 
@@ -146,6 +148,8 @@ class Projections:
 
     def todo(self, number: int) -> Todo | None:
         """One todo by its number."""
+        if not 0 < number <= SQLITE_MAX_INTEGER:
+            return None  # no such todo; SQLite could not even be asked (found by the API fuzz)
         with self.lock:
             row = self.db.execute(_TODO_COLUMNS + " WHERE number = ?", (number,)).fetchone()
             return Todo(*row) if row else None
