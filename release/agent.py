@@ -38,26 +38,43 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def sh(
-    *args: str, check: bool = True, timeout: float | None = 120
+def run(
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float | None = 120,
+    what: str | None = None,
+    check: bool = True,
+    user: int | None = None,
+    group: int | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command on the host."""
+    """Run a command on the host; with `check`, a failure is an AgentError naming `what`."""
     # stdin is the operator's request stream: no child may read from it.
     result = subprocess.run(
         args,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
+        env=env,
         timeout=timeout,
+        user=user,
+        group=group,
+        cwd=cwd,
         check=False,
     )
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise AgentError(
-            f"{args[0]} {args[1] if len(args) > 1 else ''} failed: "
-            f"{detail[-1] if detail else result.returncode}"
-        )
+        name = what or f"{Path(args[0]).name} {' '.join(args[1:3])}".rstrip()
+        raise AgentError(f"{name} failed: {detail[-1] if detail else result.returncode}")
     return result
+
+
+def sh(
+    *args: str, check: bool = True, timeout: float | None = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a command on the host with the agent's environment."""
+    return run(list(args), check=check, timeout=timeout)
 
 
 def fsync_dir(path: Path) -> None:
@@ -616,19 +633,7 @@ def _install_service(uv: Path, venv: Path, wheel: Path, name: str, env: dict[str
 
 
 def _run_env(args: list[str], env: dict[str, str], what: str | None = None) -> None:
-    result = subprocess.run(
-        args,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        name = what or Path(args[0]).name + " " + " ".join(args[1:3])
-        raise AgentError(f"{name} failed: {detail[-1] if detail else result.returncode}")
+    run(args, env=env, timeout=600, what=what)
 
 
 # -- switching, restarting, judging ------------------------------------------------------
@@ -1000,21 +1005,15 @@ def cmd_restore(req: dict[str, Any]) -> dict[str, Any]:
         "ENV": layout.env,
     }
     python = layout.releases / current / "venv" / "bin" / "python"
-    result = subprocess.run(
+    result = run(
         [str(python), "-m", "helionyx", "rebuild-projections", "--env", layout.env],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
         env=settings,
-        cwd=layout.data_dir,
+        timeout=600,
+        what="rebuilding projections",
         user=user.pw_uid,
         group=user.pw_gid,
-        timeout=600,
-        check=False,
+        cwd=layout.data_dir,
     )
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise AgentError(f"rebuilding projections failed: {detail[-1] if detail else '?'}")
     for unit in (f"{layout.unit}.socket", f"{layout.unit}.service"):
         sh("systemctl", "start", unit, timeout=60)
     gate = health_gate(layout, None, current, float(req.get("timeout", 20)))

@@ -10,9 +10,9 @@ from typing import Any
 from release.deploy import require_setup
 from release.environments import Environment
 from release.errors import UsageError
-from release.history import FAILED, SUCCEEDED
+from release.history import SUCCEEDED
 from release.host import Host
-from release.operation import Operation, OperationFailed, Reporter
+from release.operation import Operation, Reporter
 from release.remote import SshRemote
 
 
@@ -108,14 +108,8 @@ def restore(
                     timeout=env.health_timeout,
                 )
             if not done["healthy"]:
-                assert op.host is not None
-                finish = op.finish_event(FAILED, done["reason"])
-                raise OperationFailed(
-                    f"{env.name} is not healthy after the restore: {done['reason']}",
-                    op.host.journal(20),
-                    env=env.name,
-                    host=env.host,
-                )
+                finish, failure = op.unhealthy("restore", done["reason"])
+                raise failure
             finish = op.finish_event(SUCCEEDED)
             return done
         finally:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from release.environments import Environment
 from release.errors import ReleaseError
-from release.history import FINISH
+from release.history import FAILED, FINISH
 from release.host import Host, HostError, HostState
 from release.lock import EnvLock, operator
 from release.remote import ConnectionFailed, Remote, SshRemote
@@ -99,6 +99,16 @@ class Operation:
         if reason:
             event["reason"] = reason
         return event
+
+    def unhealthy(self, after: str, reason: str) -> tuple[dict[str, Any], OperationFailed]:
+        """The closing record and the error for an env left unhealthy `after` an action."""
+        assert self.host is not None
+        return self.finish_event(FAILED, reason), OperationFailed(
+            f"{self.env.name} is not healthy after the {after}: {reason}",
+            self.host.journal(20),
+            env=self.env.name,
+            host=self.env.host,
+        )
 
     def call(self, command: str, step: str, **request: Any) -> Any:
         """An agent call whose outcome the host records in the deploy log."""

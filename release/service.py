@@ -7,10 +7,10 @@ from pathlib import Path
 from release.deploy import require_setup
 from release.environments import Environment
 from release.errors import UsageError
-from release.history import FAILED, SUCCEEDED
+from release.history import SUCCEEDED
 from release.host import Host
 from release.lock import describe, holder_gone
-from release.operation import Operation, OperationFailed, Reporter
+from release.operation import Operation, Reporter
 from release.remote import SshRemote
 from release.units import render_units
 
@@ -37,14 +37,8 @@ def restart(root: Path, env: Environment, reporter: Reporter) -> str:
                     units=op.units,
                 )
             if not gate["healthy"]:
-                assert op.host is not None
-                finish = op.finish_event(FAILED, gate["reason"])
-                raise OperationFailed(
-                    f"{env.name} is not healthy after the restart: {gate['reason']}",
-                    op.host.journal(20),
-                    env=env.name,
-                    host=env.host,
-                )
+                finish, failure = op.unhealthy("restart", gate["reason"])
+                raise failure
             finish = op.finish_event(SUCCEEDED)
             return f"{version} ({state.current[:12]})"
         finally:

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import httpx
 
+from helionyx.config import Settings, load_settings
+
 TOKEN = "test-token-0123456789abcdef"
 T = TypeVar("T")
 
@@ -45,6 +47,20 @@ def service_env(data: Path, port: int, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def in_process_settings(data: Path, token: str, **extra: str) -> Settings:
+    """dev settings for an app run in-process, its data under `data`, no settings file."""
+    return load_settings(
+        "dev",
+        env_file=data / "no-settings-file",
+        environ={
+            "EVENT_STORE_PATH": str(data / "events"),
+            "PROJECTIONS_DB_PATH": str(data / "p.db"),
+            "HELIONYX_API_TOKEN": token,
+            **extra,
+        },
+    )
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:

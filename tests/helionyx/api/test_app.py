@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helionyx.api import create_app
-from helionyx.config import load_settings
 from helionyx.runtime import open_runtime
+from tests.helionyx.servicekit import in_process_settings
 
 TOKEN = "api-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -24,16 +24,7 @@ PROTECTED = [
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = load_settings(
-        "dev",
-        env_file=tmp_path / "none",
-        environ={
-            "EVENT_STORE_PATH": str(tmp_path / "events"),
-            "PROJECTIONS_DB_PATH": str(tmp_path / "p.db"),
-            "HELIONYX_API_TOKEN": TOKEN,
-            "MAX_REQUEST_BYTES": "2048",
-        },
-    )
+    settings = in_process_settings(tmp_path, TOKEN, MAX_REQUEST_BYTES="2048")
     runtime = open_runtime(settings)
     with TestClient(create_app(settings, runtime.assistant)) as test_client:
         yield test_client

@@ -12,8 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from helionyx.api import create_app
-from helionyx.config import load_settings
 from helionyx.runtime import open_runtime
+from tests.helionyx.servicekit import in_process_settings
 
 TOKEN = "fuzz-test-token-0123456789"
 #: Examples per operation and token setting: bounded, a few seconds in all.
@@ -23,15 +23,7 @@ EXAMPLES = 40
 @pytest.fixture
 def api_schema(tmp_path: Path) -> Iterator[schemathesis.BaseSchema]:
     """The app's own OpenAPI schema, with the app behind it in-process (ASGI, no sockets)."""
-    config = load_settings(
-        "dev",
-        env_file=tmp_path / "none",
-        environ={
-            "EVENT_STORE_PATH": str(tmp_path / "events"),
-            "PROJECTIONS_DB_PATH": str(tmp_path / "p.db"),
-            "HELIONYX_API_TOKEN": TOKEN,
-        },
-    )
+    config = in_process_settings(tmp_path, TOKEN)
     runtime = open_runtime(config)
     yield schemathesis.openapi.from_asgi("/openapi.json", create_app(config, runtime.assistant))
     runtime.close()
