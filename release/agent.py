@@ -829,10 +829,10 @@ BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 
 
 def backup_root(config_file: Path, env: str) -> Path:
-    """An absolute BACKUP_ROOT from an env's settings file, else /var/backups/helionyx/<env>
-    (a relative one is meant for running the service in a checkout)."""
+    """BACKUP_ROOT/<env>, BACKUP_ROOT from the env's settings file when it is an absolute path
+    (a relative one is meant for running the service in a checkout), else /var/backups/helionyx."""
     configured = Path(_read_env_file(config_file).get("BACKUP_ROOT") or ".")
-    return configured if configured.is_absolute() else Path(f"/var/backups/helionyx/{env}")
+    return (configured if configured.is_absolute() else Path("/var/backups/helionyx")) / env
 
 
 def _copy_prefix(source: Path, target: Path, size: int) -> str:
@@ -867,7 +867,8 @@ def cmd_backup(req: dict[str, Any]) -> dict[str, Any]:
     if not events_dir.is_dir():
         raise AgentError(f"{events_dir} does not exist: nothing to back up")
     root = backup_root(layout.config_file, layout.env)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)  # the users' messages: root only
     backup_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     suffix = 1
     while (root / backup_id).exists():

@@ -54,8 +54,10 @@ def pick_target(state: HostState, to: str | None) -> str:
 def rollback(root: Path, env: Environment, to: str | None, reporter: Reporter) -> DeployResult:
     """Roll `env` back; exits through OperationFailed if the target is not healthy either."""
     with Operation(env, "rollback", reporter, render_units(root, env)) as op:
-        op.connect()
-        # A refusal under the lock still changes nothing: releasing it writes no record.
+        host = op.connect()
+        # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
+        # (not even the env directory's mtime, which taking the lock would).
+        pick_target(host.state(), to)
         state = op.take_lock(f"rollback{' to ' + to if to else ''}")
         finish = None
         try:
