@@ -130,7 +130,7 @@ def _install_and_switch(op: Operation, artifact: Artifact, state: HostState) -> 
         reuse = shared_files(artifact, prepared["donor_sums"])
         archive = f"{env.releases_dir}/.{sha}.upload"
         sent = sum(f.size for f in artifact.manifest.files if f.path not in reuse)
-        detail = f"{sent / 1e6:.1f} MB" + (
+        detail = (f"{sent / 1e6:.1f} MB" if sent >= 1e6 else f"{sent / 1e3:.0f} kB") + (
             f", {len(reuse)} identical file(s) linked from {prepared['donor'][:12]}"
             if reuse
             else ""
@@ -139,7 +139,7 @@ def _install_and_switch(op: Operation, artifact: Artifact, state: HostState) -> 
             bundle = Path(tmp) / "artifact.tar"
             _bundle(artifact, bundle, skip=set(reuse))
             op.host.remote.put(bundle, archive)
-        with op.timed("build", "venv offline from the wheelhouse, hashes required"):
+        with op.timed("build", "checksums, venv offline, smoke check"):
             built = op.call(
                 "install",
                 "build",
