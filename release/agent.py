@@ -982,20 +982,57 @@ def cmd_restore(req: dict[str, Any]) -> dict[str, Any]:
     if current is None or not (layout.releases / current / "manifest.json").is_file():
         raise AgentError(f"{layout.env} has no current release to rebuild projections with")
     cmd_stop(req)
+    moved: list[tuple[Path, Path]] = []
+    try:
+        rebuilt = _swap_in(layout, path, manifest, current, moved)
+    except BaseException:
+        # A restore that cannot finish changes nothing: the replaced data goes back and the
+        # env starts again on it.
+        for original, aside in reversed(moved):
+            shutil.rmtree(original, ignore_errors=True)
+            os.replace(aside, original)
+        _start(layout)
+        raise
+    _start(layout)
+    kept = [str(aside) for _, aside in moved]
+    gate = health_gate(layout, None, current, float(req.get("timeout", 20)))
+    return {
+        **gate,
+        "backup": manifest["id"],
+        "from_env": manifest["env"],
+        "event_count": manifest["event_count"],
+        "kept": kept,
+        "rebuilt": rebuilt,
+    }
+
+
+def _start(layout: Layout) -> None:
+    for unit in (f"{layout.unit}.socket", f"{layout.unit}.service"):
+        sh("systemctl", "start", unit, timeout=60)
+
+
+def _swap_in(
+    layout: Layout,
+    backup: Path,
+    manifest: dict[str, Any],
+    current: str,
+    moved: list[tuple[Path, Path]],
+) -> str:
+    """Move events/ and projections/ aside (recorded in `moved`), put the backup's events in
+    place and rebuild the projections from them with the current release."""
     user = pwd.getpwnam(SERVICE_USER)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    kept = []
     for sub in ("events", "projections"):
         existing = layout.data_dir / sub
         if existing.exists():
             aside = layout.data_dir / f"{sub}.replaced-{stamp}"
             os.replace(existing, aside)
-            kept.append(str(aside))
+            moved.append((existing, aside))
         existing.mkdir(mode=0o750)
         os.chown(existing, user.pw_uid, user.pw_gid)
     for entry in manifest["events"]:
         target = layout.data_dir / "events" / entry["file"]
-        shutil.copyfile(path / "events" / entry["file"], target)
+        shutil.copyfile(backup / "events" / entry["file"], target)
         os.chown(target, user.pw_uid, user.pw_gid)
         target.chmod(0o640)
     fsync_dir(layout.data_dir / "events")
@@ -1015,17 +1052,7 @@ def cmd_restore(req: dict[str, Any]) -> dict[str, Any]:
         group=user.pw_gid,
         cwd=layout.data_dir,
     )
-    for unit in (f"{layout.unit}.socket", f"{layout.unit}.service"):
-        sh("systemctl", "start", unit, timeout=60)
-    gate = health_gate(layout, None, current, float(req.get("timeout", 20)))
-    return {
-        **gate,
-        "backup": manifest["id"],
-        "from_env": manifest["env"],
-        "event_count": manifest["event_count"],
-        "kept": kept,
-        "rebuilt": result.stdout.strip(),
-    }
+    return result.stdout.strip()
 
 
 def cmd_setup(req: dict[str, Any]) -> dict[str, Any]:

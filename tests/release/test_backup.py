@@ -72,6 +72,26 @@ def test_a_backup_of_live_under_load_restores_into_staging_up_to_its_position(
     assert node.ssh("ls -la --time-style=full-iso /var/lib/helionyx/staging") == before
     assert node.http("staging", "/health")[0] == 200
 
+    # A backup whose checksums hold but whose log the release cannot read: the restore fails
+    # part-way and puts staging back exactly as it was, running.
+    bad = "/var/backups/helionyx/live/20000101T000000Z"
+    node.ssh(
+        f"cp -a {path} {bad} && cd {bad} && f=events/$(ls events | head -1) && "
+        "sed -i '1i not an event' $f && "
+        "sha256sum $(find . -type f ! -name SHA256SUMS -printf '%P\\n' | sort) > SHA256SUMS"
+    )
+    restored_ids = event_ids(node, "staging")
+    aside_before = node.ssh("ls -d /var/lib/helionyx/staging/*.replaced-*").split()
+    failed = project.cli(
+        "restore", "--env", "staging", "--from", "live/20000101T000000Z", env=node.env
+    )
+    assert failed.code != 0
+    (line,) = failed.stderr.strip().splitlines()
+    assert "rebuilding projections failed" in line, line
+    assert event_ids(node, "staging") == restored_ids
+    assert node.ssh("ls -d /var/lib/helionyx/staging/*.replaced-*").split() == aside_before
+    assert node.http("staging", "/health/ready")[0] == 200
+
     # Listing, pulling, retention by count (7 by default).
     pulled = project.cli("backup", "--env", "staging", "--pull", str(tmp_path), env=node.env)
     assert pulled.code == 0, pulled.stderr
