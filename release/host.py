@@ -95,8 +95,8 @@ class Host:
             # A timed-out or dead agent may still answer later: never read from it again.
             self.close()
             raise HostError(
-                f"the host agent failed ({command}): {exc}",
-                hint="the host needs python3",
+                f"the host agent failed ({command}): {exc.message}",
+                hint="the host needs python3" if "not found" in exc.message else None,
                 host=self.remote.host,
                 env=self.env.name,
             ) from None

@@ -177,18 +177,28 @@ class SshRemote:
         try:
             channel = transport.open_session()
             channel.exec_command(command)
-        except (OSError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ConnectionFailed(
                 f"lost the SSH connection ({type(exc).__name__})", host=self.host
             ) from None
         return SshSession(channel, self.host)
 
     def put(self, local: Path, remote: str) -> None:
-        """SFTP a file."""
-        try:
-            self._connection.put(str(local), remote)
-        except (OSError, paramiko.SSHException) as exc:
-            raise ConnectionFailed(f"upload to {self.host} failed: {exc}", host=self.host) from None
+        """SFTP a file; if the connection turns out to be gone, once more on a new one (the file
+        is written whole each time, and nothing on the host uses it before the next step)."""
+        for attempt in (1, 2):
+            try:
+                self._connection.put(str(local), remote)
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                if attempt == 2:
+                    raise ConnectionFailed(
+                        f"upload to {self.host} failed: {exc or type(exc).__name__}",
+                        host=self.host,
+                    ) from None
+                self._connection.close()
+                self.open()
+            else:
+                return
 
     def get(self, remote: str, local: Path) -> None:
         """SFTP a file from the host."""
@@ -243,6 +253,9 @@ class SshSession:
                 f"lost the SSH connection ({type(exc).__name__})", host=self.host
             ) from None
         if not answer:
+            if self._channel.recv_exit_status() == -1:
+                # No exit status came (paramiko's -1): the connection went, not the command.
+                raise ConnectionFailed("lost the SSH connection", host=self.host)
             raise SessionClosed(self._stderr_tail() or "the command ended", host=self.host)
         return answer.decode()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.helionyx.servicekit import free_port, poll
+from tests.helionyx.servicekit import poll
 
 DOCS = "https://docs.github.com/rest/releases"
 
@@ -306,9 +307,12 @@ def serving(
         (standin.uploads_app(), "uploads_url"),
         (standin.objects_app(), "objects_url"),
     ):
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-        thread = threading.Thread(target=server.run, daemon=True)
+        # Bound here and handed over: a port picked first and bound later can be taken between.
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         servers.append((server, thread))
         setattr(standin, attr, f"http://127.0.0.1:{port}")
