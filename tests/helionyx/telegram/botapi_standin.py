@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.helionyx.servicekit import free_port, poll
+from tests.helionyx.servicekit import poll
 
 
 @dataclass
@@ -152,10 +153,12 @@ def _error(code: int, description: str, retry_after: int | None = None) -> JSONR
 def serving(token: str) -> Iterator[BotApiStandIn]:
     """Run a stand-in on a loopback port for the duration of the context."""
     standin = BotApiStandIn(token)
-    port = free_port()
-    config = uvicorn.Config(standin.app(), host="127.0.0.1", port=port, log_config=None)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    # Bound here and handed over: a port picked first and bound later can be taken between.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(standin.app(), log_config=None))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     poll(lambda: server.started or None, 10, "the Bot API stand-in to start")
     standin.base_url = f"http://127.0.0.1:{port}"
