@@ -88,7 +88,17 @@ def restore(
     """Restore `source`'s backup into `env`: verify, stop, swap the data in (keeping the old),
     rebuild projections, start, health-check."""
     with Operation(env, "restore", reporter) as op:
-        op.connect()
+        host = op.connect()
+        # An unknown backup is refused before the lock: bad input leaves the host as it was.
+        known = host.call(
+            "backups", env=source.name, config_file=source.config_file, base_dir=source.base_dir
+        )["backups"]
+        if backup_id not in {b["id"] for b in known}:
+            raise UsageError(
+                f"no backup {backup_id} of {source.name} on {env.host}",
+                hint=f"make backups ENV={source.name} lists them",
+                env=env.name,
+            )
         state = op.take_lock(f"restore {source.name}/{backup_id}")
         finish = None
         try:
