@@ -1156,6 +1156,8 @@ def serve() -> int:
     of a new SSH channel and interpreter. When the operator goes away mid-step, the step
     still finishes and records itself; only its answer has nowhere to go.
     """
+    sys.stdout.write(json.dumps({"ok": True, "result": {"agent": os.getpid()}}) + "\n")
+    sys.stdout.flush()
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -85,3 +85,19 @@ class AlreadyPublished(StoreError):
 
 class AuthError(StoreError):
     """The store rejected our credentials."""
+
+
+class ConnectionFailed(ReleaseError):
+    """The host could not be reached or did not prove its identity."""
+
+
+class RequestNotSent(ConnectionFailed):
+    """The connection was gone before a request left: the host never saw it."""
+
+
+class SessionClosed(ReleaseError):
+    """A long-running remote command ended or stopped answering."""
+
+
+class ConnectionLost(ConnectionFailed):
+    """An established connection broke during a transfer (worth one more try on a new one)."""

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from release.environments import Environment
-from release.errors import ReleaseError
-from release.remote import Remote, RequestNotSent, Session, SessionClosed
+from release.errors import ReleaseError, RequestNotSent, SessionClosed
+from release.remote import Remote, Session
 
 # Read as text, not imported: it runs on the host, not here.
 _AGENT_SOURCE = base64.b64encode(Path(__file__).with_name("agent.py").read_bytes()).decode()
@@ -118,10 +118,22 @@ class Host:
     def _agent(self) -> Session:
         # One agent process per operation: each further step is one line each way.
         if self._session is None:
-            self._session = self.remote.start(
+            session = self.remote.start(
                 f"python3 -c {shlex.quote(_BOOTSTRAP)} {_AGENT_SOURCE} serve"
             )
+            try:
+                # Its hello proves the connection and the interpreter before any request goes.
+                session.receive()
+            except BaseException:
+                session.close()
+                raise
+            self._session = session
         return self._session
+
+    def open(self) -> Host:
+        """Connect and start the agent now (otherwise the first call does)."""
+        self._agent()
+        return self
 
     def close(self) -> None:
         """Let the agent exit (its current step, if any, still finishes on the host)."""

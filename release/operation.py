@@ -15,11 +15,11 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from release.environments import Environment
-from release.errors import ReleaseError
+from release.errors import ConnectionFailed, ReleaseError
 from release.history import FAILED, FINISH
 from release.host import Host, HostError, HostState
 from release.lock import EnvLock, operator
-from release.remote import ConnectionFailed, Remote, SshRemote
+from release.remote import Remote, SshRemote
 
 
 class Reporter(Protocol):
@@ -54,9 +54,7 @@ class Operation:
     reporter: Reporter
     #: The env's systemd units; every restart refreshes them on the host (migrating old hosts).
     units: dict[str, str] = field(default_factory=dict)
-    remote_factory: Callable[[Environment], Remote] = field(
-        default=lambda env: SshRemote(env).open()
-    )
+    remote_factory: Callable[[Environment], Remote] = field(default=SshRemote)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: str = field(default_factory=utc_now)
     context: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +66,7 @@ class Operation:
         """Open the one SSH connection this operation uses."""
         with self.timed("connect", self.env.host):
             self.host = Host(self.remote_factory(self.env), self.env)
+            self.host.open()
         return self.host
 
     def take_lock(self, command: str) -> HostState:

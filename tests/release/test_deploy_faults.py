@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,16 @@ def tamper(project: Project, tmp_path: Path) -> str:
     return f"dir:{store}"
 
 
+def another_host_key(tmp_path: Path) -> str:
+    """A real ed25519 public key that is not the node's: what a swapped host would show."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "impostor")],
+        check=True,
+    )
+    kind, key, *_ = (tmp_path / "impostor.pub").read_text().split()
+    return f"{kind} {key}"
+
+
 def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
     project: Project, node: NodeHandle, tmp_path: Path
 ) -> None:
@@ -97,10 +108,7 @@ def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
     assert deploy(project, node, "staging", "0.1.0").code == 0
     dev_sha = project.dev_build("never-on-staging")
     wrong_keys = tmp_path / "known_hosts"
-    wrong_keys.write_text(
-        f"{node.env['DEPLOY_HOST']} ssh-ed25519 "
-        "AAAAC3NzaC1lZDI1NTE5AAAAIHJ1bm5pbmctYS1kaWZmZXJlbnQta2V5LWZvci10ZXN0cw==\n"
-    )
+    wrong_keys.write_text(f"{node.env['DEPLOY_HOST']} {another_host_key(tmp_path)}\n")
     empty_keys = tmp_path / "empty_known_hosts"
     empty_keys.write_text("")
     holder = deploy_in_background(
