@@ -194,4 +194,7 @@ demo-clean: $(STAMP) ## shut the demo's node down and remove its scratch clone
 # -- benchmarks --------------------------------------------------------------------------
 .PHONY: bench
 bench: $(STAMP) ## deploy benchmark on the test node vs the in-place way (root; prints a table)
+	@# Byte-compiled first: start-up is timed as an operator sees it, also where
+	@# PYTHONDONTWRITEBYTECODE is set (it is on the machine the figures come from).
+	@$(PY) -m compileall -q release benchmarks >/dev/null
 	@$(PY) -m benchmarks.deploy_bench

@@ -111,6 +111,9 @@ def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
     wrong_keys.write_text(f"{node.env['DEPLOY_HOST']} {another_host_key(tmp_path)}\n")
     empty_keys = tmp_path / "empty_known_hosts"
     empty_keys.write_text("")
+    open_key = tmp_path / "open_key"
+    shutil.copyfile(node.env["DEPLOY_SSH_KEY"], open_key)
+    open_key.chmod(0o644)
     holder = deploy_in_background(
         project, node, "live", "0.1.0", tmp_path / "holder", HELIONYX_PAUSE_AFTER="lock"
     )
@@ -146,6 +149,16 @@ def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
             ["deploy", "--env", "staging", "--version", "0.2.0"],
             {"DEPLOY_KNOWN_HOSTS": str(empty_keys)},
             "is not in",
+        ),
+        (
+            ["rollback", "--env", "staging"],
+            {"DEPLOY_SSH_KEY": str(open_key)},
+            f"the SSH key {open_key} is readable by others",
+        ),
+        (
+            ["status", "--env", "staging"],
+            {"DEPLOY_SSH_KEY": str(tmp_path / "no_such_key")},
+            "no_such_key does not exist",
         ),
         (["deploy", "--env", "live", "--version", "0.2.0"], {}, "live is locked by"),
         (
