@@ -98,7 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        env = getattr(args, "env", None)
+        print(
+            "interrupted" + (f"; make status ENV={env} shows where it stands" if env else ""),
+            file=sys.stderr,
+        )
         return 130
 
 

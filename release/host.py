@@ -66,6 +66,8 @@ class Host:
         self.remote = remote
         self.env = env
         self._session: Session | None = None
+        #: A call was cut short (Ctrl-C) after its request left: its answer is still coming.
+        self._unanswered = False
 
     def base_request(self) -> dict[str, Any]:
         """What every agent call needs to know about the environment."""
@@ -86,11 +88,11 @@ class Host:
         wait = max(CALL_LIMIT, float(request.get("timeout") or 0) + CALL_LIMIT)
         try:
             try:
-                line = self._agent().ask(message, timeout=wait)
+                line = self._exchange(message, wait)
             except RequestNotSent:
                 # The host never saw the request: a new connection and agent may send it.
                 self.close()
-                line = self._agent().ask(message, timeout=wait)
+                line = self._exchange(message, wait)
         except SessionClosed as exc:
             # A timed-out or dead agent may still answer later: never read from it again.
             self.close()
@@ -115,6 +117,17 @@ class Host:
             raise HostError(str(answer.get("error")), host=self.remote.host, env=self.env.name)
         return answer["result"]
 
+    def _exchange(self, message: str, wait: float) -> str:
+        session = self._agent()
+        if self._unanswered:
+            # The agent answers in order: the interrupted call's answer must not be taken for
+            # this one's. Waiting for it also lets that step finish before the next goes.
+            session.receive(timeout=wait)
+        self._unanswered = True
+        line = session.ask(message, timeout=wait)
+        self._unanswered = False
+        return line
+
     def _agent(self) -> Session:
         # One agent process per operation: each further step is one line each way.
         if self._session is None:
@@ -137,6 +150,7 @@ class Host:
 
     def close(self) -> None:
         """Let the agent exit (its current step, if any, still finishes on the host)."""
+        self._unanswered = False
         if self._session is not None:
             session, self._session = self._session, None
             session.close()

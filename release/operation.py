@@ -138,7 +138,14 @@ class Operation:
 
     def close(self, finish: dict[str, Any] | None) -> None:
         """Release the lock (writing the finish record with it) and disconnect."""
-        failing = sys.exc_info()[1] is not None
+        in_flight = sys.exc_info()[1]
+        failing = in_flight is not None
+        if isinstance(in_flight, KeyboardInterrupt) and self.lock is not None:
+            self.reporter.note(
+                "interrupted: letting the step under way finish on the host, then unlocking "
+                "(Ctrl-C again leaves at once; the next run repairs)"
+            )
+            finish = finish or self.finish_event(FAILED, "interrupted by the operator (Ctrl-C)")
         try:
             if self.lock is not None:
                 try:

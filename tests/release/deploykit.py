@@ -267,6 +267,10 @@ class Background:
 
         poll(seen, timeout, repr(text))
 
+    def interrupt(self) -> None:
+        """Ctrl-C: SIGINT to its whole process group, as a terminal sends it."""
+        os.killpg(self.process.pid, signal.SIGINT)
+
     def kill(self) -> None:
         """SIGKILL, as a crash or an operator's kill -9 would."""
         self.process.send_signal(signal.SIGKILL)
@@ -287,10 +291,12 @@ def deploy_in_background(
             str(project.repo),
             *deploy_args(project, env, version),
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=log.with_suffix(".out").open("w"),
         stderr=log.open("w"),
         env=environ,
         text=True,
+        # Its own process group, like a job started from a shell: Ctrl-C reaches all of it.
+        process_group=0,
     )
     return Background(process, log)
 

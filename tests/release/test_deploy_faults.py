@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -182,3 +183,38 @@ def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
             assert node.listing() == before, f"{args} changed the host"
     finally:
         holder.kill()
+
+
+def test_ctrl_c_during_the_build_lets_it_finish_then_unlocks_and_records_it(
+    project: Project, node: NodeHandle, tmp_path: Path
+) -> None:
+    setup_env(project, node, "staging")
+    assert deploy(project, node, "staging", "0.1.0").code == 0
+    target = project.shas["0.2.0"]
+    partial = f"/opt/helionyx/staging/releases/.{target}.partial/venv"
+    running = deploy_in_background(project, node, "staging", "0.2.0", tmp_path / "err")
+    wait_until(
+        lambda: node.ssh(f"test -d {partial} && echo y", check=False).strip() == "y" or None,
+        60,
+        "the venv build to start",
+    )
+    running.interrupt()
+
+    assert running.process.wait(timeout=120) == 130
+    assert running.stderr().strip().splitlines()[-1] == (
+        "interrupted; make status ENV=staging shows where it stands"
+    )
+    assert "Traceback" not in running.stderr()
+    assert "letting the step under way finish" in (tmp_path / "err.out").read_text()
+    code, status = status_json(project, node, "staging")
+    assert code == 0 and status["healthy"] and status["sha"] == project.shas["0.1.0"]
+    assert status["lock"] is None, "the interrupted deploy unlocked on its way out"
+    last = json.loads(node.ssh("tail -n 1 /opt/helionyx/staging/deploy-log.jsonl"))
+    assert last["outcome"] == "failed" and "interrupted" in last["reason"]
+    assert last["sha"] == target
+
+    again = deploy(project, node, "staging", "0.2.0")
+    assert again.code == 0, again.stderr
+    assert "stale lock" not in again.stdout
+    assert f"release {target[:12]} is already on the host; reusing it" in again.stdout
+    assert node.http("staging", "/health")[1]["commit"] == target
