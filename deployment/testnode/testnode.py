@@ -39,7 +39,13 @@ PACKAGES = [
     "iproute2",
     "curl",
 ]
-HOST_TOOLS = {"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap"}
+HOST_TOOLS = {
+    "systemd-nspawn": "systemd-container",
+    "debootstrap": "debootstrap",
+    # The node's keys, and the client the deploy tool and this script reach the node with.
+    "ssh-keygen": "openssh-client",
+    "ssh": "openssh-client",
+}
 NOISE_UNITS = [
     "apt-daily.timer",
     "apt-daily-upgrade.timer",
@@ -124,8 +130,8 @@ class Node:
 
 # -- the pristine root filesystem --------------------------------------------------------
 def ensure_host_tools() -> None:
-    """systemd-nspawn and debootstrap, installed with apt when missing."""
-    missing = [pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None]
+    """systemd-nspawn, debootstrap and the OpenSSH client, installed with apt when missing."""
+    missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
     if not missing:
         return
     if os.geteuid() != 0:
