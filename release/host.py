@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from release.environments import Environment
-from release.errors import ReleaseError, RequestNotSent, SessionClosed
+from release.errors import ConnectionFailed, ReleaseError, RequestNotSent, SessionClosed
 from release.remote import Remote, Session
 
 # Read as text, not imported: it runs on the host, not here.
@@ -93,6 +93,10 @@ class Host:
                 # The host never saw the request: a new connection and agent may send it.
                 self.close()
                 line = self._exchange(message, wait)
+        except ConnectionFailed:
+            # The session is gone: the next call starts a new one (the lock goes back that way).
+            self.close()
+            raise
         except SessionClosed as exc:
             # A timed-out or dead agent may still answer later: never read from it again.
             self.close()
@@ -122,7 +126,10 @@ class Host:
         if self._unanswered:
             # The agent answers in order: the interrupted call's answer must not be taken for
             # this one's. Waiting for it also lets that step finish before the next goes.
-            session.receive(timeout=wait)
+            try:
+                session.receive(timeout=wait)
+            except ConnectionFailed:
+                raise RequestNotSent("lost the SSH connection", host=self.remote.host) from None
         self._unanswered = True
         line = session.ask(message, timeout=wait)
         self._unanswered = False

@@ -91,13 +91,15 @@ def tamper(project: Project, tmp_path: Path) -> str:
     return f"dir:{store}"
 
 
+def new_key(path: Path) -> Path:
+    """A real ed25519 key pair that neither the node nor its operator knows; the private half."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
 def another_host_key(tmp_path: Path) -> str:
-    """A real ed25519 public key that is not the node's: what a swapped host would show."""
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "impostor")],
-        check=True,
-    )
-    kind, key, *_ = (tmp_path / "impostor.pub").read_text().split()
+    """A public key that is not the node's: what a swapped host would show."""
+    kind, key, *_ = new_key(tmp_path / "impostor").with_suffix(".pub").read_text().split()
     return f"{kind} {key}"
 
 
@@ -160,6 +162,11 @@ def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
             ["status", "--env", "staging"],
             {"DEPLOY_SSH_KEY": str(tmp_path / "no_such_key")},
             "no_such_key does not exist",
+        ),
+        (
+            ["deploy", "--env", "staging", "--version", "0.2.0"],
+            {"DEPLOY_SSH_KEY": str(new_key(tmp_path / "stranger"))},
+            "refused the SSH key",
         ),
         (["deploy", "--env", "live", "--version", "0.2.0"], {}, "live is locked by"),
         (
