@@ -1,0 +1,140 @@
+"""The agent protocol seen from the operator's side, against a hand-written fake of the channel.
+
+The real channel (an `ssh` process to the test node) is exercised by the deploy tests; these pin
+down what `Host` does when that channel misbehaves in ways the node cannot stage on cue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from release.environments import load
+from release.errors import ConnectionFailed, RequestNotSent
+from release.host import Host
+from release.remote import Result
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class FakeAgent:
+    """The host side: answers each request in order with the command it was for."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        #: What the next ask does instead of waiting for its answer.
+        self.next_ask: type[BaseException] | None = None
+
+
+class FakeSession:
+    """One agent process reached over one connection."""
+
+    def __init__(self, agent: FakeAgent, *, dead: bool = False) -> None:
+        self.agent = agent
+        self.dead = dead
+        self.closed = False
+        self.outbox = deque([json.dumps({"ok": True, "result": {"agent": 1}}) + "\n"])
+
+    def receive(self, *, timeout: float | None = 30.0) -> str:
+        if self.dead or not self.outbox:
+            raise ConnectionFailed("lost the SSH connection")
+        return self.outbox.popleft()
+
+    def ask(self, line: str, *, timeout: float | None = None) -> str:
+        if self.dead:
+            raise RequestNotSent("lost the SSH connection")
+        command = json.loads(line)["command"]
+        self.agent.seen.append(command)
+        self.outbox.append(json.dumps({"ok": True, "result": {"answered": command}}) + "\n")
+        failure, self.agent.next_ask = self.agent.next_ask, None
+        if failure is ConnectionFailed:
+            self.dead = True
+            raise ConnectionFailed("lost the SSH connection")
+        if failure is not None:
+            raise failure()
+        return self.receive()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeRemote:
+    """Starts a FakeSession per agent start."""
+
+    host = "node1"
+
+    def __init__(self, agent: FakeAgent) -> None:
+        self.agent = agent
+        self.sessions: list[FakeSession] = []
+
+    def start(self, command: str) -> FakeSession:
+        self.sessions.append(FakeSession(self.agent))
+        return self.sessions[-1]
+
+    def run(self, command: str, *, timeout: float | None = None) -> Result:
+        raise AssertionError("the agent protocol never runs plain commands")
+
+    def put(self, local: Path, remote: str) -> None:
+        raise AssertionError("not part of the agent protocol")
+
+    def get(self, remote: str, local: Path) -> None:
+        raise AssertionError("not part of the agent protocol")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def agent() -> FakeAgent:
+    return FakeAgent()
+
+
+@pytest.fixture
+def remote(agent: FakeAgent) -> FakeRemote:
+    return FakeRemote(agent)
+
+
+@pytest.fixture
+def host(remote: FakeRemote) -> Host:
+    return Host(remote, load(REPO, "dev", environ={}))
+
+
+def test_an_interrupted_calls_answer_is_not_taken_for_the_next_ones(
+    host: Host, agent: FakeAgent, remote: FakeRemote
+) -> None:
+    agent.next_ask = KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        host.call("install")
+    assert host.call("unlock") == {"answered": "unlock"}
+    assert agent.seen == ["install", "unlock"]
+    assert len(remote.sessions) == 1, "the session outlived the interrupt"
+
+
+def test_a_request_the_host_never_saw_is_sent_once_more_on_a_new_session(
+    host: Host, agent: FakeAgent, remote: FakeRemote
+) -> None:
+    assert host.call("state") == {"answered": "state"}
+    remote.sessions[0].dead = True
+    assert host.call("prepare") == {"answered": "prepare"}
+    assert agent.seen == ["state", "prepare"]
+    assert len(remote.sessions) == 2 and remote.sessions[0].closed
+
+
+def test_a_session_lost_during_a_step_fails_it_and_the_next_call_starts_afresh(
+    host: Host, agent: FakeAgent, remote: FakeRemote
+) -> None:
+    agent.next_ask = ConnectionFailed
+    with pytest.raises(ConnectionFailed):
+        host.call("install")
+    # An interrupted answer would be pending too, but never read from a dead session.
+    assert host.call("unlock") == {"answered": "unlock"}
+    assert agent.seen == ["install", "unlock"], "the lost step is not sent again"
+    assert len(remote.sessions) == 2 and remote.sessions[0].closed
+
+
+def test_the_agent_greets_before_any_request(host: Host, remote: FakeRemote) -> None:
+    host.open()
+    assert remote.sessions[0].outbox == deque(), "the greeting was read at connect"
