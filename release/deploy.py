@@ -83,6 +83,8 @@ def deploy(
 ) -> DeployResult:
     """Deploy release `ref` (version, tag or SHA) from `store` to `env`."""
     with Operation(env, "deploy", reporter, render_units(ws.root, env)) as op:
+        # The SSH handshake runs while the artifact is checked; nothing is sent until it passes.
+        op.dial()
         with op.timed("fetch + verify", ref):
             artifact = fetch_verified(ws, env, ref, store, progress)
         sha, version = artifact.commit, artifact.version

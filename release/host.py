@@ -66,6 +66,7 @@ class Host:
         self.remote = remote
         self.env = env
         self._session: Session | None = None
+        self._greeted = False
         #: A call was cut short (Ctrl-C) after its request left: its answer is still coming.
         self._unanswered = False
 
@@ -135,23 +136,31 @@ class Host:
         self._unanswered = False
         return line
 
-    def _agent(self) -> Session:
-        # One agent process per operation: each further step is one line each way.
+    def dial(self) -> Host:
+        """Start connecting and the agent, without waiting: nothing is sent to it yet."""
         if self._session is None:
-            session = self.remote.start(
+            # One agent process per operation: each further step is one line each way.
+            self._session = self.remote.start(
                 f"python3 -c {shlex.quote(_BOOTSTRAP)} {_AGENT_SOURCE} serve"
             )
+            self._greeted = False
+        return self
+
+    def _agent(self) -> Session:
+        self.dial()
+        assert self._session is not None
+        if not self._greeted:
             try:
                 # Its hello proves the connection and the interpreter before any request goes.
-                session.receive()
+                self._session.receive()
             except BaseException:
-                session.close()
+                self.close()
                 raise
-            self._session = session
+            self._greeted = True
         return self._session
 
     def open(self) -> Host:
-        """Connect and start the agent now (otherwise the first call does)."""
+        """Connect and start the agent now, and wait for its hello (else the first call does)."""
         self._agent()
         return self
 

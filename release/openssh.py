@@ -125,6 +125,7 @@ class OpenSshSession:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self._buffer = bytearray()
         self._answered = False
+        self._asked = False
         # Its own session: Ctrl-C meant for the CLI must not cut the host off mid-step.
         self._process = subprocess.Popen(
             ssh_argv(env, known_hosts, command, connect_timeout),
@@ -143,6 +144,7 @@ class OpenSshSession:
         stdin = self._process.stdin
         if self._process.poll() is not None or stdin is None:
             raise RequestNotSent("lost the SSH connection", host=self.host)
+        self._asked = True
         try:
             stdin.write(line.encode() + b"\n")
             stdin.flush()
@@ -185,6 +187,10 @@ class OpenSshSession:
 
     def close(self) -> None:
         """Close stdin (the agent exits when it sees EOF) and let ssh finish."""
+        if not self._asked:
+            # Nothing was sent, so nothing on the host waits for us: no need to let it finish
+            # (an unreachable host would otherwise hold a refused deploy until ConnectTimeout).
+            self._process.terminate()
         with contextlib.suppress(OSError, ValueError):
             if self._process.stdin is not None:
                 self._process.stdin.close()

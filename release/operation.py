@@ -62,10 +62,18 @@ class Operation:
     host: Host | None = None
     lock: EnvLock | None = None
 
+    def dial(self) -> None:
+        """Start connecting while this side has other work; any failure shows at connect()."""
+        try:
+            self.host = Host(self.remote_factory(self.env), self.env).dial()
+        except ConnectionFailed:
+            self.host = None
+
     def connect(self) -> Host:
-        """Open the one SSH connection this operation uses."""
+        """Open the one SSH connection this operation uses (or finish opening it)."""
         with self.timed("connect", self.env.host):
-            self.host = Host(self.remote_factory(self.env), self.env)
+            if self.host is None:
+                self.host = Host(self.remote_factory(self.env), self.env)
             self.host.open()
         return self.host
 
