@@ -14,6 +14,7 @@ from invoke.exceptions import CommandTimedOut
 
 from release.environments import Environment
 from release.errors import ConnectionFailed, ConnectionLost
+from release.sshfailure import Why, connect_failure
 
 
 class FabricConnection:
@@ -44,34 +45,18 @@ class FabricConnection:
         self._open(env, known_hosts)
 
     def _open(self, env: Environment, known_hosts: Path) -> None:
-        host = f"{env.ssh_user}@{env.host}:{env.ssh_port}"
         try:
             self._connection.open()
         except paramiko.BadHostKeyException:
-            raise ConnectionFailed(
-                f"the host key of {host} does not match {known_hosts}",
-                hint="if the host was really reinstalled, update known_hosts; otherwise stop",
-                host=env.host,
-            ) from None
+            raise connect_failure(env, known_hosts, "key changed") from None
         except paramiko.AuthenticationException:
-            raise ConnectionFailed(
-                f"{host} refused the SSH key", hint="check DEPLOY_SSH_KEY", host=env.host
-            ) from None
+            raise connect_failure(env, known_hosts, "identity refused") from None
         except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise ConnectionFailed(
-                    f"the host key of {host} is not in {known_hosts}",
-                    hint="add the host's key to known_hosts (unknown keys are never accepted)",
-                    host=env.host,
-                ) from None
-            raise ConnectionFailed(f"SSH to {host} failed: {exc}", host=env.host) from None
+            why: Why | None = "key unknown" if "not found in known_hosts" in str(exc) else None
+            raise connect_failure(env, known_hosts, why, str(exc)) from None
         except (TimeoutError, OSError) as exc:
             reason = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else "timeout"
-            raise ConnectionFailed(
-                f"cannot reach {host} ({reason or 'timed out'})",
-                hint="check DEPLOY_HOST/host in the environment file and that sshd runs",
-                host=env.host,
-            ) from None
+            raise connect_failure(env, known_hosts, "unreachable", reason or "timed out") from None
 
     def run(self, command: str, *, timeout: float | None = None) -> tuple[int, str, str]:
         """Exit code, stdout and stderr of a command (124 when it timed out)."""

@@ -20,6 +20,7 @@ import time
 
 from release.environments import Environment
 from release.errors import ConnectionFailed, RequestNotSent, SessionClosed
+from release.sshfailure import Why, connect_failure
 
 #: ssh's own exit status for its failures (any other is the remote command's).
 SSH_FAILED = 255
@@ -69,41 +70,24 @@ def ssh_argv(env: Environment, known_hosts: str, command: str, connect_timeout: 
 
 def connect_error(stderr: str, env: Environment, known_hosts: str) -> ConnectionFailed:
     """ssh's complaint before the session started, as one clear ConnectionFailed."""
-    where = f"{env.ssh_user}@{env.host}:{env.ssh_port}"
+    why: Why | None = None
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
-        return ConnectionFailed(
-            f"the host key of {where} does not match {known_hosts}",
-            hint="if the host was really reinstalled, update known_hosts; otherwise stop",
-            host=env.host,
-        )
-    if "host key is known" in stderr or "Host key verification failed" in stderr:
-        return ConnectionFailed(
-            f"the host key of {where} is not in {known_hosts}",
-            hint="add the host's key to known_hosts (unknown keys are never accepted)",
-            host=env.host,
-        )
-    if "are too open" in stderr or "bad permissions" in stderr:
-        return ConnectionFailed(
-            f"the SSH key {env.ssh_key} is readable by others, so ssh will not use it",
-            hint=f"chmod 600 {env.ssh_key}",
-            host=env.host,
-        )
-    if "Permission denied" in stderr:
-        return ConnectionFailed(
-            f"{where} refused the SSH key", hint="check DEPLOY_SSH_KEY", host=env.host
-        )
-    unreachable = re.search(
-        r"(Connection refused|Connection timed out|No route to host|Network is unreachable|"
-        r"Could not resolve hostname|Name or service not known|Operation timed out)",
-        stderr,
-    )
-    if unreachable:
-        return ConnectionFailed(
-            f"cannot reach {where} ({unreachable.group(1)})",
-            hint="check DEPLOY_HOST/host in the environment file and that sshd runs",
-            host=env.host,
-        )
-    return ConnectionFailed(f"SSH to {where} failed: {last_line(stderr) or 'no reason given'}")
+        why = "key changed"
+    elif "host key is known" in stderr or "Host key verification failed" in stderr:
+        why = "key unknown"
+    elif "are too open" in stderr or "bad permissions" in stderr:
+        why = "identity open"
+    elif "Permission denied" in stderr:
+        why = "identity refused"
+    elif unreachable := _UNREACHABLE.search(stderr):
+        return connect_failure(env, known_hosts, "unreachable", unreachable.group(1))
+    return connect_failure(env, known_hosts, why, last_line(stderr))
+
+
+_UNREACHABLE = re.compile(
+    r"(Connection refused|Connection timed out|No route to host|Network is unreachable|"
+    r"Could not resolve hostname|Name or service not known|Operation timed out)"
+)
 
 
 def last_line(text: str) -> str:
