@@ -72,6 +72,11 @@ def newest_first(infos: list[ReleaseInfo]) -> list[ReleaseInfo]:
 
 def resolve(infos: list[ReleaseInfo], ref: str) -> ReleaseInfo:
     """Find a release by version (with or without `v`), tag, or a commit SHA prefix."""
+    if not ref.strip():
+        raise UsageError(
+            "no version given",
+            hint="pass VERSION= a version, tag or SHA (make releases-available lists them)",
+        )
     bare = ref[1:] if ref.startswith("v") and ref[1:2].isdigit() else ref
     for info in infos:
         if ref in (info.version, info.tag) or bare == info.version:

@@ -58,6 +58,7 @@ def test_a_dirty_tree_is_refused(released: Released) -> None:
         (["list", "--store", "ftp:somewhere"], "unknown store scheme 'ftp'"),
         (["list", "--store", "github:helionyx/helionyx"], "GITHUB_TOKEN is not set"),
         (["verify", "--version", "9.9.9"], "unknown version '9.9.9'"),
+        (["verify", "--version", ""], "no version given"),
         (["publish", "--version", "9.9.9", "--store", "dir:/tmp/x"], "unknown version '9.9.9'"),
     ],
 )
