@@ -109,7 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _store(spec: str, ws: releasing.Workspace) -> Store:
     if spec.startswith("dir:") and not Path(spec[4:]).is_absolute():
         spec = f"dir:{ws.root / spec[4:]}"
-    return open_store(spec)
+    return open_store(spec, notify=_note)
+
+
+def _note(message: str) -> None:
+    """What a store tells the operator while it works (waits, a moved repository): stderr."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progressable) -> int:
@@ -291,14 +296,17 @@ def _print_status(current: status.Status, *, releases_only: bool) -> None:
 
 def _list(infos: list[ReleaseInfo], fmt: str) -> int:
     if fmt == "json":
-        print(json.dumps([asdict(info) for info in infos], indent=2))
+        # A release made outside this tool has no known commit: null, never a branch name.
+        rows = [{**asdict(info), "sha": info.sha or None} for info in infos]
+        print(json.dumps(rows, indent=2))
         return 0
     if not infos:
         print("no releases")
         return 0
     print(f"{'VERSION':<36} {'SHA':<12} {'BUILT':<21} {'SIZE':>10}")
     for info in infos:
-        print(f"{info.version:<36} {info.sha[:12]:<12} {info.built_at:<21} {_size(info.size):>10}")
+        sha = info.sha[:12] or "-"
+        print(f"{info.version:<36} {sha:<12} {info.built_at:<21} {_size(info.size):>10}")
     return 0
 
 

@@ -83,6 +83,10 @@ class AlreadyPublished(StoreError):
     """The store holds that version with different bytes; releases are immutable."""
 
 
+class Conflict(StoreError):
+    """The store already has something of that name (GitHub's 422 `already_exists`)."""
+
+
 class AuthError(StoreError):
     """The store rejected our credentials."""
 

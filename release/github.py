@@ -1,13 +1,19 @@
-"""GitHub Releases as a release store, through GitHub's REST API with httpx.
+"""GitHub Releases as a release store (the HTTP rules live in `release.github_client`).
 
-Endpoints used (API version 2022-11-28):
+Endpoints used (docs.github.com/rest/releases/releases and /rest/releases/assets):
 - GET  /repos/{owner}/{repo}/releases?per_page=100 (paginated by the Link header)
 - GET  /repos/{owner}/{repo}/releases/tags/{tag}
 - POST /repos/{owner}/{repo}/releases
-- GET  /repos/{owner}/{repo}/releases/{release_id}/assets?per_page=100 (paginated)
+- GET  /repos/{owner}/{repo}/releases/{release_id}/assets?per_page=100 (paginated; the only
+  listing that shows an asset whose upload never finished, `"state": "starter"`)
+- DELETE /repos/{owner}/{repo}/releases/assets/{asset_id} (such a leftover, before uploading again)
 - POST {upload_url}?name=… on the uploads host, raw bytes
 - GET  /repos/{owner}/{repo}/releases/assets/{asset_id} with Accept: application/octet-stream,
   answered by a 302 to the storage host
+
+A release's commit is the one its own `manifest.json` names. `target_commitish` is never read:
+for a release created from a branch it is the branch name, and for an existing tag GitHub ignores
+it altogether.
 """
 
 from __future__ import annotations
@@ -15,32 +21,37 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from release.artifact import MANIFEST, SUMS, Artifact, Manifest
-from release.errors import AlreadyPublished, AuthError, NotFound, StoreError, UsageError
+from release.artifact import MANIFEST, SUMS, Artifact, Manifest, sha256_file
+from release.clock import Clock
+from release.errors import (
+    AlreadyPublished,
+    ArtifactError,
+    Conflict,
+    NotFound,
+    StoreError,
+    UsageError,
+)
+from release.github_client import GitHubClient, json_list, json_object
 from release.progress import Progressable
-from release.store import Outcome, ReleaseInfo, newest_first, replace_dir
+from release.store import Outcome, ReleaseInfo, newest_first, replace_dir, resolve
 
 API_URL = "https://api.github.com"
-API_VERSION = "2022-11-28"
-MAX_WAIT = 60.0
-CHUNK = 256 * 1024
+UPLOADED = "uploaded"
 
 
-class _Retryable(Exception):
-    """A response worth retrying; `delay` is what the server asked for, if anything."""
+@dataclass(frozen=True)
+class _Listed:
+    """A release as the list shows it, with what its manifest says when it has one."""
 
-    def __init__(self, response: httpx.Response, delay: float | None) -> None:
-        super().__init__(f"GitHub answered {response.status_code}")
-        self.response = response
-        self.delay = delay
+    info: ReleaseInfo
+    release: dict[str, Any]
 
 
 class GitHubStore:
@@ -56,23 +67,35 @@ class GitHubStore:
         client: httpx.Client | None = None,
         attempts: int = 5,
         backoff: float = 1.0,
+        clock: Clock | None = None,
+        notify: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.owner, self.repo = owner, repo
         self.label = f"github:{owner}/{repo}"
         self.api = api_url.rstrip("/")
-        self.attempts = attempts
-        self.backoff = backoff
-        # The token is only ever in this header; it is never formatted into a message.
-        self._client = client or httpx.Client(timeout=httpx.Timeout(30, read=120))
-        self._headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": "helionyx-release",
-        }
+        self._repo_url = f"{self.api}/repos/{owner}/{repo}"
+        self._notify = notify
+        self._moved_told = False
+        self._manifests: dict[int, bytes] = {}
+        self.http = GitHubClient(
+            token,
+            client=client,
+            attempts=attempts,
+            backoff=backoff,
+            clock=clock,
+            notify=notify,
+            on_moved=self._moved,
+        )
 
     @classmethod
-    def from_spec(cls, spec: str, *, token: str | None, api_url: str | None) -> GitHubStore:
+    def from_spec(
+        cls,
+        spec: str,
+        *,
+        token: str | None,
+        api_url: str | None,
+        notify: Callable[[str], None] = lambda _: None,
+    ) -> GitHubStore:
         """`OWNER/REPO`, the token from GITHUB_TOKEN unless given."""
         owner, sep, repo = spec.partition("/")
         if not sep or not owner or not repo or "/" in repo:
@@ -83,29 +106,16 @@ class GitHubStore:
                 "GITHUB_TOKEN is not set",
                 hint="export a token with contents: write (never put it in a file in the repo)",
             )
-        return cls(owner, repo, token, api_url=api_url or os.environ.get("GITHUB_API_URL", API_URL))
+        api = api_url or os.environ.get("GITHUB_API_URL", API_URL)
+        return cls(owner, repo, token, api_url=api, notify=notify)
 
     # -- the store interface -----------------------------------------------------------
     def releases(self) -> list[ReleaseInfo]:
-        """Every published release, newest first."""
-        infos = []
-        for release in self._paginate(f"{self._repo_url}/releases"):
-            if release.get("draft"):
-                continue
-            tag = str(release["tag_name"])
-            infos.append(
-                ReleaseInfo(
-                    version=tag[1:] if tag.startswith("v") else tag,
-                    tag=tag,
-                    sha=str(release.get("target_commitish", "")),
-                    built_at=str(release.get("published_at") or release.get("created_at")),
-                    size=sum(int(a.get("size", 0)) for a in release.get("assets", [])),
-                )
-            )
-        return newest_first(infos)
+        """Every published release (drafts are not), newest first."""
+        return newest_first([listed.info for listed in self._listing()])
 
     def publish(self, artifact: Artifact, notes: str, progress: Progressable) -> Outcome:
-        """Create the release for the tag and upload every file; SHA256SUMS goes last."""
+        """Create the release for the tag, or complete it; SHA256SUMS goes last."""
         manifest = artifact.manifest
         if manifest.tag is None:
             raise UsageError(
@@ -116,24 +126,16 @@ class GitHubStore:
         created = release is None
         if release is None:
             release = self._create_release(manifest, notes)
-        elif release.get("target_commitish") not in (manifest.commit, None):
-            raise AlreadyPublished(
-                f"{self.label} has {manifest.tag} for commit "
-                f"{str(release['target_commitish'])[:12]}, not {manifest.commit[:12]}",
-                hint="releases are immutable; publish a new version",
-                release=manifest.version,
-            )
-        assets = {a["name"]: a for a in self._paginate(self._assets_url(release))}
-        if SUMS in assets:
-            remote = self._download_bytes(assets[SUMS])
-            if remote != (artifact.directory / SUMS).read_bytes():
-                raise AlreadyPublished(
-                    f"{self.label} already holds {manifest.tag} with different bytes",
-                    hint="releases are immutable; publish a new version",
-                    release=manifest.version,
-                )
-        uploads = [(p, name) for p, name in _asset_names(manifest) if name not in assets]
-        if SUMS not in assets:
+        assets = self._assets(release)
+        uploaded = {a["name"]: a for a in assets if a.get("state") == UPLOADED}
+        self._refuse_other_bytes(artifact, uploaded)
+        wanted = {name for _, name in _asset_names(manifest)} | {SUMS}
+        for leftover in (a for a in assets if a.get("state") != UPLOADED):
+            if leftover["name"] in wanted:
+                # An upload that never finished holds its name (422) until it is deleted.
+                self.http.request("DELETE", str(leftover["url"]))
+        uploads = [(p, name) for p, name in _asset_names(manifest) if name not in uploaded]
+        if SUMS not in uploaded:
             uploads.append((SUMS, SUMS))
         for path, name in uploads:
             self._upload(release, artifact.directory / path, name, progress)
@@ -143,23 +145,25 @@ class GitHubStore:
 
     def fetch(self, version: str, destination: Path, progress: Progressable) -> Path:
         """Download every asset of a release into `destination/<version>`."""
-        tag = version if version.startswith("v") else f"v{version}"
-        release = self._release_for_tag(tag)
-        if release is None:
-            raise NotFound(f"{self.label} has no release {tag}", hint="make releases-available")
-        assets = {a["name"]: a for a in self._paginate(self._assets_url(release))}
+        listing = self._listing()
+        info = resolve([listed.info for listed in listing], version)
+        release = next(listed.release for listed in listing if listed.info is info)
+        tag = str(release["tag_name"])
+        assets = {a["name"]: a for a in self._assets(release) if a.get("state") == UPLOADED}
         for required in (MANIFEST, SUMS):
             if required not in assets:
                 raise StoreError(
                     f"release {tag} in {self.label} has no {required}",
-                    hint="it was not published by this tool or its publish was interrupted",
+                    hint="it was not published by this tool or its publish was interrupted; "
+                    "make publish completes it",
                 )
-        manifest = Manifest.from_json(self._download_bytes(assets[MANIFEST]).decode())
+        manifest_bytes = self._manifest_bytes(assets[MANIFEST])
+        manifest = Manifest.from_json(manifest_bytes.decode())
         target = destination / manifest.version
 
         def fill(staging: Path) -> None:
-            (staging / MANIFEST).write_bytes(self._download_bytes(assets[MANIFEST]))
-            (staging / SUMS).write_bytes(self._download_bytes(assets[SUMS]))
+            (staging / MANIFEST).write_bytes(manifest_bytes)
+            self._download(assets[SUMS], staging / SUMS, None)
             for path, name in _asset_names(manifest):
                 if path == MANIFEST:
                     continue
@@ -171,22 +175,96 @@ class GitHubStore:
         replace_dir(target, fill)
         return target
 
-    # -- REST calls --------------------------------------------------------------------
-    @property
-    def _repo_url(self) -> str:
-        return f"{self.api}/repos/{self.owner}/{self.repo}"
+    # -- releases and their manifests ------------------------------------------------------
+    def _listing(self) -> list[_Listed]:
+        found = []
+        for release in self._paginate(f"{self._repo_url}/releases"):
+            if release.get("draft"):
+                continue  # a draft has no tag yet and cannot be fetched by one
+            found.append(_Listed(self._info(release), release))
+        return found
 
-    def _assets_url(self, release: dict[str, Any]) -> str:
-        return f"{self._repo_url}/releases/{release['id']}/assets"
+    def _info(self, release: dict[str, Any]) -> ReleaseInfo:
+        tag = str(release["tag_name"])
+        embedded = release.get("assets") or []
+        manifest_asset = next(
+            (a for a in embedded if a.get("name") == MANIFEST and a.get("state") == UPLOADED),
+            None,
+        )
+        size = sum(int(a.get("size", 0)) for a in embedded)
+        if manifest_asset is not None:
+            try:
+                manifest = Manifest.from_json(self._manifest_bytes(manifest_asset).decode())
+            except (ArtifactError, UnicodeDecodeError):
+                manifest = None
+            if manifest is not None:
+                return ReleaseInfo(manifest.version, tag, manifest.commit, manifest.built_at, size)
+        # Made outside this tool (web UI, gh): the commit is unknown, never a branch name.
+        published = str(release.get("published_at") or release.get("created_at") or "")
+        return ReleaseInfo(_version_of_tag(tag), tag, "", published, size)
+
+    def _manifest_bytes(self, asset: dict[str, Any]) -> bytes:
+        """A manifest's bytes, downloaded once per asset (an asset's bytes never change)."""
+        asset_id = int(asset["id"])
+        if asset_id not in self._manifests:
+            with tempfile.TemporaryDirectory() as tmp:
+                target = Path(tmp) / MANIFEST
+                self._download(asset, target, None)
+                self._manifests[asset_id] = target.read_bytes()
+        return self._manifests[asset_id]
+
+    def _refuse_other_bytes(self, artifact: Artifact, uploaded: dict[str, dict[str, Any]]) -> None:
+        """Releases are immutable: what the release already holds must be this artifact's."""
+        manifest = artifact.manifest
+
+        def refuse(detail: str) -> AlreadyPublished:
+            return AlreadyPublished(
+                f"{self.label} already holds {manifest.tag} {detail}",
+                hint="releases are immutable; publish a new version",
+                release=manifest.version,
+            )
+
+        if MANIFEST in uploaded:
+            theirs = Manifest.from_json(self._manifest_bytes(uploaded[MANIFEST]).decode())
+            if theirs.commit != manifest.commit:
+                raise refuse(f"built from commit {theirs.commit[:12]}, not {manifest.commit[:12]}")
+        if (
+            SUMS in uploaded
+            and self._asset_bytes(uploaded[SUMS]) != (artifact.directory / SUMS).read_bytes()
+        ):
+            raise refuse("with different bytes")
+        entries = {name: path for path, name in _asset_names(manifest)}
+        for name, asset in uploaded.items():
+            if name not in entries:
+                continue  # someone else's file on the release; not ours to judge
+            ours = artifact.directory / entries[name]
+            digest = str(asset.get("digest") or "")
+            if int(asset.get("size", -1)) != ours.stat().st_size or (
+                digest.startswith("sha256:") and digest[7:] != sha256_file(ours)
+            ):
+                raise refuse(f"with a different {name}")
+
+    # -- REST calls --------------------------------------------------------------------
+    def _moved(self, old: httpx.URL, new: httpx.URL) -> None:
+        """A 301 for the repository: use the new address from now on, and say so once."""
+        old_text, new_text = str(old.copy_with(query=None)), str(new.copy_with(query=None))
+        if not old_text.startswith(self._repo_url):
+            return
+        rest = old_text[len(self._repo_url) :]
+        if rest and new_text.endswith(rest):
+            self._repo_url = new_text[: -len(rest)]
+        if not self._moved_told:
+            self._moved_told = True
+            self._notify(
+                f"{self.label} has moved (GitHub answers 301 Moved Permanently); following it. "
+                "Update STORE to the repository's new name."
+            )
 
     def _release_for_tag(self, tag: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = self._request(
-                "GET", f"{self._repo_url}/releases/tags/{tag}"
-            ).json()
+            return json_object(self.http.request("GET", f"{self._repo_url}/releases/tags/{tag}"))
         except NotFound:
             return None
-        return found
 
     def _create_release(self, manifest: Manifest, notes: str) -> dict[str, Any]:
         body = {
@@ -197,10 +275,10 @@ class GitHubStore:
             "draft": False,
             "prerelease": False,
         }
-        created: dict[str, Any] = self._request(
-            "POST", f"{self._repo_url}/releases", json=body
-        ).json()
-        return created
+        return json_object(self.http.request("POST", f"{self._repo_url}/releases", json=body))
+
+    def _assets(self, release: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(self._paginate(f"{self._repo_url}/releases/{release['id']}/assets"))
 
     def _upload(
         self, release: dict[str, Any], path: Path, name: str, progress: Progressable
@@ -210,142 +288,58 @@ class GitHubStore:
         size = path.stat().st_size
         progress.start(f"uploading {name}", size)
         try:
-            self._request(
-                "POST",
-                url,
-                params={"name": name},
-                content=path.read_bytes(),
-                headers={"Content-Type": "application/octet-stream"},
-                on_sent=lambda: progress.advance(size),
-            )
+            try:
+                self._post_asset(url, path, name)
+            except Conflict:
+                # A retried upload whose first try died after GitHub created the asset: it
+                # is left in state "starter" and holds the name. Remove it, then upload again.
+                if not self._drop_unfinished(release, name):
+                    raise
+                self._post_asset(url, path, name)
+            progress.advance(size)
         finally:
             progress.finish()
 
-    def _download_bytes(self, asset: dict[str, Any]) -> bytes:
+    def _post_asset(self, url: str, path: Path, name: str) -> None:
+        self.http.request(
+            "POST",
+            url,
+            params={"name": name},
+            content=path.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    def _drop_unfinished(self, release: dict[str, Any], name: str) -> bool:
+        """Delete unfinished uploads of `name`; whether there was one."""
+        leftovers = [
+            a for a in self._assets(release) if a["name"] == name and a.get("state") != UPLOADED
+        ]
+        for leftover in leftovers:
+            self.http.request("DELETE", str(leftover["url"]))
+        return bool(leftovers)
+
+    def _asset_bytes(self, asset: dict[str, Any]) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / "asset"
             self._download(asset, target, None)
             return target.read_bytes()
 
     def _download(self, asset: dict[str, Any], target: Path, progress: Progressable | None) -> None:
-        url = f"{self._repo_url}/releases/assets/{asset['id']}"
-        headers = {**self._headers, "Accept": "application/octet-stream"}
-
-        def attempt() -> None:
-            with self._client.stream(
-                "GET", url, headers=headers, follow_redirects=True
-            ) as response:
-                self._check(response, read=True)
-                if progress is not None:
-                    progress.start(f"downloading {asset['name']}", int(asset.get("size", 0)))
-                try:
-                    with target.open("wb") as handle:
-                        for chunk in response.iter_bytes(CHUNK):
-                            handle.write(chunk)
-                            if progress is not None:
-                                progress.advance(len(chunk))
-                finally:
-                    if progress is not None:
-                        progress.finish()
-
-        self._retrying(attempt)
+        url = str(asset.get("url") or f"{self._repo_url}/releases/assets/{asset['id']}")
+        self.http.download(url, target, progress, str(asset["name"]), int(asset.get("size", 0)))
 
     def _paginate(self, url: str) -> Iterator[dict[str, Any]]:
         next_url: str | None = url
         params: dict[str, Any] | None = {"per_page": 100}
         while next_url:
-            response = self._request("GET", next_url, params=params)
-            yield from response.json()
+            response = self.http.request("GET", next_url, params=params)
+            yield from json_list(response)
             next_url = response.links.get("next", {}).get("url")
             params = None  # the next link carries its own query
 
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        on_sent: Any = None,
-        headers: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        def attempt() -> httpx.Response:
-            response = self._client.request(
-                method, url, headers={**self._headers, **(headers or {})}, **kwargs
-            )
-            self._check(response)
-            if on_sent is not None:
-                on_sent()
-            return response
 
-        result: httpx.Response = self._retrying(attempt)
-        return result
-
-    def _retrying(self, attempt: Any) -> Any:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type((_Retryable, httpx.TransportError)),
-            reraise=True,
-        )
-        try:
-            return retrying(attempt)
-        except _Retryable as exc:
-            raise StoreError(
-                f"GitHub answered {exc.response.status_code} after {self.attempts} attempts",
-                hint="GitHub may be degraded or rate limiting; try again later",
-            ) from None
-        except httpx.TransportError as exc:
-            raise StoreError(
-                f"cannot reach GitHub ({type(exc).__name__})",
-                hint="check the network and GITHUB_API_URL",
-            ) from None
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.delay is not None:
-            return exc.delay
-        return float(min(self.backoff * 2 ** (state.attempt_number - 1), MAX_WAIT))
-
-    def _check(self, response: httpx.Response, *, read: bool = False) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        if read:
-            response.read()
-        delay = _server_delay(response)
-        if status >= 500 or status == 429 or (status == 403 and delay is not None):
-            if delay is not None and delay > MAX_WAIT:
-                raise StoreError(
-                    f"GitHub rate limit reached; it resets in {delay:.0f} s",
-                    hint="wait for the reset or use a token with a higher limit",
-                )
-            raise _Retryable(response, delay)
-        message = _message(response)
-        if status == 401:
-            raise AuthError(
-                "GitHub rejected the token (401 Bad credentials)", hint="check GITHUB_TOKEN"
-            )
-        if status == 403:
-            raise AuthError(
-                f"GitHub refused the request (403 {message})",
-                hint="the token needs contents: write on the repository",
-            )
-        if status == 404:
-            raise NotFound(
-                f"GitHub has no {response.request.url.path} (404)",
-                hint="check OWNER/REPO and that the token can see the repository",
-            )
-        if status == 422:
-            codes = ", ".join(
-                str(e.get("code")) for e in _json(response).get("errors", []) if isinstance(e, dict)
-            )
-            raise StoreError(
-                f"GitHub refused the request (422 {message}{': ' + codes if codes else ''})",
-                hint="an asset or release of that name already exists"
-                if "already_exists" in codes
-                else "the request was invalid",
-            )
-        raise StoreError(f"GitHub answered {status} {message}")
+def _version_of_tag(tag: str) -> str:
+    return tag[1:] if tag.startswith("v") and tag[1:2].isdigit() else tag
 
 
 def _asset_names(manifest: Manifest) -> list[tuple[str, str]]:
@@ -356,27 +350,3 @@ def _asset_names(manifest: Manifest) -> list[tuple[str, str]]:
     if len(set(names)) != len(names):
         raise StoreError("two artifact files share a name; they cannot become GitHub assets")
     return pairs
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _message(response: httpx.Response) -> str:
-    return str(_json(response).get("message", response.reason_phrase))
-
-
-def _server_delay(response: httpx.Response) -> float | None:
-    """Seconds the server asked us to wait: Retry-After, or the rate-limit reset."""
-    retry_after = response.headers.get("retry-after")
-    if retry_after is not None and retry_after.isdigit():
-        return float(retry_after)
-    if response.headers.get("x-ratelimit-remaining") == "0":
-        reset = response.headers.get("x-ratelimit-reset", "")
-        if reset.isdigit():
-            return max(0.0, float(reset) - time.time())
-    return None

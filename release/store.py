@@ -27,7 +27,7 @@ class ReleaseInfo:
 
     version: str
     tag: str | None
-    sha: str
+    sha: str  # "" when unknown (a release made outside this tool, without a manifest)
     built_at: str
     size: int
 
@@ -174,8 +174,14 @@ def replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
         raise
 
 
-def open_store(spec: str, *, token: str | None = None, api_url: str | None = None) -> Store:
-    """A store from `dir:PATH` or `github:OWNER/REPO`."""
+def open_store(
+    spec: str,
+    *,
+    token: str | None = None,
+    api_url: str | None = None,
+    notify: Callable[[str], None] = lambda _: None,
+) -> Store:
+    """A store from `dir:PATH` or `github:OWNER/REPO`; `notify` hears about waits and moves."""
     scheme, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise UsageError(
@@ -186,5 +192,5 @@ def open_store(spec: str, *, token: str | None = None, api_url: str | None = Non
     if scheme == "github":
         from release.github import GitHubStore  # noqa: PLC0415 - github imports this module
 
-        return GitHubStore.from_spec(rest, token=token, api_url=api_url)
+        return GitHubStore.from_spec(rest, token=token, api_url=api_url, notify=notify)
     raise UsageError(f"unknown store scheme {scheme!r}", hint="use dir:PATH or github:OWNER/REPO")

@@ -1,11 +1,23 @@
 """A local stand-in for the parts of GitHub's REST API that the release store uses.
 
-It follows the documented shapes (API version 2022-11-28): three origins like GitHub's own
-(the API, the uploads host and the object storage host that asset downloads redirect to),
-`{"message", "documentation_url", "status"}` error bodies, 422 `Validation Failed` with
-`errors[].code == "already_exists"` for duplicate tags and asset names, `Link` pagination with
-`per_page` capped at 100, a 302 redirect from the asset URL when `Accept:
-application/octet-stream`, and rate limiting with `Retry-After` or `x-ratelimit-*` headers.
+It does what GitHub documents (API version 2022-11-28), failures included:
+- https://docs.github.com/en/rest/releases/releases — list (drafts and prereleases included,
+  `Link` pagination, `per_page` capped at 100), get by tag (never a draft), create (422
+  `already_exists` for a taken tag). `target_commitish` is what the creator gave, a branch name
+  (`main`) when none was: releases made in the web UI or by `gh release create` carry one.
+- https://docs.github.com/en/rest/releases/assets — upload on the uploads host (422
+  `already_exists` for a taken name, an unfinished upload included), delete, and download: the
+  asset URL with `Accept: application/octet-stream` answers 302 to a pre-signed storage URL that
+  refuses an Authorization header. An upload cut short leaves an asset in state `"starter"`
+  that only the assets listing shows, and it keeps its name taken until deleted.
+- https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api
+  (follow redirects) — a renamed repository answers 301 on the API and uploads hosts, with a
+  `Location` under `/repositories/{id}` and a `{"message": "Moved Permanently", "url"}` body.
+- https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api — the primary
+  limit (403/429, `x-ratelimit-remaining: 0`, with or without `x-ratelimit-reset`) and the
+  secondary one (403/429 with its documented message, with or without `retry-after`).
+- https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api — error bodies
+  `{"message", "documentation_url", "status"}`; 401 `Bad credentials`.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import hashlib
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,17 +43,45 @@ from starlette.routing import Route
 from tests.helionyx.servicekit import poll
 
 DOCS = "https://docs.github.com/rest/releases"
+REPO_ID = 700123
+PRIMARY_LIMIT = "API rate limit exceeded for installation ID 4242."
+SECONDARY_LIMIT = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID 0B2D:3C4E."
+)
 
 
 @dataclass
 class Fault:
-    """A scripted failure for the next request whose path contains `path_part`."""
+    """A scripted failure for the next request whose path contains `path_part`.
+
+    With `starter`, an upload is recorded as an unfinished asset before the failure is answered.
+    """
 
     path_part: str
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     method: str | None = None
+    starter: bool = False
+
+
+def primary_rate_limit(*, reset_in: float | None, status: int = 403) -> Fault:
+    """The primary limit as GitHub answers it, with or without the reset header."""
+    headers = {
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-used": "5000",
+    }
+    if reset_in is not None:
+        headers["x-ratelimit-reset"] = str(int(time.time() + reset_in))
+    return Fault("/", status, headers, {"message": PRIMARY_LIMIT, "documentation_url": DOCS})
+
+
+def secondary_rate_limit(*, retry_after: int | None, status: int = 403) -> Fault:
+    """The secondary limit: its documented message, `retry-after` only sometimes."""
+    headers = {} if retry_after is None else {"retry-after": str(retry_after)}
+    return Fault("/", status, headers, {"message": SECONDARY_LIMIT, "documentation_url": DOCS})
 
 
 @dataclass
@@ -54,6 +95,7 @@ class GitHubStandIn:
     blobs: dict[int, bytes] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    former_names: set[tuple[str, str]] = field(default_factory=set)
     api_url: str = ""
     uploads_url: str = ""
     objects_url: str = ""
@@ -61,21 +103,52 @@ class GitHubStandIn:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- helpers for tests -------------------------------------------------------------
-    def seed_release(self, tag: str, commit: str) -> dict[str, Any]:
-        """Add a published release directly (for pagination tests)."""
-        return self._new_release(
-            {"tag_name": tag, "target_commitish": commit, "name": tag, "body": ""}
+    def seed_release(
+        self,
+        tag: str,
+        commitish: str = "main",
+        *,
+        draft: bool = False,
+        prerelease: bool = False,
+        assets: dict[str, bytes] | None = None,
+    ) -> dict[str, Any]:
+        """Add a release as the web UI or `gh release create` would, with its assets."""
+        release = self._new_release(
+            {
+                "tag_name": tag,
+                "target_commitish": commitish,
+                "name": tag,
+                "body": "",
+                "draft": draft,
+                "prerelease": prerelease,
+            }
         )
+        for name, data in (assets or {}).items():
+            self._add_asset(release, name, data, "application/octet-stream", "uploaded")
+        return release
 
-    def asset_names(self, tag: str) -> list[str]:
-        """Names of the assets of a release."""
+    def rename(self, repo: str) -> None:
+        """Rename the repository: the old name answers 301 from now on."""
+        old = f"/{self.owner}/{self.repo}/"
+        self.former_names.add((self.owner, self.repo))
+        self.repo = repo
+        # GitHub's answers name the repository as it is now called.
+        with self._lock:
+            for release in self.releases.values():
+                for item in (release, *release["all_assets"]):
+                    for key, value in item.items():
+                        if key.endswith("url") and isinstance(value, str):
+                            item[key] = value.replace(old, f"/{self.owner}/{repo}/")
+
+    def asset_names(self, tag: str, *, state: str = "uploaded") -> list[str]:
+        """Names of the assets of a release in `state`."""
         release = next(r for r in self.releases.values() if r["tag_name"] == tag)
-        return [a["name"] for a in release["assets"]]
+        return [a["name"] for a in release["all_assets"] if a["state"] == state]
 
     def tamper(self, tag: str, name: str) -> None:
         """Flip one byte of a stored asset."""
         release = next(r for r in self.releases.values() if r["tag_name"] == tag)
-        asset = next(a for a in release["assets"] if a["name"] == name)
+        asset = next(a for a in release["all_assets"] if a["name"] == name)
         data = bytearray(self.blobs[asset["id"]])
         data[len(data) // 2] ^= 0x01
         self.blobs[asset["id"]] = bytes(data)
@@ -83,20 +156,23 @@ class GitHubStandIn:
     # -- apps --------------------------------------------------------------------------
     def api_app(self) -> Starlette:
         """api.github.com."""
-        base = "/repos/{owner}/{repo}/releases"
-        return Starlette(
-            routes=[
+        routes = []
+        for base in ("/repos/{owner}/{repo}/releases", "/repositories/{repo_id:int}/releases"):
+            routes += [
                 Route(base, self._list_or_create, methods=["GET", "POST"]),
                 Route(base + "/tags/{tag:path}", self._by_tag, methods=["GET"]),
-                Route(base + "/assets/{asset_id:int}", self._asset, methods=["GET"]),
+                Route(base + "/assets/{asset_id:int}", self._asset, methods=["GET", "DELETE"]),
                 Route(base + "/{release_id:int}/assets", self._list_assets, methods=["GET"]),
             ]
-        )
+        return Starlette(routes=routes)
 
     def uploads_app(self) -> Starlette:
         """uploads.github.com."""
-        path = "/repos/{owner}/{repo}/releases/{release_id:int}/assets"
-        return Starlette(routes=[Route(path, self._upload, methods=["POST"])])
+        paths = (
+            "/repos/{owner}/{repo}/releases/{release_id:int}/assets",
+            "/repositories/{repo_id:int}/releases/{release_id:int}/assets",
+        )
+        return Starlette(routes=[Route(path, self._upload, methods=["POST"]) for path in paths])
 
     def objects_app(self) -> Starlette:
         """The storage host behind the download redirect (pre-signed, no auth header)."""
@@ -110,13 +186,29 @@ class GitHubStandIn:
         for fault in list(self.faults):
             if fault.path_part in request.url.path and fault.method in (None, request.method):
                 self.faults.remove(fault)
+                if fault.starter:
+                    self._start_upload(request)
                 body = fault.body or {"message": "Server Error", "documentation_url": DOCS}
                 return JSONResponse(body, status_code=fault.status, headers=fault.headers)
         auth = request.headers.get("authorization", "")
         scheme, _, given = auth.partition(" ")
         if scheme.lower() not in ("bearer", "token") or given != self.token:
             return _error(401, "Bad credentials")
-        owner, repo = request.path_params.get("owner"), request.path_params.get("repo")
+        params = request.path_params
+        if "repo_id" in params:
+            return None if params["repo_id"] == REPO_ID else _error(404, "Not Found")
+        owner, repo = params.get("owner"), params.get("repo")
+        if (owner, repo) in self.former_names:
+            # GitHub moves a renamed repository's API to its id, on both hosts.
+            prefix = f"/repos/{owner}/{repo}"
+            moved = request.url.replace(
+                path=f"/repositories/{REPO_ID}" + request.url.path[len(prefix) :]
+            )
+            return JSONResponse(
+                {"message": "Moved Permanently", "url": str(moved), "documentation_url": DOCS},
+                status_code=301,
+                headers={"Location": str(moved)},
+            )
         if (owner, repo) != (self.owner, self.repo):
             return _error(404, "Not Found")
         return None
@@ -127,20 +219,20 @@ class GitHubStandIn:
             return refused
         if request.method == "GET":
             ordered = sorted(self.releases.values(), key=lambda r: r["id"], reverse=True)
-            return self._page(request, ordered)
+            return self._page(request, [_public(r) for r in ordered])
         body = await request.json()
         if not body.get("tag_name"):
             return _validation("Release", "missing_field", "tag_name")
         if any(r["tag_name"] == body["tag_name"] for r in self.releases.values()):
             return _validation("Release", "already_exists", "tag_name")
-        return JSONResponse(self._new_release(body), status_code=201)
+        return JSONResponse(_public(self._new_release(body)), status_code=201)
 
     async def _by_tag(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
             return refused
         for release in self.releases.values():
-            if release["tag_name"] == request.path_params["tag"]:
-                return JSONResponse(release)
+            if release["tag_name"] == request.path_params["tag"] and not release["draft"]:
+                return JSONResponse(_public(release))
         return _error(404, "Not Found")
 
     async def _list_assets(self, request: Request) -> Response:
@@ -149,7 +241,7 @@ class GitHubStandIn:
         release = self.releases.get(request.path_params["release_id"])
         if release is None:
             return _error(404, "Not Found")
-        return self._page(request, release["assets"])
+        return self._page(request, release["all_assets"])
 
     async def _asset(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
@@ -158,6 +250,14 @@ class GitHubStandIn:
         asset = self._find_asset(asset_id)
         if asset is None:
             return _error(404, "Not Found")
+        if request.method == "DELETE":
+            with self._lock:
+                for release in self.releases.values():
+                    release["all_assets"] = [
+                        a for a in release["all_assets"] if a["id"] != asset_id
+                    ]
+                self.blobs.pop(asset_id, None)
+            return Response(status_code=204)
         if request.headers.get("accept") == "application/octet-stream":
             signature = hashlib.sha256(f"{asset_id}{self.token}".encode()).hexdigest()[:16]
             return RedirectResponse(
@@ -179,29 +279,11 @@ class GitHubStandIn:
             return _error(400, "Content-Type header is required")
         data = await request.body()
         with self._lock:
-            if any(a["name"] == name for a in release["assets"]):
+            if any(a["name"] == name for a in release["all_assets"]):
                 return _validation("ReleaseAsset", "already_exists", "name")
-            asset_id = next(self._ids)
-            now = _now()
-            asset = {
-                "url": f"{self.api_url}/repos/{self.owner}/{self.repo}/releases/assets/{asset_id}",
-                "browser_download_url": f"https://github.com/{self.owner}/{self.repo}/releases/"
-                f"download/{release['tag_name']}/{name}",
-                "id": asset_id,
-                "node_id": f"RA_{asset_id}",
-                "name": name,
-                "label": "",
-                "state": "uploaded",
-                "content_type": request.headers["content-type"],
-                "size": len(data),
-                "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
-                "download_count": 0,
-                "created_at": now,
-                "updated_at": now,
-                "uploader": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
-            }
-            release["assets"].append(asset)
-            self.blobs[asset_id] = data
+            asset = self._add_asset(
+                release, name, data, request.headers["content-type"], "uploaded", locked=True
+            )
         return JSONResponse(asset, status_code=201)
 
     async def _object(self, request: Request) -> Response:
@@ -212,11 +294,55 @@ class GitHubStandIn:
         if "authorization" in request.headers:
             return Response("<Error><Code>InvalidArgument</Code></Error>", status_code=400)
         asset_id = request.path_params["asset_id"]
-        if asset_id not in self.blobs:
-            return Response(status_code=404)
+        asset = self._find_asset(asset_id)
+        if asset_id not in self.blobs or asset is None or asset["state"] != "uploaded":
+            return Response("<Error><Code>NoSuchKey</Code></Error>", status_code=404)
         return Response(self.blobs[asset_id], media_type="application/octet-stream")
 
     # -- internals ---------------------------------------------------------------------
+    def _start_upload(self, request: Request) -> None:
+        """An upload cut short: GitHub keeps an empty asset in state "starter"."""
+        release = self.releases.get(request.path_params.get("release_id", -1))
+        name = request.query_params.get("name")
+        if release is not None and name and name not in {a["name"] for a in release["all_assets"]}:
+            self._add_asset(release, name, b"", "application/octet-stream", "starter")
+
+    def _add_asset(
+        self,
+        release: dict[str, Any],
+        name: str,
+        data: bytes,
+        content_type: str,
+        state: str,
+        *,
+        locked: bool = False,
+    ) -> dict[str, Any]:
+        if not locked:
+            with self._lock:
+                return self._add_asset(release, name, data, content_type, state, locked=True)
+        asset_id = next(self._ids)
+        now = _now()
+        asset = {
+            "url": f"{self.api_url}/repos/{self.owner}/{self.repo}/releases/assets/{asset_id}",
+            "browser_download_url": f"https://github.com/{self.owner}/{self.repo}/releases/"
+            f"download/{release['tag_name']}/{name}",
+            "id": asset_id,
+            "node_id": f"RA_{asset_id}",
+            "name": name,
+            "label": "",
+            "state": state,
+            "content_type": content_type,
+            "size": len(data),
+            "digest": "sha256:" + hashlib.sha256(data).hexdigest() if state == "uploaded" else None,
+            "download_count": 0,
+            "created_at": now,
+            "updated_at": now,
+            "uploader": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+        }
+        release["all_assets"].append(asset)
+        self.blobs[asset_id] = data
+        return asset
+
     def _new_release(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             release_id = next(self._ids)
@@ -234,22 +360,23 @@ class GitHubStandIn:
                 "id": release_id,
                 "node_id": f"RE_{release_id}",
                 "tag_name": body["tag_name"],
-                "target_commitish": body.get("target_commitish", "main"),
+                # GitHub's default when none is given is the repository's default branch.
+                "target_commitish": body.get("target_commitish") or "main",
                 "name": body.get("name") or body["tag_name"],
                 "body": body.get("body", ""),
                 "draft": bool(body.get("draft", False)),
                 "prerelease": bool(body.get("prerelease", False)),
                 "created_at": now,
-                "published_at": now,
+                "published_at": None if body.get("draft") else now,
                 "author": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
-                "assets": [],
+                "all_assets": [],
             }
             self.releases[release_id] = release
         return release
 
     def _find_asset(self, asset_id: int) -> dict[str, Any] | None:
         for release in self.releases.values():
-            for asset in release["assets"]:
+            for asset in release["all_assets"]:
                 if asset["id"] == asset_id:
                     return dict(asset)
         return None
@@ -271,6 +398,13 @@ class GitHubStandIn:
             links += [link(1, "first"), link(page - 1, "prev")]
         headers = {"Link": ", ".join(links)} if links else {}
         return JSONResponse(chunk, headers=headers)
+
+
+def _public(release: dict[str, Any]) -> dict[str, Any]:
+    """A release as the API shows it: embedded assets are only the finished uploads."""
+    shown = {k: v for k, v in release.items() if k != "all_assets"}
+    shown["assets"] = [a for a in release["all_assets"] if a["state"] == "uploaded"]
+    return shown
 
 
 def _now() -> str:

@@ -88,8 +88,8 @@ def test_an_interrupted_publish_is_completed(released: Released, github: GitHubS
     built = local_artifact(Workspace(released.repo), "0.1.0")
     target = store(github)
     # The upload of the lock fails for good (after retries): the publish stops half-way.
-    github.faults.extend(Fault("/assets", 502) for _ in range(5))
-    with pytest.raises(StoreError, match="502 after 5 attempts"):
+    github.faults.extend(Fault("/assets", 502, method="POST") for _ in range(5))
+    with pytest.raises(StoreError, match=r"502 \(Server Error\) after 5 attempts \(POST"):
         target.publish(built, "notes", NoProgress())
     assert SUMS not in github.asset_names("v0.1.0")
     assert target.publish(built, "notes", NoProgress()) is Outcome.COMPLETED
@@ -192,3 +192,90 @@ def test_listing_follows_pagination(github: GitHubStandIn) -> None:
     versions = [r.version for r in store(github).releases()]
     assert len(versions) == 130
     assert len([r for r in github.requests if r[1].endswith("/releases")]) == 2
+
+
+# -- GitHub as it really behaves ------------------------------------------------------------
+def manifest_downloads(github: GitHubStandIn, tag: str) -> int:
+    release = next(r for r in github.releases.values() if r["tag_name"] == tag)
+    asset = next(a for a in release["all_assets"] if a["name"] == MANIFEST)
+    return sum(1 for _, path, _ in github.requests if path == f"/assets/{asset['id']}")
+
+
+def test_a_tag_without_v_and_a_sha_both_verify_through_the_one_resolver(
+    released: Released, github: GitHubStandIn
+) -> None:
+    store(github).publish(local_artifact(Workspace(released.repo), "0.1.0"), "", NoProgress())
+    release = next(iter(github.releases.values()))
+    release["tag_name"] = "0.1.0"  # as `gh release create 0.1.0` names it
+    github.requests.clear()
+    env, spec = cli_env(github), "github:helionyx/helionyx"
+    for ref in ("0.1.0", "v0.1.0", released.commit[:12]):
+        before = manifest_downloads(github, "0.1.0")
+        verified = release_cli(released.repo, "verify", "--version", ref, "--store", spec, env=env)
+        assert verified.code == 0, (ref, verified.stderr)
+        assert manifest_downloads(github, "0.1.0") - before == 1, "manifest.json fetched once"
+    asked = [path for _, path, _ in github.requests]
+    assert not any("/tags/" in p for p in asked), "no tag is made up by adding a v"
+
+
+def test_publishing_into_a_release_made_in_the_web_ui_completes_it(
+    released: Released, github: GitHubStandIn, tmp_path: Path
+) -> None:
+    github.seed_release("v0.1.0", "main", assets={"RELEASE-NOTES.txt": b"hand-written\n"})
+    target = store(github)
+    built = local_artifact(Workspace(released.repo), "0.1.0")
+    assert target.publish(built, "", NoProgress()) is Outcome.COMPLETED
+    assert github.asset_names("v0.1.0")[-1] == SUMS
+    assert [r.sha for r in target.releases()] == [released.commit], "never 'main'"
+    verify(target.fetch("v0.1.0", tmp_path, NoProgress()))
+
+
+def test_a_release_whose_manifest_names_another_commit_is_refused(
+    released: Released, github: GitHubStandIn
+) -> None:
+    built = local_artifact(Workspace(released.repo), "0.1.0")
+    theirs = json.loads((built.directory / MANIFEST).read_text())
+    theirs["commit"] = "f" * 40
+    github.seed_release("v0.1.0", "main", assets={MANIFEST: json.dumps(theirs).encode()})
+    with pytest.raises(AlreadyPublished, match="built from commit ffffffffffff, not"):
+        store(github).publish(built, "", NoProgress())
+
+
+def test_an_upload_left_in_starter_state_is_replaced(
+    released: Released, github: GitHubStandIn, tmp_path: Path
+) -> None:
+    built = local_artifact(Workspace(released.repo), "0.1.0")
+    # GitHub documents that a failed upload can leave an asset in state "starter" whose name
+    # is then taken: the retry gets 422 already_exists until the leftover is deleted.
+    github.faults.append(Fault("/assets", 502, method="POST", starter=True))
+    assert store(github).publish(built, "", NoProgress()) is Outcome.CREATED
+    assert github.asset_names("v0.1.0", state="starter") == []
+    verify(store(github).fetch("0.1.0", tmp_path / "a", NoProgress()))
+
+
+def test_a_publish_that_died_leaving_a_starter_asset_is_completed_next_time(
+    released: Released, github: GitHubStandIn, tmp_path: Path
+) -> None:
+    built = local_artifact(Workspace(released.repo), "0.1.0")
+    github.faults += [Fault("/assets", 502, method="POST", starter=True) for _ in range(5)]
+    with pytest.raises(StoreError, match="502"):
+        store(github).publish(built, "", NoProgress())
+    assert len(github.asset_names("v0.1.0", state="starter")) == 1
+    assert store(github).publish(built, "", NoProgress()) is Outcome.COMPLETED
+    assert github.asset_names("v0.1.0", state="starter") == []
+    verify(store(github).fetch("0.1.0", tmp_path, NoProgress()))
+
+
+def test_publish_and_verify_follow_a_renamed_repository(
+    released: Released, github: GitHubStandIn, tmp_path: Path
+) -> None:
+    github.rename("helionyx-service")
+    env, spec = cli_env(github), "github:helionyx/helionyx"
+    published = release_cli(
+        released.repo, "publish", "--version", "0.1.0", "--store", spec, env=env
+    )
+    assert published.code == 0, published.stderr
+    assert "has moved" in published.stderr
+    verified = release_cli(released.repo, "verify", "--version", "0.1.0", "--store", spec, env=env)
+    assert verified.code == 0, verified.stderr
+    assert "Traceback" not in published.stderr + verified.stderr
