@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from helionyx import __commit__, __version__, logs
 from helionyx.config import ENVIRONMENTS, ConfigError, Settings, load_settings
 from helionyx.domain.errors import DomainError
-from helionyx.domain.projections import rebuild
+from helionyx.domain.projections import exclusive, rebuild
 from helionyx.domain.store import EventStore
 
 
@@ -64,9 +64,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "check-config":
         return _check_config(settings)
     if args.command == "rebuild-projections":
-        store = EventStore(settings.event_store_path)
-        store.open()
-        count = rebuild(settings.projections_db_path, store)
+        # Refused while the service runs: it would go on writing to the file this replaces.
+        with exclusive(settings.projections_db_path):
+            store = EventStore(settings.event_store_path)
+            store.open()
+            count = rebuild(settings.projections_db_path, store)
         print(f"rebuilt {settings.projections_db_path} from {count} events")
         return 0
     return _show_events(args, settings)

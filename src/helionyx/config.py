@@ -8,11 +8,12 @@ those of the original deployment guide so existing `.env` files keep working.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENVIRONMENTS: Final = ("dev", "staging", "live")
@@ -38,6 +39,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=0, ge=0, le=65535)
     event_store_path: Path
     projections_db_path: Path
+    event_store_fsync: bool = True
     backup_root: Path | None = None
     helionyx_api_token: SecretStr = Field(min_length=16)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -60,6 +62,20 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The environment arrives through `load_settings` as init values, then the file."""
         return (init_settings, dotenv_settings)
+
+    @field_validator("telegram_chat_id")
+    @classmethod
+    def _numeric_chat(cls, value: str | None) -> str | None:
+        # Updates carry the chat's numeric id; an @username can never match one.
+        text = (value or "").strip()
+        if not text:
+            return None
+        if not re.fullmatch(r"-?[0-9]{1,20}", text):
+            raise ValueError(
+                "must be the chat's numeric id, e.g. 123456789 or -1001234567890 "
+                "(an @name cannot be served; send the bot a message and read chat.id)"
+            )
+        return text
 
     @model_validator(mode="after")
     def _default_port(self) -> Settings:

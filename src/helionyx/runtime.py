@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 from helionyx.config import Settings
 from helionyx.domain.assistant import Assistant
-from helionyx.domain.projections import Projections
+from helionyx.domain.idempotency import IdempotencyIndex
+from helionyx.domain.projections import Projections, exclusive
 from helionyx.domain.store import EventStore
 
 log = logging.getLogger("helionyx.startup")
@@ -20,15 +22,20 @@ class Runtime:
     store: EventStore
     projections: Projections
     assistant: Assistant
+    held: ExitStack = field(default_factory=ExitStack)
 
     def close(self) -> None:
         """Release the projections database."""
         self.projections.close()
+        self.held.close()
 
 
 def open_runtime(settings: Settings) -> Runtime:
     """Open storage, then projections (refusing a foreign schema), and catch them up."""
-    store = EventStore(settings.event_store_path)
+    keys = IdempotencyIndex()
+    store = EventStore(
+        settings.event_store_path, fsync=settings.event_store_fsync, observer=keys.note
+    )
     quarantined = store.open()
     log.info(
         "storage: %d events in %s%s",
@@ -36,13 +43,25 @@ def open_runtime(settings: Settings) -> Runtime:
         settings.event_store_path,
         f", {len(quarantined)} torn tail(s) quarantined" if quarantined else "",
     )
+    held = ExitStack()
+    # Held for the whole run: `helionyx rebuild-projections` must not swap the file under us.
+    held.enter_context(exclusive(settings.projections_db_path))
     projections = Projections(settings.projections_db_path)
-    projections.open()
-    caught_up = projections.catch_up(store)
-    log.info(
-        "projections: %s current at %d events (%d applied now)",
-        settings.projections_db_path,
-        projections.applied,
-        caught_up,
-    )
-    return Runtime(store, projections, Assistant(store, projections))
+    try:
+        projections.open()
+    except BaseException:
+        held.close()
+        raise
+    assistant = Assistant(store, projections, keys=keys)
+    before = projections.applied
+    lag = assistant.sync()
+    if lag is None:
+        log.info(
+            "projections: %s current at %d events (%d applied now)",
+            settings.projections_db_path,
+            projections.applied,
+            projections.applied - before,
+        )
+    else:
+        log.warning("projections: behind the log at start-up (%s); serving not ready", lag)
+    return Runtime(store, projections, assistant, held)

@@ -7,26 +7,61 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helionyx import __commit__, __version__
+from helionyx.api.keys import KEY_HEADER_DOC, parse_key
 from helionyx.api.limits import BodySizeLimit
 from helionyx.api.schemas import (
     Ingested,
     IngestMessage,
     InteractionReply,
     NoteOut,
+    Problem,
     TelegramInteraction,
     TodoOut,
 )
 from helionyx.config import Settings
 from helionyx.domain.assistant import Assistant
-from helionyx.domain.errors import UnknownTodo
+from helionyx.domain.errors import (
+    IdempotencyConflict,
+    IdempotencyInFlight,
+    ProjectionsUnavailable,
+    StoreUnavailable,
+    UnknownTodo,
+)
+from helionyx.domain.idempotency import Claim, fingerprint
 from helionyx.domain.projections import Todo
 
 _bearer = HTTPBearer(auto_error=False)
+UNAUTHORIZED = "missing or wrong bearer token"
+RETRY_AFTER = "5"
+
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description=KEY_HEADER_DOC)]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+#: Every status a route can answer besides its success, documented in the OpenAPI schema.
+AUTHED: dict[int | str, dict[str, Any]] = {401: _problem("missing or wrong bearer token")}
+BODY: dict[int | str, dict[str, Any]] = {
+    400: _problem("a body that is not JSON, or a malformed Idempotency-Key"),
+    413: _problem("a body larger than MAX_REQUEST_BYTES"),
+    422: _problem("a body that is not a valid request, or an Idempotency-Key reused for another"),
+}
+KEYED: dict[int | str, dict[str, Any]] = {
+    409: _problem("the first request with this Idempotency-Key is still being processed"),
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: _problem("the event log cannot be written, or the read model cannot follow it, now"),
+}
 
 
 def create_app(
@@ -53,15 +88,18 @@ def create_app(
     )
     expected = settings.helionyx_api_token.get_secret_value().encode()
 
+    def authorized(header: str | None) -> bool:
+        scheme, _, given = (header or "").partition(" ")
+        token = given.strip().encode() if scheme.lower() == "bearer" else b""
+        return hmac.compare_digest(token, expected)
+
     def require_token(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
         given = credentials.credentials.encode() if credentials else b""
         if not hmac.compare_digest(given, expected):
             raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing or wrong bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
+                status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"}
             )
 
     authed = [Depends(require_token)]
@@ -75,12 +113,13 @@ def create_app(
             "commit": __commit__,
         }
 
-    @app.get("/health/ready")
+    @app.get("/health/ready", responses={503: {"description": "not ready, with the reason"}})
     def ready() -> JSONResponse:
-        reason = assistant.store.writable()
+        # Catching up here is what repairs a read model that fell behind, without a restart.
+        reason = assistant.store.writable() or assistant.sync()
         applied = assistant.projections.applied
         if reason is None and applied != assistant.store.count:
-            reason = f"projections applied {applied} of {assistant.store.count} events"
+            reason = f"projections reflect {applied} of {assistant.store.count} events"
         body: dict[str, Any] = {
             "status": "ready" if reason is None else "not_ready",
             "environment": settings.environment,
@@ -91,7 +130,7 @@ def create_app(
             body["reason"] = reason
         return JSONResponse(body, status_code=200 if reason is None else 503)
 
-    @app.get("/api/v1/state", dependencies=authed)
+    @app.get("/api/v1/state", dependencies=authed, responses=AUTHED)
     def state() -> dict[str, Any]:
         summary = assistant.state()
         last = summary.last_event
@@ -113,20 +152,35 @@ def create_app(
             },
         }
 
-    @app.post("/api/v1/ingest/message", status_code=201, dependencies=authed)
-    def ingest(message: IngestMessage) -> Ingested:
+    @app.post(
+        "/api/v1/ingest/message",
+        status_code=201,
+        dependencies=authed,
+        responses={**AUTHED, **BODY, **KEYED, **UNAVAILABLE},
+    )
+    def ingest(message: IngestMessage, idempotency_key: IdempotencyKey = None) -> Ingested:
+        claim = _claim(idempotency_key, "ingest", message.model_dump())
         result = assistant.ingest_message(
-            message.text, source=message.source, chat_id=message.chat_id
+            message.text, source=message.source, chat_id=message.chat_id, claim=claim
         )
         return Ingested(
             event_id=result.event_id, todos=list(result.todos), notes=list(result.notes)
         )
 
-    @app.get("/api/v1/todos", dependencies=authed)
+    @app.get("/api/v1/todos", dependencies=authed, responses={**AUTHED, **UNAVAILABLE})
     def todos(include_done: bool = False) -> list[TodoOut]:
-        return [_todo_out(t) for t in assistant.projections.todos(include_done=include_done)]
+        return [_todo_out(t) for t in assistant.todos(include_done=include_done)]
 
-    @app.post("/api/v1/todos/{number}/complete", dependencies=authed)
+    @app.post(
+        "/api/v1/todos/{number}/complete",
+        dependencies=authed,
+        responses={
+            **AUTHED,
+            404: _problem("no todo has that number"),
+            422: _problem("the number is not an integer"),
+            **UNAVAILABLE,
+        },
+    )
     def complete(number: int) -> TodoOut:
         try:
             done = assistant.complete_todo(number)
@@ -134,25 +188,86 @@ def create_app(
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
         return _todo_out(done)
 
-    @app.get("/api/v1/notes", dependencies=authed)
+    @app.get("/api/v1/notes", dependencies=authed, responses={**AUTHED, **UNAVAILABLE})
     def notes() -> list[NoteOut]:
         return [
             NoteOut(number=n.number, text=n.text, created_at=n.created_at)
             for n in assistant.notes()
         ]
 
-    @app.post("/api/v1/interactions/telegram", dependencies=authed)
-    def interaction(message: TelegramInteraction) -> InteractionReply:
-        reply = assistant.interact(message.text, chat_id=str(message.chat_id))
-        return InteractionReply(reply=reply)
+    @app.post(
+        "/api/v1/interactions/telegram",
+        dependencies=authed,
+        responses={**AUTHED, **BODY, **KEYED, **UNAVAILABLE},
+    )
+    def interaction(
+        message: TelegramInteraction,
+        idempotency_key: IdempotencyKey = None,
+    ) -> InteractionReply:
+        claim = _claim(idempotency_key, "telegram", message.model_dump())
+        reply = assistant.interact(message.text, chat_id=str(message.chat_id), claim=claim)
+        return InteractionReply(reply=reply.text)
+
+    _answer_errors(app, authorized)
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    return app
+
+
+def _answer_errors(app: FastAPI, authorized: Callable[[str | None], bool]) -> None:
+    """Every error becomes one status and one reason, in this one place."""
+
+    def refused(request: Request, code: int, detail: object) -> JSONResponse:
+        # Authentication comes first: without the token, say nothing about the body.
+        if request.url.path.startswith("/api/") and not authorized(
+            request.headers.get("authorization")
+        ):
+            return JSONResponse(
+                {"detail": UNAUTHORIZED}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        return JSONResponse({"detail": detail}, status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Where and why only: echoing the input could leak it, and some (NaN, a lone
+        # surrogate) cannot even be encoded into the answer.
+        errors = [
+            {"loc": [str(p) for p in error["loc"]], "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors()
+        ]
+        return refused(request, 422, errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 401:
+            return JSONResponse(
+                {"detail": exc.detail}, status_code=401, headers=dict(exc.headers or {})
+            )
+        return refused(request, exc.status_code, exc.detail)
+
+    @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(ProjectionsUnavailable)
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=503, headers={"Retry-After": RETRY_AFTER}
+        )
+
+    @app.exception_handler(IdempotencyConflict)
+    async def key_reused(request: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return refused(request, 422, str(exc))
+
+    @app.exception_handler(IdempotencyInFlight)
+    async def key_busy(request: Request, exc: IdempotencyInFlight) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Never leak internals (paths, secrets) in a 500 body; the log has the traceback.
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
-    return app
+
+def _claim(header: str | None, endpoint: str, body: dict[str, Any]) -> Claim | None:
+    key = parse_key(header)
+    return None if key is None else Claim(key, fingerprint(endpoint, body))
 
 
 def _todo_out(todo: Todo) -> TodoOut:

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_TEXT = 4000
+#: Telegram chat ids have at most 52 significant bits.
+CHAT_ID_BOUND = 2**52
+
+
+def _well_formed(text: str) -> str:
+    # JSON may spell a lone surrogate ("\ud800"): a str in Python, but not storable as UTF-8.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate, which is not valid Unicode") from None
+    return text
+
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_well_formed)]
+ChatRef = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_well_formed)]
+ChatNumber = Annotated[int, Field(ge=-CHAT_ID_BOUND, le=CHAT_ID_BOUND)]
+
+
+class Problem(BaseModel):
+    """Why a request was refused."""
+
+    detail: str | list[dict[str, object]]
 
 
 class IngestMessage(BaseModel):
@@ -12,9 +36,9 @@ class IngestMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    text: Text
     source: str = Field(default="api", min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")
-    chat_id: str | None = Field(default=None, max_length=64)
+    chat_id: ChatRef | None = None
 
 
 class Ingested(BaseModel):
@@ -30,9 +54,9 @@ class TelegramInteraction(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    chat_id: int | str
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
-    message_id: int | None = None
+    chat_id: ChatNumber | ChatRef
+    text: Text
+    message_id: ChatNumber | None = None
 
 
 class InteractionReply(BaseModel):

@@ -1,4 +1,16 @@
-"""The domain's exception hierarchy."""
+"""The domain's exception hierarchy; the API and the CLI each turn it into answers in one place.
+
+DomainError
+├── EventLogCorrupt           a complete line mid-log does not parse (needs a human)
+├── StoreUnavailable          the log cannot be written now (disk full, not writable): 503
+├── ProjectionsUnavailable    the read model cannot catch up with the log now: 503
+├── ProjectionSchemaMismatch  the database was written by another schema version
+├── ProjectionsAhead          the database reflects more than the log holds
+├── ProjectionsInUse          a running service holds the database (rebuild refused)
+├── IdempotencyConflict       a key reused with another request: 422
+├── IdempotencyInFlight       a key whose first request is still being served: 409
+└── UnknownTodo               a todo number that is not on the list: 404
+"""
 
 from __future__ import annotations
 
@@ -16,6 +28,51 @@ class EventLogCorrupt(DomainError):
         self.path = path
         self.line_number = line_number
         super().__init__(f"event log {path} line {line_number} is not a valid event: {reason}")
+
+
+class StoreUnavailable(DomainError):
+    """The event log cannot take an append now; nothing of the request was stored."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ProjectionsUnavailable(DomainError):
+    """The read model is behind the log and cannot catch up now; every event is in the log."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ProjectionsInUse(DomainError):
+    """Another process (the running service) holds the projections database."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"projections database {path} is in use by the running service; stop it first "
+            "(systemctl stop helionyx-<env>.socket helionyx-<env>.service), then rebuild"
+        )
+
+
+class IdempotencyConflict(DomainError):
+    """An Idempotency-Key already used for a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a different request; "
+            "use a new key for a new request"
+        )
+
+
+class IdempotencyInFlight(DomainError):
+    """The first request with this Idempotency-Key has not finished yet."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"a request with Idempotency-Key {key!r} is still being processed; retry shortly"
+        )
 
 
 class ProjectionSchemaMismatch(DomainError):

@@ -1,23 +1,33 @@
 """SQLite read models derived from the event log.
 
-The database is disposable: it can be rebuilt from events at any time. Its schema carries a
-version; a database written by another version is refused rather than migrated in place, so an
-operator always decides when a rebuild happens.
+The database is disposable: it can be rebuilt from events at any time. It records exactly which
+events it reflects as a position in the log (a count, a file and a byte offset, in the same
+transaction as the rows), so catching up always continues from the log itself and a failed
+update is repaired by the next one. Its schema carries a version; a database written by another
+version is refused rather than migrated in place, so an operator always decides when a rebuild
+happens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from helionyx.domain import events as ev
-from helionyx.domain.errors import ProjectionsAhead, ProjectionSchemaMismatch
+from helionyx.domain.errors import (
+    ProjectionsAhead,
+    ProjectionSchemaMismatch,
+    ProjectionsInUse,
+    ProjectionsUnavailable,
+)
 from helionyx.domain.events import Event
-from helionyx.domain.store import EventStore
+from helionyx.domain.store import START, EventStore, LogPosition
 
 SQLITE_MAX_INTEGER = 2**63 - 1
 
@@ -114,27 +124,62 @@ class Projections:
     # -- applying events ---------------------------------------------------------------
     @property
     def applied(self) -> int:
-        """How many events from the start of the log have been applied."""
+        """How many events from the start of the log the read model reflects."""
         with self.lock:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'applied'").fetchone()
-            return int(row[0]) if row else 0
+            return int(self._meta("applied") or 0)
 
     def catch_up(self, store: EventStore) -> int:
-        """Apply every event the log holds beyond what was applied; returns how many."""
-        applied = self.applied
-        if applied > store.count:
-            raise ProjectionsAhead(self.path, applied, store.count)
-        return self.apply(store.read(start=applied))
+        """Apply every event the log holds after the recorded position; returns how many.
 
-    def apply(self, events: Iterable[Event]) -> int:
-        """Apply events in one transaction, advancing the applied counter."""
-        applied = 0
-        with self._transaction() as db:
-            for event in events:
-                _apply_one(db, event)
-                applied += 1
-            db.execute("UPDATE meta SET value = value + ? WHERE key = 'applied'", (applied,))
-        return applied
+        Raises ProjectionsUnavailable (the database cannot be written now) or ProjectionsAhead.
+        """
+        with self.lock:
+            try:
+                position = self._position(store)
+                applied, last = 0, position
+                with self._transaction() as db:
+                    for event, after in store.read_after(position):
+                        _apply_one(db, event)
+                        applied, last = applied + 1, after
+                    if applied:
+                        db.executemany(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                            [
+                                ("applied", str(last.count)),
+                                ("log_file", last.last_file or ""),
+                                ("log_offset", str(last.offset)),
+                            ],
+                        )
+            except sqlite3.Error as exc:
+                raise ProjectionsUnavailable(_reason(exc, self.path)) from exc
+            except OSError as exc:
+                raise ProjectionsUnavailable(f"the event log cannot be read: {exc}") from exc
+            return applied
+
+    def _position(self, store: EventStore) -> LogPosition:
+        applied = int(self._meta("applied") or 0)
+        log_file = self._meta("log_file")
+        if log_file is None:
+            # Written by a release that kept only the count: find where that count ends.
+            position = START
+            if applied:
+                for _, position in store.read_after(START):
+                    if position.count == applied:
+                        break
+            if position.count != applied:
+                raise ProjectionsAhead(self.path, applied, store.count)
+            return position
+        offset = int(self._meta("log_offset") or 0)
+        where = store.directory / log_file if log_file else None
+        if applied > store.count or (
+            where is not None and (not where.is_file() or where.stat().st_size < offset)
+        ):
+            raise ProjectionsAhead(self.path, applied, store.count)
+        return LogPosition(applied, log_file or None, offset)
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
 
     # -- queries -----------------------------------------------------------------------
     def todos(self, *, include_done: bool = False) -> list[Todo]:
@@ -184,10 +229,13 @@ class Projections:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # SQLite rolls back by itself on some errors (a full disk); then there is
+                # nothing left to roll back, and trying would hide the real error.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
 
 def rebuild(path: Path, store: EventStore) -> int:
@@ -199,7 +247,7 @@ def rebuild(path: Path, store: EventStore) -> int:
     fresh = Projections(staging)
     fresh.open()
     try:
-        count = fresh.apply(store.read())
+        count = fresh.catch_up(store)
         fresh.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         fresh.close()
@@ -209,6 +257,29 @@ def rebuild(path: Path, store: EventStore) -> int:
             stale.unlink()
     staging.replace(path)
     return count
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold the projections database for this process, or raise ProjectionsInUse.
+
+    The service holds it while it runs, so a rebuild cannot swap the file under it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ProjectionsInUse(path) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _reason(exc: sqlite3.Error, path: Path) -> str:
+    """An operator's line for a failed update: SQLite's words name the cause."""
+    return f"the projections cannot be updated: {exc} ({path.name})"
 
 
 def _db_files(path: Path) -> list[Path]:

@@ -1,24 +1,29 @@
 """The append-only JSONL event store.
 
-One file per UTC day (`events-YYYY-MM-DD.jsonl`). Every append happens under an exclusive
-`flock` on a lock file in the same directory, is written with O_APPEND and fsynced before it
-returns, so two processes never interleave lines and an acknowledged event survives a crash.
-A torn last line (a crash mid-write) is moved to a quarantine file beside the log, never dropped
-and never rewritten into history.
+One file per UTC day (`events-YYYY-MM-DD.jsonl`). Every write happens under an exclusive
+`flock` on a lock file in the same directory, is written with O_APPEND and fsynced before any
+append in it returns, so two processes never interleave lines and an acknowledged event survives
+a crash. Appends from several threads that arrive while a write is under way are written and
+fsynced together by the next one (group commit): one fsync for many, none acknowledged early.
+A write that fails (a full disk, an I/O error) is cut back to where it began, so an event is
+either in the log whole and acknowledged, or not in it at all. A torn last line left by a crash
+is moved to a quarantine file beside the log, never dropped and never rewritten into history.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from helionyx.domain.errors import EventLogCorrupt
+from helionyx.domain.errors import EventLogCorrupt, StoreUnavailable
 from helionyx.domain.events import Event, utc_now
 
 log = logging.getLogger(__name__)
@@ -40,23 +45,50 @@ class QuarantinedTail:
 
 @dataclass(frozen=True)
 class LogPosition:
-    """A point in the log: how many events precede it, and where the last file ends."""
+    """A point in the log: how many events precede it, and the file and byte offset it is at."""
 
     count: int
     last_file: str | None
     offset: int
 
 
+START = LogPosition(0, None, 0)
+
+
+@dataclass
+class _Pending:
+    """One caller's append waiting for the write that carries it."""
+
+    data: bytes
+    events: Sequence[Event]
+    done: bool = False
+    position: LogPosition | None = None
+    error: StoreUnavailable | None = None
+
+
 class EventStore:
     """Append-only event log in one directory."""
 
-    def __init__(self, directory: Path, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        fsync: bool = True,
+        observer: Callable[[Event], None] | None = None,
+    ) -> None:
         self.directory = directory
         self._clock = clock
+        # Only benchmarks turn this off, to measure the ceiling; see docs/CONFIG.md.
+        self._fsync = fsync
+        self._observer = observer
         self._count = 0
         self._by_type: dict[str, int] = {}
         self._last: Event | None = None
         self.quarantined: list[QuarantinedTail] = []
+        self._queue: list[_Pending] = []
+        self._writing = False
+        self._turn = threading.Condition()
 
     # -- opening -----------------------------------------------------------------------
     def open(self) -> list[QuarantinedTail]:
@@ -74,6 +106,8 @@ class EventStore:
         self._count += 1
         self._by_type[event.event_type] = self._by_type.get(event.event_type, 0) + 1
         self._last = event
+        if self._observer is not None:
+            self._observer(event)
 
     def files(self) -> list[Path]:
         """The log files in append order."""
@@ -81,29 +115,80 @@ class EventStore:
 
     # -- writing -----------------------------------------------------------------------
     def append(self, events: Sequence[Event]) -> LogPosition:
-        """Durably append events as one write; returns the position after them."""
+        """Durably append events as one unit; returns the position after them.
+
+        Raises StoreUnavailable, with nothing of these events in the log, when it cannot.
+        """
         if not events:
             return self.position()
-        data = b"".join(event.to_line() for event in events)
-        with self._locked():
-            path = self._target_file()
-            if path.exists():
-                self._repair_tail(path)
-            created = not path.exists()
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        item = _Pending(b"".join(event.to_line() for event in events), events)
+        with self._turn:
+            self._queue.append(item)
+            while self._writing and not item.done:
+                self._turn.wait()
+            if not item.done:
+                # Nobody is writing: this caller writes everything queued so far.
+                self._writing = True
+                batch, self._queue = self._queue, []
+        if not item.done:
             try:
-                written = os.write(fd, data)
-                if written != len(data):
-                    raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
-                os.fsync(fd)
-                offset = os.fstat(fd).st_size
+                self._write(batch)
             finally:
-                os.close(fd)
-            if created:
-                _fsync_dir(self.directory)
-        for event in events:
-            self._note(event)
-        return LogPosition(self._count, path.name, offset)
+                with self._turn:
+                    for pending in batch:
+                        pending.done = True
+                    self._writing = False
+                    self._turn.notify_all()
+        if item.error is not None:
+            raise item.error
+        assert item.position is not None
+        return item.position
+
+    def _write(self, batch: list[_Pending]) -> None:
+        """One write and one fsync for a batch; each caller gets its own position or error."""
+        try:
+            with self._locked():
+                path = self._target_file()
+                if path.exists():
+                    self._repair_tail(path)
+                start = self._write_whole(path, b"".join(p.data for p in batch))
+        except OSError as exc:
+            error = StoreUnavailable(_reason(exc, self.directory))
+            log.error("event log: an append failed and was not stored: %s", error)
+            for pending in batch:
+                pending.error = error
+            return
+        offset = start
+        for pending in batch:
+            offset += len(pending.data)
+            for event in pending.events:
+                self._note(event)
+            pending.position = LogPosition(self._count, path.name, offset)
+
+    def _write_whole(self, path: Path, data: bytes) -> int:
+        """Append `data` whole or not at all; returns the offset it starts at. Caller locks."""
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                _write_all(fd, data)
+                if self._fsync:
+                    os.fsync(fd)
+            except OSError:
+                # Never acknowledged, so it must not stay: cut the file back to where it was.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                    os.fsync(fd)
+                if created:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                raise
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.directory)
+        return start
 
     def _target_file(self) -> Path:
         # Never go back to an earlier day's file when the clock moves backwards: log order
@@ -130,6 +215,30 @@ class EventStore:
                         except ValueError as exc:
                             raise EventLogCorrupt(path, line_number, str(exc)) from exc
                     index += 1
+
+    def read_after(self, position: LogPosition) -> Iterator[tuple[Event, LogPosition]]:
+        """Every complete event after `position`, each with the position just after it."""
+        count = position.count
+        for path in self.files():
+            if position.last_file is not None and path.name < position.last_file:
+                continue
+            start = position.offset if path.name == position.last_file else 0
+            with path.open("rb") as handle:
+                if start > os.fstat(handle.fileno()).st_size:
+                    raise EventLogCorrupt(path, 0, f"shorter than the recorded offset {start}")
+                handle.seek(start)
+                offset = start
+                for line in handle:
+                    if not line.endswith(b"\n"):
+                        break  # a tail still being written by another process: not an event yet
+                    offset += len(line)
+                    count += 1
+                    try:
+                        event = Event.from_line(line)
+                    except ValueError as exc:
+                        where = f"at byte {offset - len(line)}: {exc}"
+                        raise EventLogCorrupt(path, 0, where) from exc
+                    yield event, LogPosition(count, path.name, offset)
 
     @property
     def count(self) -> int:
@@ -191,10 +300,14 @@ class EventStore:
         # The torn bytes reach disk before they leave the log, so a crash here loses nothing.
         fd = os.open(quarantine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            os.write(fd, torn)
+            _write_all(fd, torn)
             os.fsync(fd)
-        finally:
+        except OSError:
+            # A full disk: keep the tail where it is rather than leave an empty quarantine.
             os.close(fd)
+            quarantine.unlink()
+            raise
+        os.close(fd)
         _fsync_dir(self.directory)
         os.truncate(path, keep)
         fd = os.open(path, os.O_RDONLY)
@@ -228,6 +341,20 @@ def _last_newline_end(handle: object, size: int) -> int:
             return start + found + 1
         end = start
     return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One write of all of `data`; a short write (a full disk) is an error, not a retry."""
+    written = os.write(fd, data)
+    if written != len(data):
+        raise OSError(errno.ENOSPC, f"short write: {written} of {len(data)} bytes")
+
+
+def _reason(exc: OSError, directory: Path) -> str:
+    """An operator's line for a failed write: the cause first, then where."""
+    cause = exc.strerror or str(exc)
+    where = Path(exc.filename).name if exc.filename else directory
+    return f"the event log cannot be written: {cause} ({where})"
 
 
 def _fsync_dir(directory: Path) -> None:

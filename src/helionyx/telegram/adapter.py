@@ -1,20 +1,50 @@
-"""The long-poll loop: Telegram in, the Helionyx HTTP API, Telegram out."""
+"""The long-poll loop: Telegram in, the Helionyx HTTP API, Telegram out.
+
+It never wedges on one message. Each update is sent to the service with the update's id as
+its Idempotency-Key, so re-delivering it after any failure stores nothing twice. A message the
+service refuses (4xx) gets a short reply and is confirmed; a reply Telegram refuses for good
+(400, 403) is recorded as a dead letter and confirmed; anything that may pass on a retry (5xx,
+429, a dropped connection) is retried MAX_ATTEMPTS times, then dead-lettered and confirmed, so
+the next messages flow.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import httpx
 
 from helionyx.config import Settings
-from helionyx.telegram.botapi import BotApi, BotApiError, IncomingMessage
+from helionyx.telegram.botapi import BotApi, BotApiError, IncomingMessage, split_message
+from helionyx.telegram.deadletters import DEAD_LETTERS, DeadLetters
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
+MAX_ATTEMPTS = 5
+TOO_LONG = "Sorry, that message is too long for me: 4,000 characters at most. Please split it."
+REFUSED = "Sorry, I could not take that message ({reason})."
+
+
+class ServiceRefused(Exception):
+    """The service answered 4xx: this message will never be taken as it is."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"the service refused the message ({status})")
+
+
+class ServiceFailed(Exception):
+    """The service could not answer now (5xx, 409, no connection); a retry may pass."""
+
+
+class AdapterStopped(Exception):
+    """Telegram says this adapter cannot work (wrong or malformed token)."""
 
 
 class ServiceClient:
@@ -27,17 +57,26 @@ class ServiceClient:
 
     async def interact(self, message: IncomingMessage) -> str:
         """Forward one chat message and return the reply text."""
-        response = await self._client.post(
-            self._url,
-            json={
-                "chat_id": message.chat_id,
-                "text": message.text,
-                "message_id": message.message_id,
-            },
-            headers=self._headers,
-            timeout=30,
-        )
-        response.raise_for_status()
+        try:
+            response = await self._client.post(
+                self._url,
+                json={
+                    "chat_id": message.chat_id,
+                    "text": message.text,
+                    "message_id": message.message_id,
+                },
+                # One key per Telegram update: a re-delivered update is recognised.
+                headers={**self._headers, "Idempotency-Key": f'"telegram-{message.update_id}"'},
+                timeout=30,
+            )
+        except httpx.HTTPError as exc:
+            raise ServiceFailed(f"cannot reach the service ({type(exc).__name__})") from None
+        if response.status_code == 401:
+            raise AdapterStopped("the service refused the adapter's API token (401)")
+        if response.status_code in (409, 429) or response.status_code >= 500:
+            raise ServiceFailed(f"the service answered {response.status_code}")
+        if response.status_code >= 400:
+            raise ServiceRefused(response.status_code, _detail(response))
         return str(response.json()["reply"])
 
 
@@ -45,71 +84,165 @@ class TelegramAdapter:
     """Serves one chat; everything else is logged and ignored."""
 
     def __init__(
-        self, bot: BotApi, service: ServiceClient, chat_id: int, poll_timeout: int = 25
+        self,
+        bot: BotApi,
+        service: ServiceClient,
+        chat_id: int,
+        poll_timeout: int = 25,
+        *,
+        dead_letters: DeadLetters | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.bot = bot
+        self._sleep = sleep
         self.service = service
         self.chat_id = chat_id
         self.poll_timeout = poll_timeout
+        self.dead_letters = dead_letters
         self.offset: int | None = None
+        self._attempts: dict[int, int] = {}
+        self._parts_sent: dict[int, int] = {}
 
     async def run(self) -> None:
-        """Poll until cancelled or until Telegram rejects the token."""
+        """Poll until cancelled or until Telegram says the token cannot work."""
         backoff = 1.0
         while True:
             try:
                 await self.poll_once()
                 backoff = 1.0
+                continue
+            except AdapterStopped as exc:
+                log.error("telegram adapter stopped: %s", exc)
+                return
             except BotApiError as exc:
-                if exc.code == 401:
-                    log.error("telegram adapter stopped: the bot token was rejected (401)")
-                    return
-                if exc.code == 429 and exc.retry_after is not None:
-                    delay = float(exc.retry_after)
-                    log.warning("telegram rate limit: retrying in %.0f s", delay)
-                elif exc.code == 409:
-                    delay = backoff
-                    log.warning(
-                        "telegram conflict (409): another poller or a webhook is active; "
-                        "retrying in %.0f s",
-                        delay,
-                    )
-                else:
-                    delay = backoff
-                    log.warning("%s; retrying in %.0f s", exc, delay)
-                await asyncio.sleep(delay)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-            except httpx.HTTPError as exc:
-                # The message names the exception type only: request URLs carry the token.
-                log.warning(
-                    "telegram adapter: %s talking to %s; retrying in %.0f s",
-                    type(exc).__name__,
-                    "the service" if _is_service_error(exc) else "Telegram",
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                delay = self._delay(exc, backoff)
+            except (ServiceFailed, httpx.HTTPError) as exc:
+                # Never the URL: the Bot API's carries the token.
+                what = exc if isinstance(exc, ServiceFailed) else type(exc).__name__
+                log.warning("telegram adapter: %s; retrying in %.0f s", what, backoff)
+                delay = backoff
+            await self._sleep(delay)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _delay(self, exc: BotApiError, backoff: float) -> float:
+        if exc.code == 429 and exc.retry_after is not None:
+            log.warning("telegram rate limit: retrying in %d s", exc.retry_after)
+            return float(exc.retry_after)
+        if exc.code == 409:
+            log.warning(
+                "telegram conflict (409: %s): a webhook is set for this bot or another process "
+                "polls it; delete the webhook (deleteWebhook) or stop the other poller; "
+                "retrying in %.0f s",
+                exc.description,
+                backoff,
+            )
+            return backoff
+        log.warning("%s; retrying in %.0f s", exc, backoff)
+        return backoff
 
     async def poll_once(self) -> int:
         """Fetch one batch of updates and answer them; returns how many were served."""
         served = 0
-        for message in await self.bot.get_updates(self.offset, self.poll_timeout):
+        try:
+            updates = await self.bot.get_updates(self.offset, self.poll_timeout)
+        except BotApiError as exc:
+            _stop_if_fatal(exc)
+            raise
+        for message in updates:
             if message.text and message.chat_id == self.chat_id:
-                reply = await self.service.interact(message)
-                await self.bot.send_message(message.chat_id, reply, reply_to=message.message_id)
+                await self._serve(message)
                 served += 1
             elif message.chat_id != self.chat_id:
                 log.info("telegram: ignored a message from chat %s (not served)", message.chat_id)
-            # Confirm only after handling, so a failure re-delivers the update.
-            self.offset = message.update_id + 1
+            # Confirmed only once handled (or given up on), so a failure re-delivers it.
+            self._confirm(message)
         return served
 
+    async def _serve(self, message: IncomingMessage) -> None:
+        try:
+            try:
+                reply = await self.service.interact(message)
+            except ServiceRefused as exc:
+                log.warning(
+                    "telegram: the service refused update %d (%d); answered and confirmed",
+                    message.update_id,
+                    exc.status,
+                )
+                reply = _refusal(exc)
+            await self._reply(message, reply)
+        except (ServiceFailed, httpx.HTTPError) as exc:
+            self._count_failure(message, str(exc) or type(exc).__name__)
+        except BotApiError as exc:
+            _stop_if_fatal(exc)
+            if exc.code in (400, 403):
+                # Telegram will never take this reply (blocked, chat gone, bad text).
+                self._give_up(message, f"Telegram refused the reply: {exc}")
+                return
+            self._count_failure(message, str(exc), exc)
 
-def _is_service_error(exc: httpx.HTTPError) -> bool:
+    async def _reply(self, message: IncomingMessage, reply: str) -> None:
+        parts = split_message(reply)
+        done = self._parts_sent.get(message.update_id, 0)
+        for index in range(done, len(parts)):
+            reply_to = message.message_id if index == 0 else None
+            await self.bot.send_message(message.chat_id, parts[index], reply_to=reply_to)
+            self._parts_sent[message.update_id] = index + 1
+
+    def _count_failure(
+        self, message: IncomingMessage, reason: str, error: Exception | None = None
+    ) -> None:
+        attempts = self._attempts.get(message.update_id, 0) + 1
+        self._attempts[message.update_id] = attempts
+        if attempts >= MAX_ATTEMPTS:
+            self._give_up(message, f"{reason} (after {attempts} attempts)")
+            return
+        raise error if error is not None else ServiceFailed(reason)
+
+    def _give_up(self, message: IncomingMessage, reason: str) -> None:
+        log.error(
+            "telegram: update %d given up and confirmed: %s; recorded in %s",
+            message.update_id,
+            reason,
+            DEAD_LETTERS,
+        )
+        if self.dead_letters is not None:
+            self.dead_letters.record(message, reason, self._attempts.get(message.update_id, 1))
+
+    def _confirm(self, message: IncomingMessage) -> None:
+        self.offset = message.update_id + 1
+        self._attempts.pop(message.update_id, None)
+        self._parts_sent.pop(message.update_id, None)
+
+
+def _stop_if_fatal(exc: BotApiError) -> None:
+    if exc.code == 401:
+        raise AdapterStopped(
+            "Telegram rejected the bot token (401 Unauthorized); check TELEGRAM_BOT_TOKEN"
+        ) from None
+    if exc.code == 404:
+        raise AdapterStopped(
+            "Telegram answered 404 for this bot, as it does for a malformed token; "
+            "TELEGRAM_BOT_TOKEN must look like 123456789:AA… (from @BotFather)"
+        ) from None
+
+
+def _refusal(exc: ServiceRefused) -> str:
+    detail = exc.detail
+    if isinstance(detail, list) and any(
+        isinstance(e, dict) and e.get("type") == "string_too_long" for e in detail
+    ):
+        return TOO_LONG
+    if exc.status == 413:
+        return TOO_LONG
+    return REFUSED.format(reason=f"error {exc.status}")
+
+
+def _detail(response: httpx.Response) -> Any:
     try:
-        return "/api/v1/" in exc.request.url.path
-    except RuntimeError:
-        return False
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("detail") if isinstance(body, dict) else None
 
 
 def service_url(settings: Settings) -> str:
@@ -138,6 +271,7 @@ async def running(settings: Settings) -> AsyncIterator[None]:
             ),
             int(settings.telegram_chat_id),
             settings.telegram_poll_timeout,
+            dead_letters=DeadLetters(settings.event_store_path / DEAD_LETTERS),
         )
         task = asyncio.create_task(adapter.run(), name="telegram-adapter")
         try:

@@ -1,4 +1,10 @@
-"""A small client for the three Telegram Bot API methods the adapter uses."""
+"""A small client for the Telegram Bot API methods the adapter uses (getUpdates, sendMessage).
+
+Facts from https://core.telegram.org/bots/api it relies on: every answer is `{"ok": …}` with
+`error_code`, `description` and `parameters.retry_after` on failure; a message text is 1-4096
+characters; 401 is a wrong token and 404 a malformed one; 409 means a webhook is set or another
+getUpdates poller runs; 429 carries `retry_after`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+#: sendMessage's limit on a text, counted as Telegram counts (UTF-16 code units).
+MAX_MESSAGE = 4096
 
 
 class BotApiError(Exception):
@@ -76,8 +85,31 @@ class BotApi:
         return updates
 
     async def send_message(self, chat_id: int, text: str, reply_to: int | None = None) -> None:
-        """Send a text message to a chat."""
+        """Send one text message (at most MAX_MESSAGE long) to a chat."""
         params: dict[str, Any] = {"chat_id": chat_id, "text": text}
         if reply_to:
             params["reply_parameters"] = {"message_id": reply_to}
         await self.call("sendMessage", params, timeout=30)
+
+
+def telegram_length(text: str) -> int:
+    """A text's length as Telegram counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_message(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Cut a text into parts Telegram accepts, at line breaks where possible."""
+    parts: list[str] = []
+    rest = text
+    while telegram_length(rest) > limit:
+        cut = len(rest)
+        while telegram_length(rest[:cut]) > limit:
+            cut = cut * limit // telegram_length(rest[:cut]) or 1
+        newline = rest.rfind("\n", 0, cut)
+        if newline > 0:
+            cut = newline + 1
+        parts.append(rest[:cut].rstrip("\n") or rest[:cut])
+        rest = rest[cut:]
+    if rest or not parts:
+        parts.append(rest)
+    return parts

@@ -121,3 +121,61 @@ def test_the_interaction_endpoint_answers_like_the_chat(client: TestClient) -> N
         "/api/v1/interactions/telegram", headers=AUTH, json={"chat_id": 42, "text": "/todos"}
     )
     assert listing.json() == {"reply": "Open todos:\n1. milk"}
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b'{"text": "\\ud800"}', "text"),
+        (b'{"text": NaN}', "text"),
+        (b'{"text": "ok", "chat_id": "\\udfff"}', "chat_id"),
+    ],
+    ids=["lone-surrogate", "nan", "surrogate-chat"],
+)
+def test_unencodable_input_is_a_422_that_does_not_echo_it(
+    client: TestClient, caplog: pytest.LogCaptureFixture, body: bytes, where: str
+) -> None:
+    response = client.post(
+        "/api/v1/ingest/message", headers={**AUTH, "content-type": "application/json"}, content=body
+    )
+    assert response.status_code == 422
+    assert where in response.json()["detail"][0]["loc"]
+    assert "input" not in response.json()["detail"][0]
+    assert "Traceback" not in caplog.text and "ud800" not in caplog.text
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"text": 5}', b"\xff\xfe"])
+def test_without_the_token_a_bad_body_is_401_not_a_parser_error(
+    client: TestClient, body: bytes
+) -> None:
+    for path in ("/api/v1/ingest/message", "/api/v1/interactions/telegram"):
+        response = client.post(path, headers={"content-type": "application/json"}, content=body)
+        assert response.status_code == 401, path
+        assert response.json() == {"detail": "missing or wrong bearer token"}
+
+
+def test_chat_ids_are_bounded(client: TestClient) -> None:
+    for chat_id in ("9" * 60_000, 2**60, "x" * 65):
+        response = client.post(
+            "/api/v1/interactions/telegram", headers=AUTH, json={"chat_id": chat_id, "text": "hi"}
+        )
+        assert response.status_code in (413, 422), chat_id
+    assert client.get("/api/v1/state", headers=AUTH).json()["events"]["total"] == 0
+
+
+def test_done_with_a_non_ascii_digit_is_the_usage_reply(client: TestClient) -> None:
+    reply = client.post(
+        "/api/v1/interactions/telegram", headers=AUTH, json={"chat_id": 42, "text": "/done ²"}
+    )
+    assert reply.status_code == 200
+    assert reply.json()["reply"].startswith("Usage: /done N")
+
+
+def test_every_status_the_api_answers_is_documented(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    ingest = paths["/api/v1/ingest/message"]["post"]["responses"]
+    assert {"201", "400", "401", "409", "413", "422", "503"} <= set(ingest)
+    assert {"401", "404", "503"} <= set(
+        paths["/api/v1/todos/{number}/complete"]["post"]["responses"]
+    )
+    assert "503" in paths["/health/ready"]["get"]["responses"]

@@ -43,14 +43,14 @@ def test_completing_a_todo_removes_it_from_the_open_list(assistant: Assistant) -
 
 
 def test_interactions_answer_commands_and_capture_free_text(assistant: Assistant) -> None:
-    assert assistant.interact("/start") == HELP_TEXT
-    assert assistant.interact("/todos") == "No open todos."
-    assert assistant.interact("todo: buy bread") == "Captured. 1 todo(s) added."
-    assert assistant.interact("/todos") == "Open todos:\n1. buy bread"
-    assert assistant.interact("/done 1") == "Done: #1 buy bread"
-    assert assistant.interact("/done 7") == "Sorry, there is no todo #7."
-    assert assistant.interact("/done x").startswith("Usage: /done N")
-    assert assistant.interact("hello there") == "Captured."
+    assert assistant.interact("/start").text == HELP_TEXT
+    assert assistant.interact("/todos").text == "No open todos."
+    assert assistant.interact("todo: buy bread").text == "Captured. 1 todo(s) added."
+    assert assistant.interact("/todos").text == "Open todos:\n1. buy bread"
+    assert assistant.interact("/done 1").text == "Done: #1 buy bread"
+    assert assistant.interact("/done 7").text == "Sorry, there is no todo #7."
+    assert assistant.interact("/done x").text.startswith("Usage: /done N")
+    assert assistant.interact("hello there").text == "Captured."
 
 
 def test_state_reports_counts_and_whether_projections_are_current(assistant: Assistant) -> None:

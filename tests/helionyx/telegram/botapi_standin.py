@@ -1,16 +1,20 @@
-"""A local stand-in for the Telegram Bot API, following its documented shapes.
+"""A local stand-in for the Telegram Bot API, doing what https://core.telegram.org/bots/api says.
 
-Implements `getUpdates` (offset confirms earlier updates, long polling up to `timeout`) and
-`sendMessage`, at `/bot<token>/<method>`, accepting JSON or form parameters, answering with the
-`{"ok": true, "result": ...}` envelope or `{"ok": false, "error_code", "description",
-"parameters": {"retry_after"}}` on errors (401 for a wrong token, 400 for an unknown chat,
-409 and 429 when scripted).
+Implements `getUpdates` (offset confirms earlier updates, long polling up to `timeout`),
+`sendMessage`, `setWebhook` and `deleteWebhook`, at `/bot<token>/<method>`, accepting JSON or
+form parameters, answering with the `{"ok": true, "result": ...}` envelope or `{"ok": false,
+"error_code", "description", "parameters": {"retry_after"}}` on errors, as the real one does:
+- a well-formed but wrong token: 401 Unauthorized; a malformed one: 404 Not Found;
+- getUpdates while a webhook is set: 409 Conflict (and scripted 409/429/5xx failures);
+- sendMessage: 400 "message is too long" over 4096 characters (UTF-16 code units), 400 for an
+  empty text, and scripted failures such as 429 with `retry_after`, 403 (bot blocked), 500.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import socket
 import threading
 import time
@@ -27,6 +31,8 @@ from starlette.routing import Route
 
 from tests.helionyx.servicekit import poll
 
+MAX_TEXT = 4096
+
 
 @dataclass
 class BotApiStandIn:
@@ -36,7 +42,10 @@ class BotApiStandIn:
     updates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[int, str, int | None]] = field(default_factory=list)
+    send_failures: list[tuple[int, str, int | None]] = field(default_factory=list)
+    webhook: str = ""
     get_updates_calls: int = 0
+    send_calls: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ""
@@ -63,6 +72,15 @@ class BotApiStandIn:
         """Make the next getUpdates call fail with this error."""
         self.failures.append((code, description, retry_after))
 
+    def fail_sending(self, code: int, description: str, retry_after: int | None = None) -> None:
+        """Make the next sendMessage call fail with this error."""
+        self.send_failures.append((code, description, retry_after))
+
+    def pending(self) -> list[int]:
+        """update_ids not yet confirmed by an offset."""
+        with self._lock:
+            return [u["update_id"] for u in self.updates]
+
     def replies_to(self, chat_id: int) -> list[str]:
         """Texts sent to a chat so far."""
         with self._lock:
@@ -84,7 +102,10 @@ class BotApiStandIn:
         )
 
     async def _endpoint(self, request: Request) -> JSONResponse:
-        if request.path_params["token"] != self.token:
+        token = request.path_params["token"]
+        if not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
+            return _error(404, "Not Found")
+        if token != self.token:
             return _error(401, "Unauthorized")
         params = await _params(request)
         method = request.path_params["method"]
@@ -92,10 +113,22 @@ class BotApiStandIn:
             return await self._get_updates(params)
         if method == "sendMessage":
             return self._send_message(params)
+        if method == "setWebhook":
+            self.webhook = str(params.get("url", ""))
+            return JSONResponse({"ok": True, "result": True, "description": "Webhook was set"})
+        if method == "deleteWebhook":
+            self.webhook = ""
+            return JSONResponse({"ok": True, "result": True, "description": "Webhook was deleted"})
         return _error(404, "Not Found")
 
     async def _get_updates(self, params: dict[str, Any]) -> JSONResponse:
         self.get_updates_calls += 1
+        if self.webhook:
+            return _error(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         if self.failures:
             code, description, retry_after = self.failures.pop(0)
             return _error(code, description, retry_after)
@@ -112,6 +145,10 @@ class BotApiStandIn:
             await asyncio.sleep(0.05)
 
     def _send_message(self, params: dict[str, Any]) -> JSONResponse:
+        self.send_calls += 1
+        if self.send_failures:
+            code, description, retry_after = self.send_failures.pop(0)
+            return _error(code, description, retry_after)
         try:
             chat_id = int(params["chat_id"])
             text = str(params["text"])
@@ -119,6 +156,8 @@ class BotApiStandIn:
             return _error(400, "Bad Request: message text is empty")
         if not text:
             return _error(400, "Bad Request: message text is empty")
+        if len(text.encode("utf-16-le")) // 2 > MAX_TEXT:
+            return _error(400, "Bad Request: message is too long")
         with self._lock:
             message = {
                 "message_id": 5000 + len(self.sent),

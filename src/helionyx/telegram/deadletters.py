@@ -1,0 +1,56 @@
+"""Telegram updates the adapter gave up on, one JSON line each, beside the event log.
+
+A record says which update, when and why: never the message text or any secret. The operator
+finds the message itself in the chat (or, when it was stored, in the event log).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from helionyx.domain.events import utc_now
+from helionyx.telegram.botapi import IncomingMessage
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTERS = "telegram-dead-letters.jsonl"
+
+
+class DeadLetters:
+    """Appends to one dead-letter file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def record(self, message: IncomingMessage, reason: str, attempts: int) -> None:
+        """Append one record durably; a failure to write is logged, never raised."""
+        line = json.dumps(
+            {
+                "at": utc_now().isoformat().replace("+00:00", "Z"),
+                "update_id": message.update_id,
+                "chat_id": message.chat_id,
+                "message_id": message.message_id,
+                "reason": reason,
+                "attempts": attempts,
+            },
+            sort_keys=True,
+        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, (line + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.error("telegram: cannot record dead letter in %s: %s: %s", self.path, exc, line)
+
+    def read(self) -> list[dict[str, object]]:
+        """Every record so far (for the operator and tests)."""
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
