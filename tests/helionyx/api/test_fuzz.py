@@ -19,6 +19,8 @@ from helionyx.runtime import open_runtime
 from tests.helionyx.servicekit import in_process_settings
 
 TOKEN = "fuzz-test-token-0123456789"
+#: Every built-in check, as `schemathesis run --checks all` selects them.
+ALL_CHECKS: list[Any] = list(CHECKS.get_all())
 #: Examples per operation and token setting: bounded, a few seconds in all.
 EXAMPLES = 40
 
@@ -52,7 +54,7 @@ def test_no_generated_request_makes_the_api_fail(
             # A fresh key per case: a generated one reused with another body is rightly a 422,
             # which no single-request check can know (tests/helionyx/api/test_idempotency.py).
             keyed = {**headers, "Idempotency-Key": f'"{uuid.uuid4()}"'}
-            response = case.call_and_validate(headers=keyed, checks=CHECKS.get_all())
+            response = case.call_and_validate(headers=keyed, checks=ALL_CHECKS)
             where = (case.method, case.formatted_path, response.text[:300])
             assert response.status_code < 500, where
             if not authorized and case.path.startswith("/api/"):
