@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -96,8 +97,8 @@ class Service:
         """Everything the process wrote to stderr/stdout so far."""
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 20) -> None:
-        """Poll /health/ready until it answers 200 (or the process dies)."""
+    def wait_ready(self, timeout: float = 20, path: str = "/health/ready") -> None:
+        """Poll `path` until it answers 200 (or the process dies)."""
 
         def ready() -> bool | None:
             if self.process.poll() is not None:
@@ -105,13 +106,11 @@ class Service:
                     f"service exited with {self.process.returncode}:\n{self.log()}"
                 )
             try:
-                return (
-                    httpx.get(self.base_url + "/health/ready", timeout=1).status_code == 200 or None
-                )
+                return httpx.get(self.base_url + path, timeout=1).status_code == 200 or None
             except httpx.HTTPError:
                 return None
 
-        poll(ready, timeout, "the service to become ready")
+        poll(ready, timeout, f"the service to answer 200 on {path}")
 
     def stop(self, timeout: float = 15) -> int:
         """SIGTERM and wait; returns the exit code."""
@@ -121,10 +120,41 @@ class Service:
 
 
 @contextmanager
+def mounted(target: Path, *options: str) -> Iterator[Path]:
+    """A real mount on `target` for the context (root only): a small tmpfs, a read-only bind."""
+    if not target.exists():
+        target.mkdir(parents=True)
+    subprocess.run(["mount", *options, str(target)], check=True)
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem holding `directory` to the last byte; returns the filler to delete."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 16, 4096, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size) == size:
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+@contextmanager
 def running_service(
-    env: Mapping[str, str], log_path: Path, cwd: Path, pass_fds: tuple[int, ...] = ()
+    env: Mapping[str, str],
+    log_path: Path,
+    cwd: Path,
+    pass_fds: tuple[int, ...] = (),
+    *,
+    until: str = "/health/ready",
 ) -> Iterator[Service]:
-    """Start the service, wait until ready, and always stop it afterwards."""
+    """Start the service, wait until `until` answers 200, and always stop it afterwards."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "helionyx", "serve"],
@@ -136,7 +166,7 @@ def running_service(
         )
     service = Service(process, f"http://127.0.0.1:{env['API_PORT']}", log_path)
     try:
-        service.wait_ready()
+        service.wait_ready(path=until)
         yield service
     finally:
         if process.poll() is None:

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 _PREFIX = "events-"
 _SUFFIX = ".jsonl"
 _LOCK_NAME = ".events.lock"
+#: Appends are refused below this much free space: room for one largest request and its events.
+MIN_FREE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,13 @@ class EventStore:
         for path in self.files()[-1:]:
             if not os.access(path, os.W_OK):
                 return f"event log {path} is not writable"
+        stat = os.statvfs(self.directory)
+        if stat.f_bavail * stat.f_frsize < MIN_FREE:
+            # Refused before the write: a full disk must not take half an append.
+            return (
+                f"the event log cannot be written: No space left on device (less than "
+                f"{MIN_FREE // 1024} KiB free under {self.directory})"
+            )
         return None
 
     # -- internals ---------------------------------------------------------------------
@@ -344,10 +353,13 @@ def _last_newline_end(handle: object, size: int) -> int:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    """One write of all of `data`; a short write (a full disk) is an error, not a retry."""
-    written = os.write(fd, data)
-    if written != len(data):
-        raise OSError(errno.ENOSPC, f"short write: {written} of {len(data)} bytes")
+    """Write all of `data`; the write that cannot (a full disk) raises with the real cause."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def _reason(exc: OSError, directory: Path) -> str:
