@@ -198,3 +198,7 @@ bench: $(STAMP) ## deploy benchmark on the test node vs the in-place way (root; 
 	@# PYTHONDONTWRITEBYTECODE is set (it is on the machine the figures come from).
 	@$(PY) -m compileall -q release benchmarks >/dev/null
 	@$(PY) -m benchmarks.deploy_bench
+
+.PHONY: bench-service
+bench-service: $(STAMP) ## ingests/s and p50/p99 for 1 and 8 writers against a real service, fsync on and off
+	@$(PY) -m benchmarks.service_bench

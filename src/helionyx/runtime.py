@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from helionyx.config import Settings
 from helionyx.domain.assistant import Assistant
+from helionyx.domain.errors import ProjectionsUnavailable
 from helionyx.domain.idempotency import IdempotencyIndex
 from helionyx.domain.projections import Projections, exclusive
 from helionyx.domain.store import EventStore
@@ -54,7 +55,16 @@ def open_runtime(settings: Settings) -> Runtime:
         raise
     assistant = Assistant(store, projections, keys=keys)
     before = projections.applied
-    lag = assistant.sync()
+    try:
+        # A database ahead of the log needs a rebuild by hand: refuse to start, with advice.
+        projections.catch_up(store)
+        lag = None
+    except ProjectionsUnavailable:
+        lag = assistant.sync()
+    except BaseException:
+        projections.close()
+        held.close()
+        raise
     if lag is None:
         log.info(
             "projections: %s current at %d events (%d applied now)",

@@ -103,3 +103,23 @@ def test_check_config_shows_settings_but_not_secrets(tmp_path: Path) -> None:
     assert "HELIONYX_API_TOKEN=(set)" in result.stdout
     assert SECRET not in result.stdout + result.stderr
     assert "telegram-secret" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("chat", ["@mychannel", "12ab", "1.5"])
+def test_check_config_refuses_a_chat_id_that_is_not_a_number(tmp_path: Path, chat: str) -> None:
+    environ = {
+        **base(tmp_path),
+        "TELEGRAM_BOT_TOKEN": "123:telegram-secret",
+        "TELEGRAM_CHAT_ID": chat,
+    }
+    result = run_cli("check-config", "--env", "dev", environ=environ, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "TELEGRAM_CHAT_ID" in result.stderr and "numeric id" in result.stderr
+    assert "telegram-secret" not in result.stderr
+
+
+def test_a_negative_group_chat_id_and_an_empty_one_are_accepted(tmp_path: Path) -> None:
+    assert load_settings("dev", environ={**base(tmp_path), "TELEGRAM_CHAT_ID": "-1001234567890"})
+    empty = load_settings("dev", environ={**base(tmp_path), "TELEGRAM_CHAT_ID": ""})
+    assert empty.telegram_chat_id is None and not empty.telegram_enabled

@@ -118,7 +118,7 @@ def create_app(
         # Catching up here is what repairs a read model that fell behind, without a restart.
         reason = assistant.store.writable() or assistant.sync()
         applied = assistant.projections.applied
-        if reason is None and applied != assistant.store.count:
+        if reason is None and applied < assistant.store.count:
             reason = f"projections reflect {applied} of {assistant.store.count} events"
         body: dict[str, Any] = {
             "status": "ready" if reason is None else "not_ready",

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from helionyx.domain import events as ev
-from helionyx.domain.errors import ProjectionsUnavailable, StoreUnavailable, UnknownTodo
+from helionyx.domain.errors import (
+    ProjectionsAhead,
+    ProjectionsUnavailable,
+    StoreUnavailable,
+    UnknownTodo,
+)
 from helionyx.domain.events import Event
 from helionyx.domain.extractor import Extractor, RuleBasedExtractor
 from helionyx.domain.idempotency import FINGERPRINT_FIELD, KEY_FIELD, Claim, IdempotencyIndex
@@ -76,11 +81,12 @@ class Assistant:
         """Catch the read model up with the log; the reason it cannot, or None."""
         try:
             self.projections.catch_up(self.store)
-        except ProjectionsUnavailable as exc:
-            if exc.reason != self._lag:
-                log.warning("projections: %s; repaired from the log once possible", exc.reason)
-            self._lag = exc.reason
-            return exc.reason
+        except (ProjectionsUnavailable, ProjectionsAhead) as exc:
+            reason = str(exc)
+            if reason != self._lag:
+                log.warning("projections: %s; repaired from the log once possible", reason)
+            self._lag = reason
+            return reason
         if self._lag is not None:
             log.info("projections: caught up with the log again")
         self._lag = None

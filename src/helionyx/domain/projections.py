@@ -171,9 +171,9 @@ class Projections:
             return position
         offset = int(self._meta("log_offset") or 0)
         where = store.directory / log_file if log_file else None
-        if applied > store.count or (
-            where is not None and (not where.is_file() or where.stat().st_size < offset)
-        ):
+        # The file decides, not the store's count: another thread's append may be on disk
+        # (and applied from there) a moment before that count includes it.
+        if where is not None and (not where.is_file() or where.stat().st_size < offset):
             raise ProjectionsAhead(self.path, applied, store.count)
         return LogPosition(applied, log_file or None, offset)
 

@@ -90,6 +90,8 @@ class EventStore:
         self.quarantined: list[QuarantinedTail] = []
         self._queue: list[_Pending] = []
         self._writing = False
+        #: Writes (one fsync each) done by this process; appends / writes is the batching.
+        self.writes = 0
         self._turn = threading.Condition()
 
     # -- opening -----------------------------------------------------------------------
@@ -154,6 +156,7 @@ class EventStore:
                 if path.exists():
                     self._repair_tail(path)
                 start = self._write_whole(path, b"".join(p.data for p in batch))
+                self.writes += 1
         except OSError as exc:
             error = StoreUnavailable(_reason(exc, self.directory))
             log.error("event log: an append failed and was not stored: %s", error)

@@ -4,7 +4,11 @@ from pathlib import Path
 import pytest
 
 from helionyx.domain.assistant import Assistant
-from helionyx.domain.errors import ProjectionsAhead, ProjectionSchemaMismatch
+from helionyx.domain.errors import (
+    ProjectionsAhead,
+    ProjectionSchemaMismatch,
+    ProjectionsUnavailable,
+)
 from helionyx.domain.projections import Projections, rebuild
 from helionyx.domain.store import EventStore
 
@@ -67,3 +71,23 @@ def test_projections_ahead_of_the_log_are_refused(tmp_path: Path) -> None:
     empty.open()
     with pytest.raises(ProjectionsAhead, match="rebuild-projections"):
         assistant.projections.catch_up(empty)
+
+
+def test_a_failed_update_is_repaired_from_the_log_without_a_restart(tmp_path: Path) -> None:
+    """SQLite's own size cap gives a real SQLITE_FULL: the first finding of the fault probe."""
+    assistant = make(tmp_path)
+    assistant.ingest_message("todo: one")
+    pages = assistant.projections.db.execute("PRAGMA page_count").fetchone()[0]
+    assistant.projections.db.execute(f"PRAGMA max_page_count = {pages}")
+    for n in range(5):
+        assistant.ingest_message(f"todo: big {n} " + "x" * 3900)  # in the log: no error
+    assert assistant.sync() is not None and "full" in str(assistant.sync())
+    with pytest.raises(ProjectionsUnavailable, match="database or disk is full"):
+        assistant.todos()
+    assistant.projections.db.execute("PRAGMA max_page_count = 1000000")
+    assert len(assistant.todos()) == 6, "caught up from the log on the next read"
+    assistant.projections.close()
+    reopened = _open(tmp_path / "p" / "projections.db")
+    assert reopened.catch_up(assistant.store) == 0, "a restart finds nothing to redo"
+    rebuild(tmp_path / "rebuilt.db", assistant.store)
+    assert reopened.snapshot() == _open(tmp_path / "rebuilt.db").snapshot()

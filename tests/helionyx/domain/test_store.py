@@ -1,12 +1,15 @@
 import json
 import multiprocessing
+import resource
+import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from helionyx.domain import events as ev
-from helionyx.domain.errors import EventLogCorrupt
+from helionyx.domain.errors import EventLogCorrupt, StoreUnavailable
 from helionyx.domain.events import Event
 from helionyx.domain.store import EventStore
 
@@ -105,3 +108,46 @@ def test_two_processes_appending_at_once_never_interleave_lines(tmp_path: Path) 
     for name in ("a", "b"):
         mine = [int(t.split("-")[1]) for t in texts if t.startswith(name + "-")]
         assert mine == list(range(150))
+
+
+def test_a_failed_append_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A real write failure without root: the file-size limit (EFBIG) stands in for a full disk."""
+    store = opened(tmp_path)
+    store.append([message("kept")])
+    log_file = store.files()[0]
+    before = log_file.read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 100, hard))
+    try:
+        with pytest.raises(StoreUnavailable, match="cannot be written"):
+            store.append([message("x" * 500)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert log_file.read_bytes() == before, "cut back to where the write began"
+    assert list(tmp_path.glob("*.torn-*")) == []
+    assert store.count == 1
+    store.append([message("after")])
+    assert [e.payload["text"] for e in opened(tmp_path).read()] == ["kept", "after"]
+
+
+def test_concurrent_appends_share_fsyncs_and_each_lands_once(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    sent = [[message(f"w{w}-{n}") for n in range(50)] for w in range(8)]
+
+    def writer(events: list[Event]) -> None:
+        for event in events:
+            store.append([event])
+
+    threads = [threading.Thread(target=writer, args=(batch,)) for batch in sent]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    read = list(opened(tmp_path).read())
+    assert sorted(e.event_id for e in read) == sorted(e.event_id for b in sent for e in b)
+    for batch in sent:  # each writer's events in its own order
+        ids = [e.event_id for e in read if e.event_id in {x.event_id for x in batch}]
+        assert ids == [e.event_id for e in batch]
+    assert store.writes < 400, "appends that arrived during a write shared the next one"
