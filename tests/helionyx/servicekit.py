@@ -119,6 +119,21 @@ class Service:
         return self.process.wait(timeout=timeout)
 
 
+def helionyx_cli(
+    *args: str, env: Mapping[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m helionyx ARGS…` as an operator would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "helionyx", *args],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @contextmanager
 def mounted(target: Path, *options: str) -> Iterator[Path]:
     """A real mount on `target` for the context (root only): a small tmpfs, a read-only bind."""

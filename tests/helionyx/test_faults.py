@@ -7,7 +7,6 @@ Root is needed for the mounts (CI runs as root).
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from tests.helionyx.servicekit import (
     Service,
     fill,
     free_port,
+    helionyx_cli,
     mounted,
     poll,
     running_service,
@@ -148,15 +148,7 @@ def test_rebuild_projections_is_refused_while_the_service_runs(tmp_path: Path) -
     database = tmp_path / "projections" / "projections.db"
 
     def rebuild_cli() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "helionyx", "rebuild-projections"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return helionyx_cli("rebuild-projections", env=env, cwd=tmp_path)
 
     with running_service(env, tmp_path / "log", tmp_path) as service, service.client() as client:
         client.post("/api/v1/ingest/message", json={"text": "todo: keep me"})

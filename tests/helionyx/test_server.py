@@ -17,7 +17,14 @@ import pytest
 from helionyx import __commit__, __version__
 from helionyx.domain.projections import Projections, rebuild
 from helionyx.domain.store import EventStore
-from tests.helionyx.servicekit import TOKEN, free_port, poll, running_service, service_env
+from tests.helionyx.servicekit import (
+    TOKEN,
+    free_port,
+    helionyx_cli,
+    poll,
+    running_service,
+    service_env,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -142,26 +149,10 @@ def test_a_foreign_projection_schema_refuses_to_start_with_advice(tmp_path: Path
     db.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
     db.commit()
     db.close()
-    result = subprocess.run(
-        [sys.executable, "-m", "helionyx", "serve"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = helionyx_cli("serve", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert "rebuild-projections" in result.stderr
-    rebuilt = subprocess.run(
-        [sys.executable, "-m", "helionyx", "rebuild-projections"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    rebuilt = helionyx_cli("rebuild-projections", env=env, cwd=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stderr
     with running_service(env, tmp_path / "log2", tmp_path) as service:
         assert service.stop() == 0

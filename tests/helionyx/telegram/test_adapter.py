@@ -40,15 +40,7 @@ def botapi() -> Iterator[BotApiStandIn]:
 def test_the_allowed_chat_gets_replies_and_other_chats_get_nothing(
     tmp_path: Path, botapi: BotApiStandIn
 ) -> None:
-    env = service_env(
-        tmp_path,
-        free_port(),
-        TELEGRAM_BOT_TOKEN=BOT_TOKEN,
-        TELEGRAM_CHAT_ID=str(ALLOWED),
-        TELEGRAM_API_BASE=botapi.base_url,
-        TELEGRAM_POLL_TIMEOUT="1",
-    )
-    with running_service(env, tmp_path / "log", tmp_path) as service:
+    with running_service(telegram_env(tmp_path, botapi), tmp_path / "log", tmp_path) as service:
         botapi.push_text(ALLOWED, "todo: buy milk\ntodo: call the plumber")
         assert botapi.wait_for_reply(ALLOWED, 1) == ["Captured. 2 todo(s) added."]
         botapi.push_text(STRANGER, "/todos")
