@@ -16,6 +16,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -773,6 +774,66 @@ def cmd_activate(req: dict[str, Any]) -> dict[str, Any]:
     return {**cmd_restart(req), "before": switched["before"]}
 
 
+def cmd_go_live(req: dict[str, Any]) -> dict[str, Any]:
+    """Switch to a built release, restart, health-gate; on failure switch back, restart and
+    re-check. One step on the host, which also writes the operation's finish record, so it
+    completes and is recorded even when the operator is gone (killed, cut off) mid-way."""
+    layout = Layout(req)
+    try:
+        result = _go_live(layout, req)
+    except Exception as exc:
+        _finish(layout, req, "failed", str(exc) or type(exc).__name__)
+        raise
+    _finish(layout, req, result["outcome"], result["reason"])
+    return result
+
+
+def _go_live(layout: Layout, req: dict[str, Any]) -> dict[str, Any]:
+    switched = cmd_switch(req)
+    gate = cmd_restart(req)
+    outcome, reason, journal = "succeeded", None, []
+    if not gate["healthy"]:
+        reason = str(gate["reason"])
+        journal = cmd_journal({"unit": layout.unit, "lines": 20})["lines"]
+        back_to = req.get("back_to")
+        if not back_to or not (layout.releases / back_to / "manifest.json").is_file():
+            outcome, reason = "failed", f"{reason}; no previous release to roll back to"
+        else:
+            back = cmd_activate(
+                {
+                    **req,
+                    "sha": back_to,
+                    "version": req.get("back_version"),
+                    "previous": req.get("back_previous"),
+                }
+            )
+            if back["healthy"]:
+                outcome, reason = "rolled_back", f"{reason}; rolled back to {back_to[:12]}"
+            else:
+                outcome = "failed"
+                reason = (
+                    f"{reason}; the rollback to {back_to[:12]} is not healthy either: "
+                    f"{back['reason']}"
+                )
+    return {
+        "healthy": outcome == "succeeded",
+        "outcome": outcome,
+        "reason": reason,
+        "journal": journal,
+        "seconds": gate.get("seconds"),
+        "before": switched["before"],
+        "changes": gate.get("changes", []),
+    }
+
+
+def _finish(layout: Layout, req: dict[str, Any], outcome: str, reason: str | None) -> None:
+    """The operation's closing record, completed here with what happened."""
+    finish = {**req["finish"], "outcome": outcome, "ended_at": now()}
+    if reason:
+        finish["reason"] = reason
+    append_log(layout, [finish])
+
+
 def cmd_stop(req: dict[str, Any]) -> dict[str, Any]:
     """Stop the unit."""
     layout = Layout(req)
@@ -1110,6 +1171,7 @@ COMMANDS = {
     "switch": cmd_switch,
     "restart": cmd_restart,
     "activate": cmd_activate,
+    "go_live": cmd_go_live,
     "stop": cmd_stop,
     "journal": cmd_journal,
     "prune": cmd_prune,
@@ -1156,6 +1218,8 @@ def serve() -> int:
     of a new SSH channel and interpreter. When the operator goes away mid-step, the step
     still finishes and records itself; only its answer has nowhere to go.
     """
+    # The operator's end going away (a kill, a cut link) must not stop a step half-way.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     sys.stdout.write(json.dumps({"ok": True, "result": {"agent": os.getpid()}}) + "\n")
     sys.stdout.flush()
     for line in sys.stdin:

@@ -157,6 +157,10 @@ def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progr
 class PrintReporter:
     """Steps with their durations, on stdout."""
 
+    def headline(self, message: str) -> None:
+        """The operation's first line."""
+        print(message, flush=True)
+
     def step(self, name: str, seconds: float, detail: str = "") -> None:
         """One finished step."""
         print(f"  {name:<18} {seconds:6.2f} s  {detail}".rstrip(), flush=True)
@@ -181,7 +185,6 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
         print(f"{env.name} is set up on {env.host}")
         return 0
     if args.command == "deploy":
-        print(f"deploying {args.version} to {env.name} on {env.host}")
         result = deploy.deploy(
             ws, env, args.version, _store(args.store, ws), reporter=reporter, progress=progress
         )

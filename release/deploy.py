@@ -16,7 +16,7 @@ from typing import Any
 
 from release.artifact import Artifact
 from release.environments import Environment
-from release.errors import ReleaseError, UsageError
+from release.errors import ReleaseError, RequestNotSent, UsageError
 from release.history import FAILED, NOOP, ROLLED_BACK, SUCCEEDED, failed_shas, newest_first
 from release.host import HostError, HostState
 from release.operation import Operation, OperationFailed, Reporter
@@ -82,11 +82,14 @@ def deploy(
     progress: Progressable,
 ) -> DeployResult:
     """Deploy release `ref` (version, tag or SHA) from `store` to `env`."""
+    # An unknown version is refused before anything is announced or dialled.
+    info = resolve(store.releases(), ref)
+    reporter.headline(f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {env.host}")
     with Operation(env, "deploy", reporter, render_units(ws.root, env)) as op:
         # The SSH handshake runs while the artifact is checked; nothing is sent until it passes.
         op.dial()
-        with op.timed("fetch + verify", ref):
-            artifact = fetch_verified(ws, env, ref, store, progress)
+        with op.timed("fetch + verify", info.version):
+            artifact = fetch_verified(ws, env, info.version, store, progress)
         sha, version = artifact.commit, artifact.version
         op.connect()
         state = op.take_lock(f"deploy {version}")
@@ -98,26 +101,24 @@ def deploy(
             if state.current == sha and serving_sha(state) == sha:
                 finish = op.finish_event(NOOP)
                 reporter.note(f"{version} ({sha[:12]}) is already deployed and healthy")
+                # Killed deploys leave releases behind too: a no-op keeps retention as well.
+                _prune_and_report(op, state, sha)
                 return DeployResult(NOOP, version, sha, state.current, tuple(op.notices))
             try:
-                finish = _install_and_switch(op, artifact, state)
+                done = _install_and_go_live(op, artifact, state)
             except ReleaseError as exc:
-                finish = op.finish_event(FAILED, str(exc))
+                finish = None if op.finished_on_host else op.finish_event(FAILED, str(exc))
                 raise
-            if finish["outcome"] != SUCCEEDED:
-                raise _failure(op, finish)
-            with op.timed("prune", f"keep {env.keep_releases}"):
-                pruned = _prune(op, state, sha)
-            if pruned:
-                reporter.note(
-                    f"pruned {len(pruned)} old release(s): {', '.join(p[:12] for p in pruned)}"
-                )
+            if done["outcome"] != SUCCEEDED:
+                op.context["journal"] = done["journal"]
+                raise _failure(op, done)
+            _prune_and_report(op, state, sha)
             return DeployResult(SUCCEEDED, version, sha, state.current, tuple(op.notices))
         finally:
             op.close(finish)
 
 
-def _install_and_switch(op: Operation, artifact: Artifact, state: HostState) -> dict[str, Any]:
+def _install_and_go_live(op: Operation, artifact: Artifact, state: HostState) -> dict[str, Any]:
     assert op.host is not None
     sha, version, env = artifact.commit, artifact.version, op.env
     with op.timed("prepare"):
@@ -153,45 +154,33 @@ def _install_and_switch(op: Operation, artifact: Artifact, state: HostState) -> 
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
         op.reporter.note(f"build: {timings}")
     previous = state.current if state.current != sha else state.previous
-    with op.timed("switch", f"current -> releases/{sha[:12]}"):
-        op.call("switch", "switch", sha=sha, previous=previous)
-    with op.timed("restart + health", f"timeout {env.health_timeout:.0f} s"):
-        gate = op.call(
-            "restart",
-            "health",
-            version=version,
-            sha=sha,
-            timeout=env.health_timeout,
-            units=op.units,
-        )
-    if gate["healthy"]:
-        op.reporter.note(f"healthy after {gate['seconds']:.2f} s")
-        return op.finish_event(SUCCEEDED)
-    return _roll_back_after(op, state, gate["reason"])
-
-
-def _roll_back_after(op: Operation, state: HostState, reason: str) -> dict[str, Any]:
-    """The new release failed its health gate: flip back to what was current and re-check."""
-    assert op.host is not None
-    op.context["journal"] = op.host.journal(20)
-    back_to = state.current
-    if back_to is None or back_to not in state.releases:
-        return op.finish_event(FAILED, f"{reason}; no previous release to roll back to")
-    with op.timed("roll back", f"current -> releases/{back_to[:12]}"):
-        gate = op.call(
-            "activate",
-            "rollback",
-            units=op.units,
-            previous=state.previous,
-            version=state.version_of(back_to),
-            sha=back_to,
-            timeout=op.env.health_timeout,
-        )
-    if gate["healthy"]:
-        return op.finish_event(ROLLED_BACK, f"{reason}; rolled back to {back_to[:12]}")
-    return op.finish_event(
-        FAILED, f"{reason}; the rollback to {back_to[:12]} is not healthy either: {gate['reason']}"
-    )
+    back_to = state.current if state.current in state.releases else None
+    detail = f"current -> releases/{sha[:12]}, restart, health (timeout {env.health_timeout:.0f} s)"
+    # From here the host finishes the operation and records it, whatever happens to us.
+    op.finished_on_host = True
+    try:
+        with op.timed("go live", detail):
+            done: dict[str, Any] = op.call(
+                "go_live",
+                "go live",
+                sha=sha,
+                version=version,
+                previous=previous,
+                timeout=env.health_timeout,
+                units=op.units,
+                back_to=back_to,
+                back_version=state.version_of(back_to) if back_to else None,
+                back_previous=state.previous,
+                finish=op.finish_event(SUCCEEDED),
+            )
+    except RequestNotSent:
+        op.finished_on_host = False
+        raise
+    if done["outcome"] == SUCCEEDED:
+        op.reporter.note(f"healthy after {done['seconds']:.2f} s")
+    elif done["outcome"] == ROLLED_BACK:
+        op.reporter.note(f"unhealthy, rolled back on the host: {done['reason']}")
+    return done
 
 
 def _failure(op: Operation, finish: dict[str, Any]) -> OperationFailed:
@@ -202,6 +191,15 @@ def _failure(op: Operation, finish: dict[str, Any]) -> OperationFailed:
         env=op.env.name,
         host=op.env.host,
     )
+
+
+def _prune_and_report(op: Operation, state: HostState, sha: str) -> None:
+    with op.timed("prune", f"keep {op.env.keep_releases}"):
+        pruned = _prune(op, state, sha)
+    if pruned:
+        op.reporter.note(
+            f"pruned {len(pruned)} old release(s): {', '.join(p[:12] for p in pruned)}"
+        )
 
 
 def _prune(op: Operation, state: HostState, sha: str) -> list[str]:

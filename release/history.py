@@ -8,6 +8,8 @@ from typing import Any
 from release.host import HostState
 
 FINISH = "finish"
+#: The step that flips `current` in deploys made before the host finished them itself.
+SWITCH = "switch"
 SUCCEEDED = "succeeded"
 ROLLED_BACK = "rolled_back"
 FAILED = "failed"
@@ -52,18 +54,17 @@ def finishes(log: list[dict[str, Any]]) -> list[Deployment]:
 
 
 def last_success_for(log: list[dict[str, Any]], sha: str | None) -> Deployment | None:
-    """The latest deploy or rollback that made `sha` current and healthy."""
-    for done in reversed(finishes(log)):
-        if (
-            done.sha == sha
-            and done.action in ("deploy", "rollback")
-            and done.outcome
-            in (
-                SUCCEEDED,
-                NOOP,
-            )
-        ):
-            return done
+    """The operation that last switched `sha` in: a deploy or rollback that succeeded, or a
+    switch whose operation was cut off before it could finish. A no-op switches nothing."""
+    for event in reversed(log):
+        if event.get("sha") != sha:
+            continue
+        step, outcome = event.get("step"), event.get("outcome")
+        if step == FINISH and event.get("action") in ("deploy", "rollback"):
+            if outcome == SUCCEEDED:
+                return Deployment.of(event)
+        elif step == SWITCH and outcome == "ok":
+            return Deployment.of(event)
     return None
 
 

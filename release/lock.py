@@ -61,6 +61,15 @@ def describe(holder: dict[str, Any]) -> str:
     )
 
 
+def describe_now(holder: dict[str, Any]) -> str:
+    """One line naming a lock holder, marked stale when it is provably gone (the same check
+    the next operation uses to break the lock)."""
+    line = describe(holder)
+    if holder_gone(holder):
+        return f"{line}; stale: that process is gone, the next operation removes the lock"
+    return line
+
+
 def holder_gone(holder: dict[str, Any]) -> bool | None:
     """True when the holder process provably no longer runs; None when that cannot be told."""
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):

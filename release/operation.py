@@ -25,6 +25,9 @@ from release.remote import Remote, SshRemote
 class Reporter(Protocol):
     """Where progress goes (the CLI prints it; tests may collect it)."""
 
+    def headline(self, message: str) -> None:
+        """What the operation does, once its target is known (after the input was checked)."""
+
     def step(self, name: str, seconds: float, detail: str = "") -> None:
         """A step finished."""
 
@@ -61,6 +64,8 @@ class Operation:
     notices: list[str] = field(default_factory=list)
     host: Host | None = None
     lock: EnvLock | None = None
+    #: Set once a step that writes the operation's finish record on the host was sent.
+    finished_on_host: bool = False
 
     def dial(self) -> None:
         """Start connecting while this side has other work; any failure shows at connect()."""
@@ -154,6 +159,8 @@ class Operation:
                 "(Ctrl-C again leaves at once; the next run repairs)"
             )
             finish = finish or self.finish_event(FAILED, "interrupted by the operator (Ctrl-C)")
+        if self.finished_on_host:
+            finish = None  # the host wrote it, or will once its step ends
         try:
             if self.lock is not None:
                 try:

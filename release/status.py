@@ -8,7 +8,7 @@ from typing import Any
 from release.environments import Environment
 from release.history import last_success_for, release_states
 from release.host import Host, HostState
-from release.lock import describe
+from release.lock import describe_now
 from release.remote import SshRemote
 
 
@@ -84,7 +84,7 @@ def status_of(env: Environment, state: HostState) -> Status:
         },
         health={"status": state.health.get("status"), "body": state.health.get("body")},
         releases=release_states(state),
-        lock=describe(state.lock) if state.lock else None,
+        lock=describe_now(state.lock) if state.lock else None,
         leftovers=state.partials,
     )
 

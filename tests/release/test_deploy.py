@@ -35,11 +35,12 @@ def test_a_deploy_serves_the_release_built_offline_with_bytecode(
         "lock",
         "upload",
         "build",
-        "switch",
-        "restart + health",
+        "go live",
+        "prune",
     ):
         assert f"  {step}" in result.stdout, f"step {step!r} is reported with its duration"
     assert f"deployed 0.1.0 ({sha[:12]}) to staging" in result.stdout
+    assert result.stdout.startswith(f"deploying 0.1.0 ({sha[:12]}) to staging on ")
 
     code, health = node.http("staging", "/health")
     assert code == 200
@@ -198,7 +199,7 @@ def test_the_deploy_log_records_every_deploy_rollback_and_failure(
             assert key in finish
     assert finishes[1]["previous_sha"] == project.shas["0.1.0"]
     steps = {json.loads(line)["step"] for line in lines}
-    assert {"prepare", "build", "switch", "health", "prune", "finish"} <= steps
+    assert {"prepare", "build", "go live", "prune", "finish"} <= steps
 
     _, status = status_json(project, node, "live")
     assert status["version"] == "0.1.0"

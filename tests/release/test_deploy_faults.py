@@ -22,7 +22,7 @@ from tests.release.deploykit import (
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("moment", ["upload", "build", "switch"])
+@pytest.mark.parametrize("moment", ["upload", "build", "go live"])
 def test_a_deploy_killed_mid_way_is_repaired_by_the_next_deploy(
     project: Project, node: NodeHandle, tmp_path: Path, moment: str
 ) -> None:
@@ -60,15 +60,12 @@ def test_a_deploy_killed_mid_way_is_repaired_by_the_next_deploy(
         ).strip()
         == "ok"
     )
-    if moment == "switch":
-        # current names the new release but the old one still serves: status says so.
-        assert status["sha"] == target
-        assert status["healthy"] is False and code != 0
-        assert "restart pending" in status["problem"]
-    else:
-        assert status["sha"] == project.shas["0.1.0"]
-        assert status["healthy"] is True and code == 0
+    # Killed after going live, the host had finished (and recorded) the deploy itself.
+    expected = target if moment == "go live" else project.shas["0.1.0"]
+    assert status["sha"] == expected
+    assert status["healthy"] is True and code == 0
     assert status["lock"] is not None, "the killed deploy's lock is reported"
+    assert "stale: that process is gone" in status["lock"], "and marked as the next run sees it"
     if moment == "upload":
         assert status["leftovers"] == [f".{target}.upload"], "the half-done upload is reported"
 
@@ -79,6 +76,34 @@ def test_a_deploy_killed_mid_way_is_repaired_by_the_next_deploy(
     assert node.ssh("ls -A /opt/helionyx/staging/releases | grep '^\\.' || true").strip() == ""
     code, status = status_json(project, node, "staging")
     assert code == 0 and status["healthy"] and status["lock"] is None
+
+
+def test_a_broken_release_is_rolled_back_by_the_host_when_the_operator_dies_after_the_flip(
+    project: Project, node: NodeHandle, tmp_path: Path
+) -> None:
+    setup_env(project, node, "staging")
+    assert deploy(project, node, "staging", "0.2.0").code == 0
+    good, broken = project.shas["0.2.0"], project.shas["0.2.1"]
+    running = deploy_in_background(project, node, "staging", "0.2.1", tmp_path / "err")
+    current = node.path("/opt/helionyx/staging/current")
+    wait_until(lambda: current.readlink().name == broken or None, 180, "the flip to the broken one")
+    running.kill()  # SIGKILL right after the flip: nobody is left to drive a rollback
+
+    def host_finish() -> dict[str, object] | None:
+        lines = node.path("/opt/helionyx/staging/deploy-log.jsonl").read_text().splitlines()
+        finishes = [e for e in map(json.loads, lines) if e.get("step") == "finish"]
+        last = finishes[-1] if finishes else None
+        return last if last is not None and last["sha"] == broken else None
+
+    finish = wait_until(host_finish, 20 + 10, "the host's own finish record (health timeout 20 s)")
+    assert finish["outcome"] == "rolled_back", finish
+    assert node.current("staging") == good
+    code, health = node.http("staging", "/health/ready")
+    assert code == 200 and health["commit"] == good
+    code, status = status_json(project, node, "staging")
+    assert code == 0 and status["healthy"] and status["sha"] == good
+    listed = project.cli("releases", "--env", "staging", "--format", "json", env=node.env)
+    assert {row["version"]: row["state"] for row in json.loads(listed.stdout)}["0.2.1"] == "failed"
 
 
 def tamper(project: Project, tmp_path: Path) -> str:
@@ -187,6 +212,8 @@ def test_bad_input_says_one_line_and_leaves_the_host_unchanged(
             assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
             assert expected in lines[0], (args, lines[0])
             assert "Traceback" not in result.stderr
+            if expected.startswith("unknown version"):
+                assert result.stdout == "", "resolved first, announced after"
             assert node.listing() == before, f"{args} changed the host"
     finally:
         holder.kill()
