@@ -74,6 +74,15 @@ def test_redeploying_the_current_healthy_release_is_a_no_op(
     assert again.code == 0
     assert "already deployed" in again.stdout
     assert node.ssh("systemctl show -p MainPID --value helionyx-dev").strip() == pid, "no restart"
+    # Releases left behind (as killed deploys leave them) are pruned by a no-op too.
+    sha = project.shas["0.1.0"]
+    for n in range(6):
+        node.ssh(f"cp -a /opt/helionyx/dev/releases/{sha} /opt/helionyx/dev/releases/{n:040x}")
+    pruned = deploy(project, node, "dev", "0.1.0")
+    assert pruned.code == 0 and "already deployed" in pruned.stdout
+    assert "pruned 2 old release(s)" in pruned.stdout
+    assert len(node.ssh("ls /opt/helionyx/dev/releases").split()) == 5
+    assert node.current("dev") == sha
 
 
 def test_every_event_survives_deploy_and_rollback(project: Project, node: NodeHandle) -> None:
