@@ -265,7 +265,7 @@ def read_lock(layout: Layout) -> dict[str, Any] | None:
 
 
 def cmd_lock(req: dict[str, Any]) -> dict[str, Any]:
-    """Take the env lock with an atomic mkdir, or say who holds it."""
+    """Take the env lock with an atomic rename, or say who holds it."""
     layout = Layout(req)
     if not layout.base.is_dir():
         return {"acquired": False, "not_set_up": True, "holder": None}
@@ -274,13 +274,21 @@ def cmd_lock(req: dict[str, Any]) -> dict[str, Any]:
         current = read_lock(layout)
         if current is not None and current.get("token") == replace:
             shutil.rmtree(layout.lock, ignore_errors=True)
-    try:
-        layout.lock.mkdir()
-    except FileExistsError:
-        return {"acquired": False, "holder": read_lock(layout)}
     holder = dict(req["holder"])
-    (layout.lock / "holder.json.tmp").write_text(json.dumps(holder))
-    os.replace(layout.lock / "holder.json.tmp", layout.lock / "holder.json")
+    # Built whole under a private name, then renamed into place: whoever sees the lock also
+    # sees its holder (a mkdir first left a moment when a rival read an empty lock).
+    staged = layout.base / f".lock.{os.getpid()}.{time.monotonic_ns()}"
+    staged.mkdir()
+    (staged / "holder.json").write_text(json.dumps(holder))
+    try:
+        if layout.lock.exists():
+            raise FileExistsError(str(layout.lock))
+        # rename(2) onto a directory that is not empty fails: a rival won in between.
+        staged.rename(layout.lock)
+    except OSError:
+        shutil.rmtree(staged, ignore_errors=True)
+        return {"acquired": False, "holder": read_lock(layout)}
+    fsync_dir(layout.base)
     # The state under the lock comes back in the same round trip.
     return {"acquired": True, "holder": holder, "state": cmd_state({**req, "probe": True})}
 

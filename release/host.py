@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,22 @@ from release.environments import Environment
 from release.errors import ConnectionFailed, ReleaseError, RequestNotSent, SessionClosed
 from release.remote import Remote, Session
 
-# Read as text, not imported: it runs on the host, not here.
-_AGENT_SOURCE = base64.b64encode(Path(__file__).with_name("agent.py").read_bytes()).decode()
-_BOOTSTRAP = (
-    "import base64,sys;a=sys.argv;sys.argv=[a[0]]+a[2:];"
-    "exec(compile(base64.b64decode(a[1]),'helionyx-agent','exec'))"
+#: What `python3 -c` runs on the host: read the agent from the first line of stdin, run it.
+#: The agent never travels on the command line, where Linux refuses an argument over 128 kB.
+BOOTSTRAP = (
+    "import base64,sys,zlib;sys.argv=['helionyx-agent','serve'];"
+    "exec(compile(zlib.decompress(base64.b64decode(sys.stdin.readline())),"
+    "'helionyx-agent','exec'))"
 )
+
+
+def agent_bundle(source: bytes) -> str:
+    """The agent as the one line BOOTSTRAP reads: compressed, base64."""
+    return base64.b64encode(zlib.compress(source, 9)).decode()
+
+
+# Read as text, not imported: it runs on the host, not here.
+AGENT_BUNDLE = agent_bundle(Path(__file__).with_name("agent.py").read_bytes())
 
 
 #: How long any agent call may take beyond its own deadline (builds included).
@@ -141,7 +152,7 @@ class Host:
         if self._session is None:
             # One agent process per operation: each further step is one line each way.
             self._session = self.remote.start(
-                f"python3 -c {shlex.quote(_BOOTSTRAP)} {_AGENT_SOURCE} serve"
+                f"python3 -c {shlex.quote(BOOTSTRAP)}", stdin_first=AGENT_BUNDLE
             )
             self._greeted = False
         return self

@@ -100,9 +100,17 @@ class OpenSshSession:
     """A remote command run by the `ssh` client, sent lines on stdin and answering on stdout."""
 
     def __init__(
-        self, env: Environment, known_hosts: str, command: str, *, connect_timeout: float = 10
+        self,
+        env: Environment,
+        known_hosts: str,
+        command: str,
+        *,
+        connect_timeout: float = 10,
+        stdin_first: str = "",
     ) -> None:
         self.host = env.host
+        # Written when the session is first used, not now: dialling must not block on it.
+        self._stdin_first = stdin_first
         self._env = env
         self._known_hosts = known_hosts
         # A file, not a pipe: it can never fill up and stall ssh. Closed by close().
@@ -121,10 +129,21 @@ class OpenSshSession:
 
     def receive(self, *, timeout: float | None = GREETING_TIMEOUT) -> str:
         """The next line the command prints, unasked."""
+        self._send_first()
         return self._read_line(timeout)
+
+    def _send_first(self) -> None:
+        """What the command reads before anything else (the agent's own code), once."""
+        text, self._stdin_first = self._stdin_first, ""
+        if text and self._process.stdin is not None:
+            # A failure shows as ssh's own error when the answer is read.
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                self._process.stdin.write(text.encode() + b"\n")
+                self._process.stdin.flush()
 
     def ask(self, line: str, *, timeout: float | None = None) -> str:
         """Send a line, wait up to `timeout` for the answer line."""
+        self._send_first()
         stdin = self._process.stdin
         if self._process.poll() is not None or stdin is None:
             raise RequestNotSent("lost the SSH connection", host=self.host)

@@ -54,8 +54,9 @@ class Remote(Protocol):
         """Run a shell command; never raises for a non-zero exit."""
         ...
 
-    def start(self, command: str) -> Session:
-        """Start a command that is spoken to line by line."""
+    def start(self, command: str, *, stdin_first: str = "") -> Session:
+        """Start a command that is spoken to line by line; `stdin_first` is the first line
+        it reads (sent once the connection is up)."""
         ...
 
     def put(self, local: Path, remote: str) -> None:
@@ -94,10 +95,14 @@ class SshRemote:
         self._connect_timeout = connect_timeout
         self._fabric: FabricConnection | None = None
 
-    def start(self, command: str) -> OpenSshSession:
+    def start(self, command: str, *, stdin_first: str = "") -> OpenSshSession:
         """Run `command` on the host in a new `ssh` process, spoken to line by line."""
         return OpenSshSession(
-            self._env, str(self._known_hosts), command, connect_timeout=self._connect_timeout
+            self._env,
+            str(self._known_hosts),
+            command,
+            connect_timeout=self._connect_timeout,
+            stdin_first=stdin_first,
         )
 
     def _connection(self) -> FabricConnection:

@@ -7,6 +7,9 @@ down what `Host` does when that channel misbehaves in ways the node cannot stage
 from __future__ import annotations
 
 import json
+import secrets
+import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 
 from release.environments import load
 from release.errors import ConnectionFailed, RequestNotSent
-from release.host import Host
+from release.host import BOOTSTRAP, Host, agent_bundle
 from release.remote import Result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +73,8 @@ class FakeRemote:
         self.agent = agent
         self.sessions: list[FakeSession] = []
 
-    def start(self, command: str) -> FakeSession:
+    def start(self, command: str, *, stdin_first: str = "") -> FakeSession:
+        assert stdin_first, "the agent travels on stdin"
         self.sessions.append(FakeSession(self.agent))
         return self.sessions[-1]
 
@@ -138,3 +142,25 @@ def test_a_session_lost_during_a_step_fails_it_and_the_next_call_starts_afresh(
 def test_the_agent_greets_before_any_request(host: Host, remote: FakeRemote) -> None:
     host.open()
     assert remote.sessions[0].outbox == deque(), "the greeting was read at connect"
+
+
+def test_an_agent_far_larger_than_one_argument_may_be_still_starts() -> None:
+    """Linux refuses one argument over 128 kB; the agent travels on stdin, so size is no wall."""
+    source = (REPO / "release" / "agent.py").read_bytes()
+    padding = ("\n# " + secrets.token_hex(200_000)).encode()  # 400 kB that barely compresses
+    bundle = agent_bundle(source + padding)
+    assert len(bundle) > 256 * 1024
+    assert len(BOOTSTRAP) < 1024, "the command line stays small"
+    with pytest.raises(OSError, match="Argument list too long"):
+        subprocess.run([sys.executable, "-c", "pass", bundle], check=False)  # the old way
+    started = subprocess.run(
+        [sys.executable, "-c", BOOTSTRAP],
+        input=bundle + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    hello = json.loads(started.stdout.splitlines()[0])
+    assert hello["ok"] and isinstance(hello["result"]["agent"], int)
