@@ -1,10 +1,12 @@
 """The host side of the pipeline: one small, standard-library-only program run on the node.
 
-The operator sends this file's source with every call (`python3 -c` over the existing SSH
-connection), so nothing is installed on the host and each step is one round trip. A call is
-`<command> <json request>`; the answer is one JSON line: `{"ok": true, "result": …}` or
-`{"ok": false, "error": "…"}`. Commands that change the host append their outcome to the
-environment's `deploy-log.jsonl` themselves, so the record survives an operator killed mid-way.
+The operator starts it once per operation over SSH (`python3 -c <bootstrap>`, which reads this
+file's compressed source from the first line of stdin), so nothing is installed on the host.
+It greets with `{"ok": true, "result": {"agent": <pid>}}`, then answers each request line
+`{"command": …, "request": {…}}` with one JSON line: `{"ok": true, "result": …}` or
+`{"ok": false, "error": "…"}`, until stdin closes. Commands that change the host append their
+outcome to the environment's `deploy-log.jsonl` themselves, so the record survives an operator
+killed mid-way; `go_live` also writes the operation's finish record.
 """
 
 from __future__ import annotations
@@ -1244,11 +1246,11 @@ def serve() -> int:
 
 
 def main(argv: list[str]) -> int:
-    """`serve`, or run one command and print its JSON answer."""
-    if argv[0] == "serve":
-        return serve()
-    print(json.dumps(handle(argv[0], json.loads(argv[1]))))
-    return 0
+    """`serve` (the only way the agent is run)."""
+    if argv != ["serve"]:
+        print("usage: helionyx-agent serve", file=sys.stderr)
+        return 2
+    return serve()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 from release.artifact import Artifact
 from release.environments import Environment
 from release.errors import ReleaseError, RequestNotSent, UsageError
-from release.history import FAILED, NOOP, ROLLED_BACK, SUCCEEDED, failed_shas, newest_first
+from release.history import FAILED, NOOP, ROLLED_BACK, SUCCEEDED, failed_shas, last_deployed_first
 from release.host import HostError, HostState
 from release.operation import Operation, OperationFailed, Reporter
 from release.progress import Progressable
@@ -203,7 +203,7 @@ def _prune_and_report(op: Operation, state: HostState, sha: str) -> None:
 
 
 def _prune(op: Operation, state: HostState, sha: str) -> list[str]:
-    order = [sha, *[s for s in newest_first(state) if s != sha]]
+    order = [sha, *[s for s in last_deployed_first(state) if s != sha]]
     result = op.call(
         "prune",
         "prune",

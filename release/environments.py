@@ -39,11 +39,6 @@ class Environment:
         """Where complete releases live on the host."""
         return f"{self.base_dir}/releases"
 
-    @property
-    def unit_file(self) -> str:
-        """The installed systemd unit."""
-        return f"/etc/systemd/system/{self.unit}.service"
-
 
 def available(root: Path) -> list[str]:
     """Names of the environments defined under `root`."""

@@ -40,7 +40,7 @@ from release.errors import (
 )
 from release.github_client import GitHubClient, json_list, json_object
 from release.progress import Progressable
-from release.store import Outcome, ReleaseInfo, newest_first, replace_dir, resolve
+from release.store import Outcome, ReleaseInfo, newest_built_first, replace_dir, resolve
 
 API_URL = "https://api.github.com"
 UPLOADED = "uploaded"
@@ -112,7 +112,7 @@ class GitHubStore:
     # -- the store interface -----------------------------------------------------------
     def releases(self) -> list[ReleaseInfo]:
         """Every published release (drafts are not), newest first."""
-        return newest_first([listed.info for listed in self._listing()])
+        return newest_built_first([listed.info for listed in self._listing()])
 
     def publish(self, artifact: Artifact, notes: str, progress: Progressable) -> Outcome:
         """Create the release for the tag, or complete it; SHA256SUMS goes last."""

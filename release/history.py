@@ -77,7 +77,7 @@ def failed_shas(log: list[dict[str, Any]]) -> set[str]:
     return {sha for sha, outcome in latest.items() if outcome in (ROLLED_BACK, FAILED)}
 
 
-def newest_first(state: HostState) -> list[str]:
+def last_deployed_first(state: HostState) -> list[str]:
     """Releases on the host, most recently deployed first (by log position, not mtimes)."""
     rank: dict[str, int] = {}
     for position, event in enumerate(state.log):
@@ -94,7 +94,7 @@ def release_states(state: HostState) -> list[dict[str, Any]]:
     """`[{sha, version, state}]`, newest first; state is current, previous, failed or available."""
     failed = failed_shas(state.log)
     rows = []
-    for sha in newest_first(state):
+    for sha in last_deployed_first(state):
         if sha == state.current:
             label = "current"
         elif sha in failed:

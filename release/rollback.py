@@ -7,7 +7,7 @@ from pathlib import Path
 from release.deploy import DeployResult, require_setup
 from release.environments import Environment
 from release.errors import UsageError
-from release.history import FAILED, SUCCEEDED, failed_shas, newest_first
+from release.history import FAILED, SUCCEEDED, failed_shas, last_deployed_first
 from release.host import HostState
 from release.operation import Operation, OperationFailed, Reporter
 from release.units import render_units
@@ -17,7 +17,9 @@ def pick_target(state: HostState, to: str | None) -> str:
     """The SHA to roll back to: `to` (version, tag or SHA prefix) or the previous good release."""
     existing = (
         ", ".join(
-            f"{state.version_of(s)} ({s[:12]})" for s in newest_first(state) if s != state.current
+            f"{state.version_of(s)} ({s[:12]})"
+            for s in last_deployed_first(state)
+            if s != state.current
         )
         or "none"
     )
@@ -38,7 +40,9 @@ def pick_target(state: HostState, to: str | None) -> str:
     else:
         failed = failed_shas(state.log)
         candidates = [state.previous] if state.previous else []
-        candidates += [s for s in newest_first(state) if s not in (state.current, state.previous)]
+        candidates += [
+            s for s in last_deployed_first(state) if s not in (state.current, state.previous)
+        ]
         good = [s for s in candidates if s and s in state.releases and s not in failed]
         if not good:
             raise UsageError(

@@ -65,7 +65,7 @@ class Store(Protocol):
         ...
 
 
-def newest_first(infos: list[ReleaseInfo]) -> list[ReleaseInfo]:
+def newest_built_first(infos: list[ReleaseInfo]) -> list[ReleaseInfo]:
     """Order releases by build time, newest first (version breaks ties)."""
     return sorted(infos, key=lambda r: (r.built_at, r.version), reverse=True)
 
@@ -85,7 +85,7 @@ def resolve(infos: list[ReleaseInfo], ref: str) -> ReleaseInfo:
         matches = [i for i in infos if i.sha.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
-    known = ", ".join(i.version for i in newest_first(infos)[:5]) or "none"
+    known = ", ".join(i.version for i in newest_built_first(infos)[:5]) or "none"
     raise NotFound(
         f"unknown version {ref!r}",
         hint=f"the store holds: {known} (make releases-available lists them)",
@@ -109,7 +109,7 @@ class DirStore:
                 infos.append(
                     ReleaseInfo.of(Manifest.from_json((child / MANIFEST).read_text("utf-8")))
                 )
-        return newest_first(infos)
+        return newest_built_first(infos)
 
     def publish(self, artifact: Artifact, notes: str, progress: Progressable) -> Outcome:
         """Copy the artifact in (atomically), or confirm an identical copy is there."""
