@@ -7,9 +7,9 @@ import os
 import socket
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from release.clock import utc_timestamp
 from release.errors import ReleaseError
 from release.host import Host, HostState, parse_state
 
@@ -45,7 +45,7 @@ class Holder:
             holder=operator(),
             host=socket.gethostname(),
             pid=os.getpid(),
-            started_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            started_at=utc_timestamp("seconds"),
             command=command,
             token=uuid.uuid4().hex,
         )

@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol
 
+from release.clock import utc_timestamp
 from release.environments import Environment
 from release.errors import ConnectionFailed, ReleaseError
 from release.history import FAILED, FINISH
@@ -43,11 +43,6 @@ class OperationFailed(ReleaseError):
         self.journal = journal
 
 
-def utc_now() -> str:
-    """UTC now, ISO 8601 with Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass
 class Operation:
     """One locked operation on one environment, recorded in the host's deploy log."""
@@ -59,7 +54,7 @@ class Operation:
     units: dict[str, str] = field(default_factory=dict)
     remote_factory: Callable[[Environment], Remote] = field(default=SshRemote)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    started_at: str = field(default_factory=utc_now)
+    started_at: str = field(default_factory=utc_timestamp)
     context: dict[str, Any] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     host: Host | None = None
@@ -107,7 +102,7 @@ class Operation:
     def finish_event(self, outcome: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
         """The closing record of this operation."""
         event = self.record(FINISH, **extra)
-        event.update(outcome=outcome, started_at=self.started_at, ended_at=utc_now())
+        event.update(outcome=outcome, started_at=self.started_at, ended_at=utc_timestamp())
         if reason:
             event["reason"] = reason
         return event
