@@ -422,11 +422,18 @@ def _extract_uv(directory: Path, donor: Path | None) -> Path | None:
     return target
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE settings from a file, as systemd's EnvironmentFile= reads them; {} if absent."""
+    return parse_env(path.read_text()) if path.is_file() else {}
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """KEY=VALUE lines; comments and blank lines skipped, one pair of quotes removed.
+
+    The one parser of settings files: setup-host validates a file with it before sending it.
+    """
     values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for raw in path.read_text().splitlines():
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -523,7 +530,7 @@ def _install(
         started = _step(timings, "venv", started)
 
     # The release must at least accept this env's configuration before anything points at it.
-    settings = {**env, **_read_env_file(layout.config_file), "ENV": layout.env}
+    settings = {**env, **read_env_file(layout.config_file), "ENV": layout.env}
     _run_env(
         [str(venv / "bin" / "python"), "-m", "helionyx", "check-config", "--env", layout.env],
         settings,
@@ -902,7 +909,7 @@ BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 def backup_root(config_file: Path, env: str) -> Path:
     """BACKUP_ROOT/<env>, BACKUP_ROOT from the env's settings file when it is an absolute path
     (a relative one is meant for running the service in a checkout), else /var/backups/helionyx."""
-    configured = Path(_read_env_file(config_file).get("BACKUP_ROOT") or ".")
+    configured = Path(read_env_file(config_file).get("BACKUP_ROOT") or ".")
     return (configured if configured.is_absolute() else Path("/var/backups/helionyx")) / env
 
 
@@ -1110,7 +1117,7 @@ def _swap_in(
     settings = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LANG": "C.UTF-8",
-        **_read_env_file(layout.config_file),
+        **read_env_file(layout.config_file),
         "ENV": layout.env,
     }
     python = layout.releases / current / "venv" / "bin" / "python"

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from helionyx.config import ConfigError, load_settings
+from release.agent import parse_env
 from release.environments import Environment
 from release.errors import UsageError
 from release.host import Host
@@ -60,13 +61,8 @@ def render_config(env: Environment, text: str, source: Path) -> str:
             *(f"{key}={value}" for key, value in layout.items()),
         ]
     )
-    values = {}
-    for line in rendered.splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip().strip("'\"")
     try:
-        load_settings(env.name, env_file=Path("/nonexistent"), environ=values)
+        load_settings(env.name, env_file=Path("/nonexistent"), environ=parse_env(rendered))
     except ConfigError as exc:
         raise UsageError(f"{source}: {exc}", env=env.name) from None
     return rendered + "\n"
