@@ -276,6 +276,9 @@ def cmd_lock(req: dict[str, Any]) -> dict[str, Any]:
         current = read_lock(layout)
         if current is not None and current.get("token") == replace:
             shutil.rmtree(layout.lock, ignore_errors=True)
+    if layout.lock.exists():
+        # Refused without touching anything: a held lock leaves the host exactly as it was.
+        return {"acquired": False, "holder": read_lock(layout)}
     holder = dict(req["holder"])
     # Built whole under a private name, then renamed into place: whoever sees the lock also
     # sees its holder (a mkdir first left a moment when a rival read an empty lock).
@@ -283,8 +286,6 @@ def cmd_lock(req: dict[str, Any]) -> dict[str, Any]:
     staged.mkdir()
     (staged / "holder.json").write_text(json.dumps(holder))
     try:
-        if layout.lock.exists():
-            raise FileExistsError(str(layout.lock))
         # rename(2) onto a directory that is not empty fails: a rival won in between.
         staged.rename(layout.lock)
     except OSError:
