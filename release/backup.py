@@ -3,17 +3,16 @@ another environment), optionally pull to this machine."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from release.deploy import require_setup
 from release.environments import Environment
 from release.errors import UsageError
 from release.history import SUCCEEDED
-from release.host import Host
-from release.operation import Operation, Reporter
-from release.remote import SshRemote
+from release.operation import Operation, Reporter, reading
+from release.remote import Remote, SshRemote
 
 
 @dataclass(frozen=True)
@@ -40,37 +39,32 @@ class Backup:
 
 def take(env: Environment, reporter: Reporter, pull_to: Path | None = None) -> dict[str, Any]:
     """Back `env` up on its host while it runs; with `pull_to`, copy the backup here too."""
-    with Operation(env, "backup", reporter) as op:
-        op.connect()
-        state = op.take_lock("backup")
-        finish = None
-        try:
-            require_setup(state, env)
-            with op.timed("backup", "events to a position, projections, deploy log"):
-                done: dict[str, Any] = op.call("backup", "backup", keep_backups=env.keep_backups)
-            op.context.update(backup=done["id"], event_count=done["event_count"])
-            if pull_to is not None:
-                target = pull_to / env.name / done["id"]
-                with op.timed("pull", str(target)):
-                    assert op.host is not None
-                    target.mkdir(parents=True, exist_ok=True)
-                    target.chmod(0o700)
-                    for name in done["files"]:
-                        local = target / name
-                        local.parent.mkdir(parents=True, exist_ok=True)
-                        op.host.remote.get(f"{done['path']}/{name}", local)
-                        local.chmod(0o600)
-                done["pulled_to"] = str(target)
-            finish = op.finish_event(SUCCEEDED)
-            return done
-        finally:
-            op.close(finish)
+    with Operation(env, "backup", reporter) as op, op.locked("backup"):
+        with op.timed("backup", "events to a position, projections, deploy log"):
+            done: dict[str, Any] = op.call("backup", "backup", keep_backups=env.keep_backups)
+        op.context.update(backup=done["id"], event_count=done["event_count"])
+        if pull_to is not None:
+            target = pull_to / env.name / done["id"]
+            with op.timed("pull", str(target)):
+                assert op.host is not None
+                target.mkdir(parents=True, exist_ok=True)
+                target.chmod(0o700)
+                for name in done["files"]:
+                    local = target / name
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    op.host.remote.get(f"{done['path']}/{name}", local)
+                    local.chmod(0o600)
+            done["pulled_to"] = str(target)
+        op.finish = op.finish_event(SUCCEEDED)
+        return done
 
 
-def listing(env: Environment) -> list[Backup]:
+def listing(
+    env: Environment, remote_factory: Callable[[Environment], Remote] = SshRemote
+) -> list[Backup]:
     """The env's backups on its host, oldest first (reading only: no lock, no record)."""
-    with SshRemote(env) as remote:
-        answer = Host(remote, env).call("backups")
+    with reading(env, remote_factory) as host:
+        answer = host.call("backups")
     return [Backup.of(raw) for raw in answer["backups"]]
 
 
@@ -99,10 +93,7 @@ def restore(
                 hint=f"make backups ENV={source.name} lists them",
                 env=env.name,
             )
-        state = op.take_lock(f"restore {source.name}/{backup_id}")
-        finish = None
-        try:
-            require_setup(state, env)
+        with op.locked(f"restore {source.name}/{backup_id}") as state:
             op.context.update(
                 backup=f"{source.name}/{backup_id}",
                 sha=state.current,
@@ -118,9 +109,7 @@ def restore(
                     timeout=env.health_timeout,
                 )
             if not done["healthy"]:
-                finish, failure = op.unhealthy("restore", done["reason"])
+                op.finish, failure = op.unhealthy("restore", done["reason"])
                 raise failure
-            finish = op.finish_event(SUCCEEDED)
+            op.finish = op.finish_event(SUCCEEDED)
             return done
-        finally:
-            op.close(finish)

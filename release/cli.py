@@ -15,7 +15,6 @@ from release import backup, deploy, environments, releasing, rollback, service, 
 from release.errors import ReleaseError
 from release.operation import OperationFailed
 from release.progress import NoProgress, Progressable, TransferProgress
-from release.remote import SshRemote
 from release.store import DEFAULT_STORE, ReleaseInfo, Store, open_store
 
 
@@ -219,9 +218,7 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
         return 0
     if args.command in ("backup", "backups", "restore"):
         return _backup_command(args, ws, env, reporter, started)
-    with SshRemote(env) as remote:
-        result_code = remote.stream(service.logs_command(env, args.lines, args.follow))
-    return result_code
+    return service.logs(env, args.lines, args.follow)
 
 
 def _backup_command(

@@ -18,7 +18,7 @@ from release.artifact import Artifact
 from release.environments import Environment
 from release.errors import ReleaseError, RequestNotSent, UsageError
 from release.history import FAILED, NOOP, ROLLED_BACK, SUCCEEDED, failed_shas, last_deployed_first
-from release.host import HostError, HostState
+from release.host import HostState
 from release.operation import Operation, OperationFailed, Reporter
 from release.progress import Progressable
 from release.releasing import Workspace, verify_from
@@ -35,18 +35,6 @@ class DeployResult:
     sha: str
     previous_sha: str | None
     notices: tuple[str, ...] = ()
-
-
-def require_setup(state: HostState, env: Environment) -> None:
-    """Refuse to deploy to an environment `make setup-host` has not prepared."""
-    missing = [name for name, present in state.setup.items() if not present]
-    if missing:
-        raise HostError(
-            f"{env.name} is not set up on {env.host} (missing: {', '.join(missing)})",
-            hint=f"run make setup-host ENV={env.name} first",
-            env=env.name,
-            host=env.host,
-        )
 
 
 def serving_sha(state: HostState) -> str | None:
@@ -91,15 +79,12 @@ def deploy(
         with op.timed("fetch + verify", info.version):
             artifact = fetch_verified(ws, env, info.version, store, progress)
         sha, version = artifact.commit, artifact.version
-        op.connect()
-        state = op.take_lock(f"deploy {version}")
-        finish: dict[str, Any] | None = None
-        try:
+        with op.locked(f"deploy {version}") as state:
             op.context.update(
                 version=version, sha=sha, previous_sha=state.current, source=store.label
             )
             if state.current == sha and serving_sha(state) == sha:
-                finish = op.finish_event(NOOP)
+                op.finish = op.finish_event(NOOP)
                 reporter.note(f"{version} ({sha[:12]}) is already deployed and healthy")
                 # Killed deploys leave releases behind too: a no-op keeps retention as well.
                 _prune_and_report(op, state, sha)
@@ -107,15 +92,14 @@ def deploy(
             try:
                 done = _install_and_go_live(op, artifact, state)
             except ReleaseError as exc:
-                finish = None if op.finished_on_host else op.finish_event(FAILED, str(exc))
+                if not op.finished_on_host:
+                    op.finish = op.finish_event(FAILED, str(exc))
                 raise
             if done["outcome"] != SUCCEEDED:
                 op.context["journal"] = done["journal"]
                 raise _failure(op, done)
             _prune_and_report(op, state, sha)
             return DeployResult(SUCCEEDED, version, sha, state.current, tuple(op.notices))
-        finally:
-            op.close(finish)
 
 
 def _install_and_go_live(op: Operation, artifact: Artifact, state: HostState) -> dict[str, Any]:

@@ -61,6 +61,8 @@ class Operation:
     lock: EnvLock | None = None
     #: Set once a step that writes the operation's finish record on the host was sent.
     finished_on_host: bool = False
+    #: The closing record the lock's release writes; None (a refusal) writes none.
+    finish: dict[str, Any] | None = None
 
     def dial(self) -> None:
         """Start connecting while this side has other work; any failure shows at connect()."""
@@ -76,6 +78,19 @@ class Operation:
                 self.host = Host(self.remote_factory(self.env), self.env)
             self.host.open()
         return self.host
+
+    @contextmanager
+    def locked(self, command: str, *, needs_setup: bool = True) -> Iterator[HostState]:
+        """Connect (if not yet), take the lock, check set-up; give the lock back afterwards,
+        writing `self.finish` with it: the one shape of every operation that changes a host."""
+        self.connect()
+        state = self.take_lock(command)
+        try:
+            if needs_setup:
+                require_setup(state, self.env)
+            yield state
+        finally:
+            self.close(self.finish)
 
     def take_lock(self, command: str) -> HostState:
         """Take the env lock and read the host's state."""
@@ -182,6 +197,32 @@ class Operation:
         if self.host is not None:
             self.host.close()
             self.host.remote.close()
+
+
+def require_setup(state: HostState, env: Environment) -> None:
+    """Refuse to operate on an environment `make setup-host` has not prepared."""
+    missing = [name for name, present in state.setup.items() if not present]
+    if missing:
+        raise HostError(
+            f"{env.name} is not set up on {env.host} (missing: {', '.join(missing)})",
+            hint=f"run make setup-host ENV={env.name} first",
+            env=env.name,
+            host=env.host,
+        )
+
+
+@contextmanager
+def reading(
+    env: Environment, remote_factory: Callable[[Environment], Remote] = SshRemote
+) -> Iterator[Host]:
+    """The env's host for a command that only reads or reports (no lock, no record)."""
+    remote = remote_factory(env)
+    host = Host(remote, env)
+    try:
+        yield host
+    finally:
+        host.close()
+        remote.close()
 
 
 def pause_for_tests(step: str) -> None:

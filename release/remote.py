@@ -67,6 +67,10 @@ class Remote(Protocol):
         """Copy a remote file to a local path."""
         ...
 
+    def stream(self, command: str) -> int:
+        """Run a command with its output passed straight through; returns its exit code."""
+        ...
+
     def close(self) -> None:
         """Close the connection."""
         ...

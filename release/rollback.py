@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from release.deploy import DeployResult, require_setup
+from release.deploy import DeployResult
 from release.environments import Environment
 from release.errors import UsageError
 from release.history import FAILED, SUCCEEDED, failed_shas, last_deployed_first
@@ -62,10 +62,7 @@ def rollback(root: Path, env: Environment, to: str | None, reporter: Reporter) -
         # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
         # (not even the env directory's mtime, which taking the lock would).
         pick_target(host.state(), to)
-        state = op.take_lock(f"rollback{' to ' + to if to else ''}")
-        finish = None
-        try:
-            require_setup(state, env)
+        with op.locked(f"rollback{' to ' + to if to else ''}") as state:
             target = pick_target(state, to)
             version = state.version_of(target)
             op.context.update(
@@ -82,7 +79,7 @@ def rollback(root: Path, env: Environment, to: str | None, reporter: Reporter) -
                     timeout=env.health_timeout,
                 )
             if gate["healthy"]:
-                finish = op.finish_event(SUCCEEDED)
+                op.finish = op.finish_event(SUCCEEDED)
                 return DeployResult(SUCCEEDED, version or "?", target, state.current)
             assert op.host is not None
             journal = op.host.journal(20)
@@ -101,12 +98,10 @@ def rollback(root: Path, env: Environment, to: str | None, reporter: Reporter) -
                 reason += f"; restored {state.current[:12]}" + (
                     "" if back["healthy"] else " (unhealthy)"
                 )
-            finish = op.finish_event(FAILED, reason)
+            op.finish = op.finish_event(FAILED, reason)
             raise OperationFailed(
                 f"rollback to {version} ({target[:12]}) is not healthy: {reason}",
                 journal,
                 env=env.name,
                 host=env.host,
             )
-        finally:
-            op.close(finish)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import shlex
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from helionyx.config import ConfigError, load_settings
 from release.agent import parse_env
 from release.environments import Environment
 from release.errors import UsageError
-from release.host import Host
-from release.remote import SshRemote
+from release.operation import reading
+from release.remote import Remote, SshRemote
 from release.units import render_units
 
 _PLACEHOLDER = re.compile(r"<[^<>\n]*>")
@@ -68,7 +69,12 @@ def render_config(env: Environment, text: str, source: Path) -> str:
     return rendered + "\n"
 
 
-def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
+def setup_host(
+    root: Path,
+    env: Environment,
+    env_file: Path,
+    remote_factory: Callable[[Environment], Remote] = SshRemote,
+) -> list[str]:
     """Create user, dirs, config (0600) and unit on the host; returns what changed."""
     if not env_file.is_file():
         raise UsageError(
@@ -87,7 +93,8 @@ def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
     config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
     units = render_units(root, env)
     upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"
-    with SshRemote(env) as remote, tempfile.TemporaryDirectory() as tmp:
+    with reading(env, remote_factory) as host, tempfile.TemporaryDirectory() as tmp:
+        remote = host.remote
         # Secrets travel by SFTP into a file that is 0600 before a byte is written, never on a
         # command line (visible in ps) or in a log.
         local = Path(tmp) / "settings"
@@ -100,5 +107,5 @@ def setup_host(root: Path, env: Environment, env_file: Path) -> list[str]:
         if prepared.code != 0:
             raise UsageError(f"cannot write {upload} on {env.host}: {prepared.stderr.strip()}")
         remote.put(local, upload)
-        done: list[str] = Host(remote, env).call("setup", config_upload=upload, units=units)["done"]
+        done: list[str] = host.call("setup", config_upload=upload, units=units)["done"]
     return done

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from release.environments import Environment
 from release.history import last_success_for, release_states
-from release.host import Host, HostState
+from release.host import HostState
 from release.lock import describe_now
-from release.remote import SshRemote
+from release.operation import reading
+from release.remote import Remote, SshRemote
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def status_of(env: Environment, state: HostState) -> Status:
     )
 
 
-def read_status(env: Environment) -> Status:
+def read_status(
+    env: Environment, remote_factory: Callable[[Environment], Remote] = SshRemote
+) -> Status:
     """Connect and read the status of one environment."""
-    with SshRemote(env) as remote:
-        return status_of(env, Host(remote, env).state(probe=True))
+    with reading(env, remote_factory) as host:
+        return status_of(env, host.state(probe=True))

@@ -87,6 +87,9 @@ class FakeRemote:
     def get(self, remote: str, local: Path) -> None:
         raise AssertionError("not part of the agent protocol")
 
+    def stream(self, command: str) -> int:
+        raise AssertionError("not part of the agent protocol")
+
     def close(self) -> None:
         pass
 
