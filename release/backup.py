@@ -108,8 +108,5 @@ def restore(
                     source_config_file=source.config_file,
                     timeout=env.health_timeout,
                 )
-            if not done["healthy"]:
-                op.finish, failure = op.unhealthy("restore", done["reason"])
-                raise failure
-            op.finish = op.finish_event(SUCCEEDED)
+            op.settle("restore", done)
             return done

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from release.clock import utc_timestamp
 from release.environments import Environment
 from release.errors import ConnectionFailed, ReleaseError
-from release.history import FAILED, FINISH
+from release.history import FAILED, FINISH, SUCCEEDED
 from release.host import Host, HostError, HostState
 from release.lock import EnvLock, operator
 from release.remote import Remote, SshRemote
@@ -122,11 +122,15 @@ class Operation:
             event["reason"] = reason
         return event
 
-    def unhealthy(self, after: str, reason: str) -> tuple[dict[str, Any], OperationFailed]:
-        """The closing record and the error for an env left unhealthy `after` an action."""
+    def settle(self, after: str, gate: dict[str, Any]) -> None:
+        """Record how an action that ends in a health gate went; raise when unhealthy."""
+        if gate["healthy"]:
+            self.finish = self.finish_event(SUCCEEDED)
+            return
         assert self.host is not None
-        return self.finish_event(FAILED, reason), OperationFailed(
-            f"{self.env.name} is not healthy after the {after}: {reason}",
+        self.finish = self.finish_event(FAILED, gate["reason"])
+        raise OperationFailed(
+            f"{self.env.name} is not healthy after the {after}: {gate['reason']}",
             self.host.journal(20),
             env=self.env.name,
             host=self.env.host,

@@ -33,10 +33,7 @@ def restart(root: Path, env: Environment, reporter: Reporter) -> str:
                 timeout=env.health_timeout,
                 units=op.units,
             )
-        if not gate["healthy"]:
-            op.finish, failure = op.unhealthy("restart", gate["reason"])
-            raise failure
-        op.finish = op.finish_event(SUCCEEDED)
+        op.settle("restart", gate)
         return f"{version} ({state.current[:12]})"
 
 
