@@ -22,7 +22,7 @@ from release.host import HostState
 from release.operation import Operation, OperationFailed, Reporter
 from release.progress import Progressable
 from release.releasing import Workspace, verify_from
-from release.store import Store, resolve
+from release.store import ReleaseInfo, Store, resolve
 from release.units import render_units
 
 
@@ -44,10 +44,9 @@ def serving_sha(state: HostState) -> str | None:
 
 
 def fetch_verified(
-    ws: Workspace, env: Environment, ref: str, store: Store, progress: Progressable
+    ws: Workspace, env: Environment, info: ReleaseInfo, store: Store, progress: Progressable
 ) -> Artifact:
-    """Find, download and verify the artifact locally, before anything touches the host."""
-    info = resolve(store.releases(), ref)
+    """Download and verify a resolved release locally, before anything touches the host."""
     artifact = verify_from(ws, info.version, store, progress)
     if artifact.manifest.tag is None and not env.allow_dev_builds:
         raise UsageError(
@@ -77,7 +76,7 @@ def deploy(
         # The SSH handshake runs while the artifact is checked; nothing is sent until it passes.
         op.dial()
         with op.timed("fetch + verify", info.version):
-            artifact = fetch_verified(ws, env, info.version, store, progress)
+            artifact = fetch_verified(ws, env, info, store, progress)
         sha, version = artifact.commit, artifact.version
         with op.locked(f"deploy {version}") as state:
             op.context.update(

@@ -207,10 +207,7 @@ class GitHubStore:
         """A manifest's bytes, downloaded once per asset (an asset's bytes never change)."""
         asset_id = int(asset["id"])
         if asset_id not in self._manifests:
-            with tempfile.TemporaryDirectory() as tmp:
-                target = Path(tmp) / MANIFEST
-                self._download(asset, target, None)
-                self._manifests[asset_id] = target.read_bytes()
+            self._manifests[asset_id] = self._asset_bytes(asset)
         return self._manifests[asset_id]
 
     def _refuse_other_bytes(self, artifact: Artifact, uploaded: dict[str, dict[str, Any]]) -> None:

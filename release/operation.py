@@ -90,7 +90,7 @@ class Operation:
                 require_setup(state, self.env)
             yield state
         finally:
-            self.close(self.finish)
+            self.close()
 
     def take_lock(self, command: str) -> HostState:
         """Take the env lock and read the host's state."""
@@ -163,8 +163,9 @@ class Operation:
         self.reporter.step(name, time.monotonic() - started, detail)
         pause_for_tests(name)
 
-    def close(self, finish: dict[str, Any] | None) -> None:
-        """Release the lock (writing the finish record with it) and disconnect."""
+    def close(self) -> None:
+        """Release the lock (writing `self.finish` with it) and disconnect."""
+        finish = self.finish
         in_flight = sys.exc_info()[1]
         failing = in_flight is not None
         if isinstance(in_flight, KeyboardInterrupt) and self.lock is not None:
