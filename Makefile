@@ -185,11 +185,11 @@ testnode-env: ## print DEPLOY_* settings for the test node: eval "$(make -s test
 # -- the demo ----------------------------------------------------------------------------
 .PHONY: demo
 demo: $(STAMP) ## the whole pipeline on a throwaway node on this machine (root; ~2 min first time)
-	@$(PY) -m release.demo
+	@$(PY) -m benchmarks.demo
 
 .PHONY: demo-clean
 demo-clean: $(STAMP) ## shut the demo's node down and remove its scratch clone
-	@$(PY) -m release.demo clean
+	@$(PY) -m benchmarks.demo clean
 
 # -- benchmarks --------------------------------------------------------------------------
 .PHONY: bench

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.loadgen import Load, Phase
-from release.git import snapshot_work_tree
-from release.setup import fill_settings
+from release.artifacts.git import snapshot_work_tree
+from release.hosts.setup import fill_settings
 
 REPO = Path(__file__).resolve().parents[1]
 TESTNODE = REPO / "deployment" / "testnode" / "testnode.py"

@@ -11,11 +11,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from release import backup, deploy, environments, releasing, rollback, service, status
+from release.artifacts import releasing
+from release.artifacts.store import DEFAULT_STORE, ReleaseInfo, Store, open_store
 from release.errors import ReleaseError
-from release.operation import OperationFailed
+from release.hosts import backup, deploy, environments, rollback, service, status
 from release.progress import NoProgress, Progressable, TransferProgress
-from release.store import DEFAULT_STORE, ReleaseInfo, Store, open_store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,15 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress: Progressable = TransferProgress() if sys.stderr.isatty() else NoProgress()
     try:
         return _dispatch(args, ws, progress)
-    except OperationFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.journal:
-            print("last journal lines:", file=sys.stderr)
-            for line in exc.journal:
-                print(f"  {line}", file=sys.stderr)
-        return exc.exit_code
     except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if exc.details:
+            print("last journal lines:", file=sys.stderr)
+            for line in exc.details:
+                print(f"  {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         env = getattr(args, "env", None)
@@ -175,7 +172,7 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
     started = time.monotonic()
     if args.command == "setup-host":
         # setup validates the settings with the service's own config (pydantic): load it only here.
-        from release import setup  # noqa: PLC0415
+        from release.hosts import setup  # noqa: PLC0415
 
         env_file = args.env_file or ws.root / f".env.{env.name}"
         done = setup.setup_host(ws.root, env, env_file)
@@ -230,8 +227,9 @@ def _backup_command(
 ) -> int:
     if args.command == "backup":
         print(f"backing up {env.name} on {env.host}")
-        done = backup.take(env, reporter, args.pull)
-        where = done.get("pulled_to") or done["path"]
+        taken = backup.take(env, reporter, args.pull)
+        done = taken.done
+        where = taken.pulled_to or done["path"]
         print(
             f"backed up {env.name}: {done['id']} ({done['event_count']} events, "
             f"{done['bytes'] / 1e6:.1f} MB) at {where} in {time.monotonic() - started:.2f} s"
@@ -251,11 +249,12 @@ def _backup_command(
     source_name, backup_id = backup.parse_source(args.source, env)
     source = environments.load(ws.root, source_name)
     print(f"restoring {source.name}/{backup_id} into {env.name} on {env.host}")
-    done = backup.restore(env, source, backup_id, reporter)
-    for kept in done["kept"]:
+    restored = backup.restore(env, source, backup_id, reporter)
+    for kept in restored["kept"]:
         print(f"  · kept the replaced data at {kept}")
     print(
-        f"restored {done['event_count']} events from {source.name}/{backup_id} into {env.name}, "
+        f"restored {restored['event_count']} events from {source.name}/{backup_id} "
+        f"into {env.name}, "
         f"healthy, in {time.monotonic() - started:.2f} s"
     )
     return 0

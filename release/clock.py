@@ -31,11 +31,6 @@ class SystemClock:
         time.sleep(seconds)
 
 
-def utc_timestamp(timespec: str = "milliseconds") -> str:
-    """UTC now, ISO 8601 with Z: the one form every record of the pipeline uses."""
-    return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
 def utc_clock_time(epoch: float) -> str:
     """`HH:MM:SS UTC` of an epoch time, for telling an operator until when something waits."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")

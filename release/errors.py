@@ -1,12 +1,42 @@
-"""The pipeline's exception hierarchy. The CLI turns each into one line and an exit code."""
+"""The pipeline's exceptions: every error it raises on purpose, in one tree.
+
+    ReleaseError                 exit 1 unless said otherwise; message, hint, where, details
+    ├── UsageError               exit 2: bad input (version, env, store, file, option)
+    ├── GitError                 the repository is not in a state to work from
+    ├── ChangelogError           CHANGELOG.md lacks what a release needs
+    ├── BuildError               building the wheel, lock or wheelhouse failed
+    ├── ArtifactError            an artifact is incomplete, inconsistent or tampered with
+    │   └── ChecksumMismatch     a file's bytes differ from SHA256SUMS or the manifest
+    ├── StoreError               a release store refused or failed
+    │   ├── NotFound             the store does not hold that release
+    │   ├── AlreadyPublished     that version is there with other bytes (immutable)
+    │   ├── Conflict             something of that name exists (GitHub 422 already_exists)
+    │   ├── AuthError            credentials rejected or not allowed
+    │   └── RetryLater           an answer worth another attempt (never leaves the client)
+    ├── ConnectionFailed         the host is unreachable or did not prove its identity
+    │   ├── RequestNotSent       gone before the request left: the host never saw it
+    │   └── ConnectionLost       broke mid-transfer (worth one more try on a new one)
+    ├── SessionClosed            the host agent's session ended or stopped answering
+    ├── HostError                the host (its agent) refused or failed a step
+    ├── LockHeld                 another operation holds the environment's lock
+    ├── NotSetUp                 the environment was never prepared on the host
+    └── OperationFailed          deploy, rollback, restart or restore left it unhealthy
+
+`release.cli.main` is the one place that turns them into `error: …` (plus any `details`
+lines, e.g. the journal) and an exit code. The host agent has its own tree
+(`release.agent.errors`); its refusals reach this side as HostError.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class ReleaseError(Exception):
     """Base of every error the pipeline raises on purpose.
 
-    `hint` says how to fix it; `host`, `env` and `release` say where it happened.
+    `hint` says how to fix it; `host`, `env` and `release` say where it happened; `details`
+    are lines shown under the message (a journal's tail).
     """
 
     exit_code = 1
@@ -19,6 +49,7 @@ class ReleaseError(Exception):
         host: str | None = None,
         env: str | None = None,
         release: str | None = None,
+        details: Sequence[str] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -26,6 +57,7 @@ class ReleaseError(Exception):
         self.host = host
         self.env = env
         self.release = release
+        self.details = tuple(details)
 
     def __str__(self) -> str:
         where = ", ".join(
@@ -62,11 +94,13 @@ class ArtifactError(ReleaseError):
 class ChecksumMismatch(ArtifactError):
     """A file's bytes differ from what SHA256SUMS or the manifest says."""
 
-    def __init__(self, path: str, expected: str, actual: str, **context: str | None) -> None:
+    def __init__(
+        self, path: str, expected: str, actual: str, *, release: str | None = None
+    ) -> None:
         super().__init__(
             f"checksum mismatch for {path}: expected {expected[:16]}…, got {actual[:16]}…",
             hint="the artifact was altered or damaged; rebuild or re-download it",
-            **context,
+            release=release,
         )
         self.path = path
 
@@ -91,6 +125,18 @@ class AuthError(StoreError):
     """The store rejected our credentials."""
 
 
+class RetryLater(StoreError):
+    """An answer worth another attempt: why, after how long (None: the client's own backoff),
+    and the status and message it came with (status 0: no answer at all)."""
+
+    def __init__(self, reason: str, seconds: float | None, status: int, message: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.seconds = seconds
+        self.status = status
+        self.status_message = message
+
+
 class ConnectionFailed(ReleaseError):
     """The host could not be reached or did not prove its identity."""
 
@@ -99,9 +145,26 @@ class RequestNotSent(ConnectionFailed):
     """The connection was gone before a request left: the host never saw it."""
 
 
+class ConnectionLost(ConnectionFailed):
+    """An established connection broke during a transfer (worth one more try on a new one)."""
+
+
 class SessionClosed(ReleaseError):
     """A long-running remote command ended or stopped answering."""
 
 
-class ConnectionLost(ConnectionFailed):
-    """An established connection broke during a transfer (worth one more try on a new one)."""
+class HostError(ReleaseError):
+    """The host refused or failed an operation."""
+
+
+class LockHeld(ReleaseError):
+    """Another operation holds the environment's lock."""
+
+
+class NotSetUp(ReleaseError):
+    """The environment was never prepared on the host."""
+
+
+class OperationFailed(ReleaseError):
+    """A deploy, rollback, restart or restore left the env unhealthy; `details` holds the
+    journal's last lines."""

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from release.git import snapshot_work_tree
-from release.setup import fill_settings
-from tests.release import github_standin
+from release.artifacts.git import snapshot_work_tree
+from release.hosts.setup import fill_settings
+from tests.release.artifacts import github_standin
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "DEPLOYMENT.md"

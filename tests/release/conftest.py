@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from release.git import snapshot_work_tree
+from release.artifacts.git import snapshot_work_tree
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST_VERSION = "0.1.0"

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from release.setup import fill_settings
+from release.hosts.setup import fill_settings
 from tests.helionyx.servicekit import poll
 from tests.release.conftest import REPO, Result, git, make_project_repo, release_cli
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from release.artifact import MANIFEST, Manifest, write_manifest
+from release.artifacts.artifact import MANIFEST, Manifest, write_manifest
 from tests.release.conftest import REPO, Released, git, release_cli, tree_listing
 
 pytestmark = pytest.mark.e2e

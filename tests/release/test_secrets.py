@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from release.setup import fill_settings
-from tests.release import github_standin
+from release.hosts.setup import fill_settings
+from tests.release.artifacts import github_standin
 from tests.release.conftest import REPO, Result
 from tests.release.deploykit import NodeHandle, Project
 

@@ -1,0 +1,230 @@
+"""Putting a release live: switch `current`, restart, health gate, and `go_live`, which does
+all of it and on failure goes back, on the host alone (it also writes the finish record)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import deploylog
+from .errors import AgentError
+from .files import flip
+from .layout import Context, Layout
+from .protocol import (
+    FAILED,
+    ROLLED_BACK,
+    SUCCEEDED,
+    ActivateAnswer,
+    ActivateRequest,
+    Empty,
+    Gate,
+    GoLiveAnswer,
+    GoLiveRequest,
+    JournalAnswer,
+    JournalRequest,
+    LogRecord,
+    RestartRequest,
+    StopAnswer,
+)
+from .system import System
+from .timestamps import utc_timestamp
+
+
+def switch(layout: Layout, sha: str, previous: str | None) -> str | None:
+    """Flip `current` (and `previous`, when given and complete); return what was current."""
+    if not layout.is_complete(sha):
+        raise AgentError(f"release {sha} is not complete on this host")
+    before = layout.link_target(layout.current)
+    if previous and layout.is_complete(previous):
+        flip(layout.previous, f"{layout.releases.name}/{previous}")
+    flip(layout.current, f"{layout.releases.name}/{sha}")
+    return before
+
+
+def health_gate(ctx: Context, version: str | None, sha: str | None, timeout: float) -> Gate:
+    """Poll /health/ready until it is 200 and reports `version` and `sha`, or time out."""
+    layout, system = ctx.layout, ctx.system
+    started = time.monotonic()
+    deadline = started + timeout
+    last = "no answer yet"
+    while True:
+        status, body, error = system.probe(layout.port, "/health/ready", timeout=1.0)
+        if status == 200 and isinstance(body, dict):
+            seen = (body.get("version"), body.get("commit"))
+            if (version is None or seen[0] == version) and (sha is None or seen[1] == sha):
+                return {"healthy": True, "seconds": _since(started), "body": body}
+            last = (
+                f"serving version {seen[0]} commit {str(seen[1])[:12]}, "
+                f"expected {version} {str(sha)[:12]}"
+            )
+        elif status:
+            reason = body.get("reason") if isinstance(body, dict) else None
+            last = f"/health/ready answered {status}" + (f": {reason}" if reason else "")
+        else:
+            last = f"/health/ready not answering ({error})"
+        state = system.unit_state(layout.unit)
+        if state.get("ActiveState") == "failed":
+            reason = f"the unit failed ({state.get('Result')}); {last}"
+            return {"healthy": False, "reason": reason, "seconds": _since(started)}
+        if time.monotonic() >= deadline:
+            reason = f"not healthy within {timeout:.0f} s: {last}"
+            return {"healthy": False, "reason": reason, "seconds": _since(started)}
+        time.sleep(0.02)
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+def install_units(system: System, units: dict[str, str]) -> list[str]:
+    """Write unit files that differ from `units` and reload systemd if any did."""
+    changed = []
+    for name, text in sorted(units.items()):
+        path = system.units_dir / name
+        if not path.exists() or path.read_text() != text:
+            temporary = path.with_name(f".{name}.tmp")
+            temporary.write_text(text)
+            temporary.chmod(0o644)
+            os.replace(temporary, path)
+            changed.append(f"installed {path}")
+    if changed:
+        systemctl_checked(system, "daemon-reload")
+    return changed
+
+
+def systemctl_checked(system: System, *args: str, timeout: float = 120) -> None:
+    code, error = system.systemctl(*args, timeout=timeout)
+    if code != 0:
+        raise AgentError(f"systemctl {' '.join(args[:2])} failed: {error or code}")
+
+
+def ensure_socket(ctx: Context) -> list[str]:
+    """Have systemd listen on the env's port; migrates a service that still binds it itself."""
+    layout, system = ctx.layout, ctx.system
+    socket_unit = f"{layout.unit}.socket"
+    if not (system.units_dir / socket_unit).exists():
+        return []
+    if system.systemctl("is-active", "--quiet", socket_unit)[0] == 0:
+        return []
+    done = []
+    if system.systemctl("is-active", "--quiet", f"{layout.unit}.service")[0] == 0:
+        # Set up before socket activation: the running process owns the port. Stop it so the
+        # socket can bind; the restart that follows starts the service on the socket.
+        systemctl_checked(system, "stop", f"{layout.unit}.service", timeout=60)
+        done.append(f"moved the listening socket of {layout.unit} to systemd")
+    system.systemctl("reset-failed", socket_unit)
+    systemctl_checked(system, "enable", "--quiet", socket_unit)
+    systemctl_checked(system, "start", socket_unit)
+    return done
+
+
+def restart(ctx: Context, req: RestartRequest) -> Gate:
+    """Restart the unit and run the health gate against the expected version and SHA."""
+    layout, system = ctx.layout, ctx.system
+    started = time.monotonic()
+    changes = install_units(system, req["units"])
+    system.systemctl("reset-failed", f"{layout.unit}.service")
+    changes += ensure_socket(ctx)
+    code, error = system.systemctl("restart", f"{layout.unit}.service", timeout=120)
+    if code != 0:
+        reason = f"systemctl restart failed: {error or code}"
+        return {
+            "healthy": False,
+            "seconds": 0.0,
+            "restart_seconds": _since(started),
+            "reason": reason,
+        }
+    restart_seconds = _since(started)
+    gate = health_gate(ctx, req["version"], req["sha"], float(req["timeout"]))
+    gate["restart_seconds"] = restart_seconds
+    gate["changes"] = changes
+    return gate
+
+
+def activate(ctx: Context, req: ActivateRequest) -> ActivateAnswer:
+    """Switch and restart with the health gate in one round trip (rollbacks)."""
+    before = switch(ctx.layout, req["sha"], req["previous"])
+    return {**restart(ctx, req), "before": before}
+
+
+def go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
+    """Switch to a built release, restart, health-gate; on failure switch back, restart and
+    re-check. One step on the host, which also writes the operation's finish record, so it
+    completes and is recorded even when the operator is gone (killed, cut off) mid-way."""
+    try:
+        result = _go_live(ctx, req)
+    except Exception as exc:
+        _finish(ctx.layout, req, FAILED, str(exc) or type(exc).__name__)
+        raise
+    _finish(ctx.layout, req, result["outcome"], result["reason"])
+    return result
+
+
+def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
+    layout = ctx.layout
+    before = switch(layout, req["sha"], req["previous"])
+    gate = restart(ctx, req)
+    outcome, reason, journal = SUCCEEDED, None, []
+    if not gate["healthy"]:
+        reason = gate.get("reason", "unhealthy")
+        journal = ctx.system.journal(layout.unit, 20)
+        back_to = req["back_to"]
+        if not back_to or not layout.is_complete(back_to):
+            outcome, reason = FAILED, f"{reason}; no previous release to roll back to"
+        else:
+            back = activate(
+                ctx,
+                {
+                    "sha": back_to,
+                    "version": req["back_version"],
+                    "previous": req["back_previous"],
+                    "timeout": req["timeout"],
+                    "units": req["units"],
+                },
+            )
+            if back["healthy"]:
+                outcome, reason = ROLLED_BACK, f"{reason}; rolled back to {back_to[:12]}"
+            else:
+                outcome = FAILED
+                reason = (
+                    f"{reason}; the rollback to {back_to[:12]} is not healthy either: "
+                    f"{back.get('reason')}"
+                )
+    return {
+        "healthy": outcome == SUCCEEDED,
+        "outcome": outcome,
+        "reason": reason,
+        "journal": journal,
+        "seconds": gate.get("seconds"),
+        "before": before,
+        "changes": gate.get("changes", []),
+    }
+
+
+def _finish(layout: Layout, req: GoLiveRequest, outcome: str, reason: str | None) -> None:
+    """The operation's closing record, completed here with what happened."""
+    finish: LogRecord = {**req["finish"], "outcome": outcome, "ended_at": utc_timestamp()}
+    if reason:
+        finish["reason"] = reason
+    deploylog.append(layout.log, [finish])
+
+
+def start(ctx: Context) -> None:
+    """Start the env's socket and service."""
+    for unit in (f"{ctx.layout.unit}.socket", f"{ctx.layout.unit}.service"):
+        systemctl_checked(ctx.system, "start", unit, timeout=60)
+
+
+def stop(ctx: Context, req: Empty) -> StopAnswer:
+    """Stop the unit, and its socket: a listening socket would start it again on a request."""
+    layout, system = ctx.layout, ctx.system
+    units = [f"{layout.unit}.socket", f"{layout.unit}.service"]
+    present = [u for u in units if (system.units_dir / u).exists()]
+    if present:
+        systemctl_checked(system, "stop", *present, timeout=60)
+    return {"unit": system.unit_state(layout.unit)}
+
+
+def journal(ctx: Context, req: JournalRequest) -> JournalAnswer:
+    """The unit's last journal lines."""
+    return {"lines": ctx.system.journal(ctx.layout.unit, int(req["lines"]))}

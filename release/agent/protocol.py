@@ -1,0 +1,361 @@
+"""What the operator and the host agent say to each other: one definition both sides import.
+
+Standard library only, like the rest of the agent package: it travels to the host. Each
+command is a `Command[Request, Answer]`; the operator's `Host.call(command, request)` and the
+agent's handler for it are checked against the same two types by mypy. On the wire a request
+is one JSON line, a `Message`; the answer is one JSON line, an `Answer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
+
+# -- file names on the host and in artifacts -----------------------------------------------
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+DEPLOY_LOG = "deploy-log.jsonl"
+LOCK_DIR = ".lock"
+HOLDER_FILE = "holder.json"
+BUILD_LOCK = ".build.lock"
+RELEASES_DIR = "releases"
+CURRENT = "current"
+PREVIOUS = "previous"
+SERVICE_USER = "helionyx"
+
+# -- deploy-log vocabulary -------------------------------------------------------------------
+#: The step of an operation's closing record.
+FINISH = "finish"
+#: The step that flipped `current` in deploys made before the host finished them itself.
+SWITCH = "switch"
+SUCCEEDED = "succeeded"
+ROLLED_BACK = "rolled_back"
+FAILED = "failed"
+NOOP = "noop"
+#: Outcomes of a single recorded step (not an operation).
+STEP_OK = "ok"
+#: Actions that put a release live (their outcomes say whether it was healthy).
+GOING_LIVE = ("deploy", "rollback")
+
+
+class LogRecord(TypedDict, total=False):
+    """One line of deploy-log.jsonl: a step of an operation, or its `finish` record."""
+
+    deploy_id: str
+    action: str
+    env: str
+    operator: str
+    step: str
+    outcome: str
+    reason: str
+    started_at: str
+    ended_at: str
+    version: str | None
+    sha: str | None
+    previous_sha: str | None
+    source: str | None
+    journal: list[str]
+    backup: str
+    event_count: int
+
+
+# -- shared values -------------------------------------------------------------------------------
+class Target(TypedDict):
+    """Which environment a request is about (every request carries one)."""
+
+    env: str
+    base_dir: str
+    data_dir: str
+    config_file: str
+    unit: str
+    port: int
+
+
+class HolderRecord(TypedDict):
+    """Who holds an environment's lock (`.lock/holder.json`)."""
+
+    holder: str
+    host: str
+    pid: int
+    started_at: str
+    command: str
+    token: str
+
+
+class IncompleteLock(TypedDict):
+    """A lock whose holder file was never written (its taker was killed in between)."""
+
+    holder: str
+    incomplete: Literal[True]
+
+
+LockHolder = HolderRecord | IncompleteLock
+
+
+class ReleaseEntry(TypedDict):
+    """One directory under releases/."""
+
+    sha: str
+    complete: bool
+    version: NotRequired[str | None]
+    tag: NotRequired[str | None]
+    built_at: NotRequired[str | None]
+
+
+class Health(TypedDict, total=False):
+    """/health and /health/ready as the host sees them (empty unless probed)."""
+
+    status: int
+    body: Any
+    error: str
+    ready_status: int
+    ready_body: Any
+
+
+class Gate(TypedDict):
+    """How a health gate ended."""
+
+    healthy: bool
+    seconds: float
+    reason: NotRequired[str]
+    body: NotRequired[Any]
+    restart_seconds: NotRequired[float]
+    changes: NotRequired[list[str]]
+
+
+# -- requests and answers ------------------------------------------------------------------------
+class StateRequest(TypedDict, total=False):
+    probe: bool
+
+
+class StateAnswer(TypedDict):
+    releases: list[ReleaseEntry]
+    partials: list[str]
+    current: str | None
+    previous: str | None
+    lock: LockHolder | None
+    unit: dict[str, str]
+    health: Health
+    setup: dict[str, bool]
+    log: list[LogRecord]
+
+
+class LockRequest(TypedDict):
+    holder: HolderRecord
+    replace_token: NotRequired[str | None]
+
+
+class LockAnswer(TypedDict):
+    acquired: bool
+    holder: LockHolder | None
+    not_set_up: NotRequired[bool]
+    state: NotRequired[StateAnswer]
+
+
+class UnlockRequest(TypedDict, total=False):
+    token: str
+    force: bool
+
+
+class UnlockAnswer(TypedDict):
+    released: bool
+    holder: NotRequired[LockHolder]
+
+
+class PrepareRequest(TypedDict):
+    sha: str
+
+
+class PrepareAnswer(TypedDict):
+    complete: bool
+    removed: list[str]
+    donor: str | None
+    donor_sums: dict[str, str]
+
+
+class InstallRequest(TypedDict):
+    sha: str
+    archive: str
+    donor: str | None
+    reuse: list[str]
+
+
+class InstallAnswer(TypedDict):
+    timings: dict[str, float]
+    version: str | None
+
+
+class RestartRequest(TypedDict):
+    sha: str
+    version: str | None
+    timeout: float
+    units: dict[str, str]
+
+
+class ActivateRequest(RestartRequest):
+    previous: str | None
+
+
+class ActivateAnswer(Gate):
+    before: str | None
+
+
+class GoLiveRequest(ActivateRequest):
+    back_to: str | None
+    back_version: str | None
+    back_previous: str | None
+    #: The operation's closing record; the host completes it with the outcome and writes it.
+    finish: LogRecord
+
+
+class GoLiveAnswer(TypedDict):
+    healthy: bool
+    outcome: str
+    reason: str | None
+    journal: list[str]
+    seconds: float | None
+    before: str | None
+    changes: list[str]
+
+
+class Empty(TypedDict):
+    pass
+
+
+class StopAnswer(TypedDict):
+    unit: dict[str, str]
+
+
+class JournalRequest(TypedDict):
+    lines: int
+
+
+class JournalAnswer(TypedDict):
+    lines: list[str]
+
+
+class PruneRequest(TypedDict):
+    keep: int
+    #: Never removed, besides current and previous (the release just deployed).
+    protect: list[str]
+
+
+class PruneAnswer(TypedDict):
+    removed: list[str]
+
+
+class SetupRequest(TypedDict):
+    config_upload: str
+    units: dict[str, str]
+
+
+class SetupAnswer(TypedDict):
+    done: list[str]
+
+
+class BackupRequest(TypedDict):
+    keep_backups: int
+
+
+class BackupAnswer(TypedDict):
+    id: str
+    path: str
+    event_count: int
+    bytes: int
+    files: list[str]
+    removed: list[str]
+
+
+class BackupEntry(TypedDict):
+    id: str
+    path: str
+    created_at: str | None
+    event_count: int | None
+    release: str | None
+
+
+class BackupsAnswer(TypedDict):
+    root: str
+    backups: list[BackupEntry]
+
+
+class RestoreRequest(TypedDict):
+    backup_id: str
+    source_env: str
+    source_config_file: str
+    timeout: float
+
+
+class RestoreAnswer(Gate):
+    backup: str
+    from_env: str
+    event_count: int
+    kept: list[str]
+    rebuilt: str
+
+
+# -- commands ----------------------------------------------------------------------------------
+Req = TypeVar("Req")
+Ans = TypeVar("Ans")
+
+
+@dataclass(frozen=True)
+class Request(Generic[Ans]):
+    """A request ready to send, typed by the answer it gets."""
+
+    command: str
+    body: Any
+
+
+@dataclass(frozen=True)
+class Command(Generic[Req, Ans]):
+    """A command the agent serves, typed by its request and answer: `STATE({"probe": True})`
+    is a request mypy has checked, whose answer it knows."""
+
+    name: str
+
+    def __call__(self, request: Req) -> Request[Ans]:
+        return Request(self.name, request)
+
+
+STATE: Command[StateRequest, StateAnswer] = Command("state")
+LOCK: Command[LockRequest, LockAnswer] = Command("lock")
+UNLOCK: Command[UnlockRequest, UnlockAnswer] = Command("unlock")
+PREPARE: Command[PrepareRequest, PrepareAnswer] = Command("prepare")
+INSTALL: Command[InstallRequest, InstallAnswer] = Command("install")
+RESTART: Command[RestartRequest, Gate] = Command("restart")
+ACTIVATE: Command[ActivateRequest, ActivateAnswer] = Command("activate")
+GO_LIVE: Command[GoLiveRequest, GoLiveAnswer] = Command("go_live")
+STOP: Command[Empty, StopAnswer] = Command("stop")
+JOURNAL: Command[JournalRequest, JournalAnswer] = Command("journal")
+PRUNE: Command[PruneRequest, PruneAnswer] = Command("prune")
+SETUP: Command[SetupRequest, SetupAnswer] = Command("setup")
+BACKUP: Command[BackupRequest, BackupAnswer] = Command("backup")
+BACKUPS: Command[Empty, BackupsAnswer] = Command("backups")
+RESTORE: Command[RestoreRequest, RestoreAnswer] = Command("restore")
+
+
+# -- the wire ------------------------------------------------------------------------------------
+class Message(TypedDict):
+    """One request line."""
+
+    command: str
+    target: Target
+    request: Any
+    #: Appended to the deploy log before the command runs (an operation's last records).
+    log_before: NotRequired[list[LogRecord]]
+    #: Completed with the command's outcome and appended to the deploy log after it.
+    record: NotRequired[LogRecord]
+
+
+class Answer(TypedDict):
+    """One answer line: `result` when ok, else `error` (one line for the operator)."""
+
+    ok: bool
+    result: NotRequired[Any]
+    error: NotRequired[str]
+
+
+#: The agent's first line, before any request: proves the connection and the interpreter.
+class Hello(TypedDict):
+    agent: int

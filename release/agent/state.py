@@ -1,0 +1,54 @@
+"""`state`: everything status, releases and an operation's planning need, in one call."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from . import deploylog
+from .layout import Context
+from .protocol import MANIFEST, Health, ReleaseEntry, StateAnswer, StateRequest
+
+
+def state(ctx: Context, req: StateRequest) -> StateAnswer:
+    """Releases, links, lock, unit, set-up, the decisive deploy-log records; health if asked."""
+    layout, system = ctx.layout, ctx.system
+    releases: list[ReleaseEntry] = []
+    for path in layout.release_dirs():
+        entry: ReleaseEntry = {"sha": path.name, "complete": (path / MANIFEST).is_file()}
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((path / MANIFEST).read_text())
+            entry["version"] = manifest.get("version")
+            entry["tag"] = manifest.get("tag")
+            entry["built_at"] = manifest.get("built_at")
+        releases.append(entry)
+    partials = (
+        sorted(p.name for p in layout.releases.glob(".*")) if layout.releases.is_dir() else []
+    )
+    health: Health = {}
+    if req.get("probe") and layout.port:
+        status, body, error = system.probe(layout.port, "/health")
+        ready_status, ready_body, _ = system.probe(layout.port, "/health/ready")
+        health = {
+            "status": status,
+            "body": body,
+            "error": error,
+            "ready_status": ready_status,
+            "ready_body": ready_body,
+        }
+    return {
+        "releases": releases,
+        "partials": partials,
+        "current": layout.link_target(layout.current),
+        "previous": layout.link_target(layout.previous),
+        "lock": layout.holder(),
+        "unit": system.unit_state(layout.unit) if layout.unit else {},
+        "health": health,
+        "setup": {
+            "user": system.service_user() is not None,
+            "config_file": layout.config_file.is_file(),
+            "unit_file": (system.units_dir / f"{layout.unit}.service").is_file(),
+            "base_dir": layout.base.is_dir(),
+        },
+        "log": deploylog.read_decisive(layout.log),
+    }

@@ -1,0 +1,217 @@
+"""What the agent needs from the machine it runs on: processes, systemd, the service user,
+and HTTP probes of the local service. `HostSystem` is the real one; tests give the agent a
+fake of this small interface and a temporary directory standing in for `/`."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import AgentError
+from .protocol import SERVICE_USER
+
+#: What a probe saw: HTTP status (0: no answer), JSON body, error text.
+Probe = tuple[int, Any, str]
+
+
+class System(Protocol):
+    """The machine under the agent."""
+
+    #: Where systemd unit files live.
+    units_dir: Path
+    #: Where backups go unless an env's BACKUP_ROOT says otherwise.
+    backups_dir: Path
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        what: str | None = None,
+        as_service_user: bool = False,
+        cwd: Path | None = None,
+    ) -> str:
+        """Run a program to completion; its stdout, or AgentError naming `what`."""
+        ...
+
+    def systemctl(self, *args: str, timeout: float = 120) -> tuple[int, str]:
+        """systemctl with `args`: (exit code, last line of its error output)."""
+        ...
+
+    def unit_state(self, unit: str) -> dict[str, str]:
+        """systemd's properties of `<unit>.service` (with uptime_seconds when active)."""
+        ...
+
+    def journal(self, unit: str, lines: int) -> list[str]:
+        """The last journal lines of `<unit>.service`."""
+        ...
+
+    def probe(self, port: int, path: str, timeout: float = 2.0) -> Probe:
+        """GET a path of the service on the loopback."""
+        ...
+
+    def service_user(self) -> tuple[int, int] | None:
+        """(uid, gid) of the service user, if it exists."""
+        ...
+
+    def add_service_user(self) -> None:
+        """Create the service's system user."""
+        ...
+
+    def chown(self, path: Path, *, to_root: bool = False) -> None:
+        """Give `path` to the service user (or to root)."""
+        ...
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a program's output ('' if none)."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+class HostSystem:
+    """The real machine: subprocesses, systemd, /etc/passwd, the loopback."""
+
+    units_dir = Path("/etc/systemd/system")
+    backups_dir = Path("/var/backups/helionyx")
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        what: str | None = None,
+        as_service_user: bool = False,
+        cwd: Path | None = None,
+    ) -> str:
+        """Run a program to completion; its stdout, or AgentError naming `what`."""
+        ids = self.service_user() if as_service_user else None
+        # stdin is the operator's request stream: no child may read from it.
+        result = subprocess.run(
+            args,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            user=ids[0] if ids else None,
+            group=ids[1] if ids else None,
+            cwd=cwd,
+            check=False,
+        )
+        if result.returncode != 0:
+            name = what or f"{Path(args[0]).name} {' '.join(args[1:3])}".rstrip()
+            detail = last_line(result.stderr or result.stdout) or str(result.returncode)
+            raise AgentError(f"{name} failed: {detail}")
+        return result.stdout
+
+    def systemctl(self, *args: str, timeout: float = 120) -> tuple[int, str]:
+        """systemctl with `args`: (exit code, last line of its error output)."""
+        result = subprocess.run(
+            ["systemctl", *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return result.returncode, last_line(result.stderr)
+
+    def unit_state(self, unit: str) -> dict[str, str]:
+        """systemd's properties of `<unit>.service` (with uptime_seconds when active)."""
+        props = (
+            "ActiveState,SubState,MainPID,ActiveEnterTimestampMonotonic,LoadState,"
+            "UnitFileState,NRestarts,Result"
+        )
+        result = subprocess.run(
+            ["systemctl", "show", f"{unit}.service", f"--property={props}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        state = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        entered = int(state.get("ActiveEnterTimestampMonotonic", "0") or 0)
+        if state.get("ActiveState") == "active" and entered:
+            uptime = time.clock_gettime(time.CLOCK_MONOTONIC) - entered / 1e6
+            state["uptime_seconds"] = f"{uptime:.1f}"
+        return state
+
+    def journal(self, unit: str, lines: int) -> list[str]:
+        """The last journal lines of `<unit>.service`."""
+        result = subprocess.run(
+            [
+                "journalctl",
+                "-u",
+                f"{unit}.service",
+                "-n",
+                str(lines),
+                "--no-pager",
+                "-o",
+                "short-iso",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return result.stdout.splitlines()
+
+    def probe(self, port: int, path: str, timeout: float = 2.0) -> Probe:
+        """A bare HTTP/1.0 GET over a socket: urllib would cost every agent start 60 ms of
+        imports for a request to our own service on the loopback."""
+        import socket  # noqa: PLC0415 - only probes need it
+
+        request = (
+            f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n"
+        )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+                conn.sendall(request.encode())
+                chunks = []
+                while chunk := conn.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:
+            return 0, None, str(exc) or type(exc).__name__
+        return parse_http(b"".join(chunks))
+
+    def service_user(self) -> tuple[int, int] | None:
+        """(uid, gid) of the service user, if it exists."""
+        try:
+            user = pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            return None
+        return user.pw_uid, user.pw_gid
+
+    def add_service_user(self) -> None:
+        """Create the service's system user (no home, no shell)."""
+        home = ["--home-dir", "/var/lib/helionyx", "--no-create-home"]
+        self.run(["useradd", "--system", *home, "--shell", "/usr/sbin/nologin", SERVICE_USER])
+
+    def chown(self, path: Path, *, to_root: bool = False) -> None:
+        """Give `path` to the service user (or to root)."""
+        ids = (0, 0) if to_root else self.service_user()
+        if ids is None:
+            raise AgentError(f"there is no user {SERVICE_USER} on this host")
+        os.chown(path, *ids)
+
+
+def parse_http(raw: bytes) -> Probe:
+    """(status, JSON body, error) of a whole HTTP/1.0 answer."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[1].isdigit():
+        return 0, None, "not an HTTP answer"
+    try:
+        return int(status_line[1]), json.loads(body or b"null"), ""
+    except ValueError:
+        return int(status_line[1]), None, ""

@@ -1,0 +1,1 @@
+"""Building, verifying and storing release artifacts: version, changelog, git, build, stores."""

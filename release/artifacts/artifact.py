@@ -1,0 +1,396 @@
+"""The release artifact: wheel, lock, wheelhouse, manifest and SHA256SUMS for one commit.
+
+Built from a clean export of the commit (never the work tree) with SOURCE_DATE_EPOCH set to the
+commit time, so building the same commit twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from release.artifacts.git import Git
+from release.artifacts.version import version_of_commit
+from release.errors import ArtifactError, BuildError, ChecksumMismatch
+
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+LOCK = "requirements.lock"
+WHEELHOUSE = "wheelhouse"
+TOOLS = "tools"
+MANIFEST_SCHEMA = 1
+PACKAGE = "helionyx"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter and platform the wheelhouse is for: the node's Debian 12."""
+
+    python_version: str = "3.11"
+    implementation: str = "cp"
+    abi: str = "cp311"
+    # Debian 12 has glibc 2.36: every manylinux tag up to that one runs there.
+    platform: str = "manylinux_2_36_x86_64"
+
+    def platforms(self) -> list[str]:
+        """Every platform tag the target accepts; pip does not expand them by itself."""
+        arch = self.platform.rsplit("_", 2)[-2:]
+        machine = "_".join(arch) if arch[0] == "x86" else arch[-1]
+        glibc_minor = int(self.platform.split("_")[2])
+        tags = [f"manylinux_2_{minor}_{machine}" for minor in range(glibc_minor, 4, -1)]
+        legacy = ["manylinux2014", "manylinux2010", "manylinux1"]
+        return tags + [f"{name}_{machine}" for name in legacy]
+
+    def pip_args(self) -> list[str]:
+        """`pip download` options selecting wheels for this target."""
+        platforms = [arg for tag in self.platforms() for arg in ("--platform", tag)]
+        return [
+            "--only-binary=:all:",
+            "--python-version",
+            self.python_version,
+            "--implementation",
+            self.implementation,
+            "--abi",
+            self.abi,
+            *platforms,
+        ]
+
+
+TARGET = Target()
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of an artifact."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an artifact is and what it holds."""
+
+    schema_version: int
+    name: str
+    version: str
+    tag: str | None
+    commit: str
+    built_at: str
+    python_requires: str
+    platform: str
+    files: tuple[FileEntry, ...]
+
+    @property
+    def wheel(self) -> str:
+        """Path of the service wheel inside the artifact."""
+        return next(f.path for f in self.files if "/" not in f.path and f.path.endswith(".whl"))
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the listed files."""
+        return sum(f.size for f in self.files)
+
+    @property
+    def is_release(self) -> bool:
+        """Whether this was built from a release tag (not a dev build)."""
+        return self.tag is not None
+
+    def to_json(self) -> str:
+        """Stable JSON: sorted keys, files sorted by path."""
+        data = asdict(self)
+        data["files"] = [asdict(f) for f in sorted(self.files, key=lambda f: f.path)]
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        """Parse manifest.json, raising ArtifactError when it is not one."""
+        try:
+            data: dict[str, Any] = json.loads(text)
+            files = tuple(FileEntry(**entry) for entry in data.pop("files"))
+            manifest = cls(files=files, **data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ArtifactError(f"{MANIFEST} is not a valid manifest: {exc}") from None
+        if manifest.schema_version != MANIFEST_SCHEMA:
+            raise ArtifactError(
+                f"{MANIFEST} has schema version {manifest.schema_version}, expected "
+                f"{MANIFEST_SCHEMA}",
+                hint="use the release tooling of the same generation as the artifact",
+            )
+        return manifest
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A complete artifact in a directory."""
+
+    directory: Path
+    manifest: Manifest
+
+    @property
+    def version(self) -> str:
+        """Its version."""
+        return self.manifest.version
+
+    @property
+    def commit(self) -> str:
+        """Its commit SHA."""
+        return self.manifest.commit
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_files(directory: Path) -> list[str]:
+    """Relative paths of every file under `directory` except SHA256SUMS, sorted."""
+    return sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != SUMS
+    )
+
+
+# -- building ------------------------------------------------------------------------------
+def build(git: Git, commit: str, store_root: Path, *, python: str = sys.executable) -> Artifact:
+    """Build the artifact for `commit` into `store_root/<version>/`; reuse an identical one."""
+    version, tag = version_of_commit(git, commit)
+    final = store_root / str(version)
+    if final.exists():
+        existing = verify(final)
+        if existing.manifest.commit != commit:
+            raise ArtifactError(
+                f"{final} holds {existing.manifest.commit[:12]}, not {commit[:12]}",
+                hint="remove the stale directory or pick another store",
+                release=str(version),
+            )
+        return existing
+    store_root.mkdir(parents=True, exist_ok=True)
+    epoch = git.commit_time(commit)
+    with tempfile.TemporaryDirectory(prefix="helionyx-build-") as tmp:
+        source = Path(tmp) / "source"
+        git.export(commit, source)
+        _stamp_version(source, version, commit)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".partial", dir=store_root))
+        staging.chmod(0o755)  # mkdtemp makes 0700; artifacts are world-readable
+        try:
+            wheel = _build_wheel(source, staging, epoch, python)
+            _twine_check(wheel, python)
+            _check_wheel_contents(wheel)
+            shutil.copyfile(_runtime_lock(source, commit), staging / LOCK)
+            _download_wheels(staging / LOCK, staging / WHEELHOUSE, python)
+            tools_lock = source / "requirements" / "tools.txt"
+            if tools_lock.is_file():
+                _download_wheels(tools_lock, staging / TOOLS, python)
+            manifest = Manifest(
+                schema_version=MANIFEST_SCHEMA,
+                name=PACKAGE,
+                version=str(version),
+                tag=tag,
+                commit=commit,
+                built_at=datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z"),
+                python_requires=_requires_python(wheel),
+                platform=f"{TARGET.implementation}{TARGET.python_version}-{TARGET.platform}",
+                files=tuple(_entries(staging, artifact_files(staging))),
+            )
+            write_manifest(staging, manifest)
+            staging.rename(final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return Artifact(final, manifest)
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Write manifest.json and then SHA256SUMS over every file."""
+    (directory / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    lines = [f"{sha256_file(directory / p)}  {p}\n" for p in artifact_files(directory)]
+    (directory / SUMS).write_text("".join(lines), encoding="utf-8")
+
+
+def _entries(directory: Path, paths: Iterable[str]) -> Iterable[FileEntry]:
+    for path in paths:
+        file = directory / path
+        yield FileEntry(path, file.stat().st_size, sha256_file(file))
+
+
+def _runtime_lock(source: Path, commit: str) -> Path:
+    lock = source / "requirements" / "runtime.txt"
+    if not lock.is_file():
+        raise BuildError(f"commit {commit[:12]} has no requirements/runtime.txt")
+    return lock
+
+
+def _stamp_version(source: Path, version: Version, commit: str) -> None:
+    target = source / "src" / PACKAGE / "_version.py"
+    target.write_text(
+        '"""Version and commit of this build; written by the release tool."""\n\n'
+        f'__version__ = "{version}"\n__commit__ = "{commit}"\n',
+        encoding="utf-8",
+    )
+
+
+def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise BuildError(f"{what} failed: {detail[-1] if detail else 'no output'}")
+
+
+def _build_wheel(source: Path, out: Path, epoch: int, python: str) -> Path:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0"}
+    # --no-isolation: the backend (hatchling) comes pinned from the dev lock, so a rebuild
+    # uses the same backend version and needs no index.
+    _run(
+        [python, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
+        "building the wheel",
+        env,
+    )
+    wheels = list(out.glob("*.whl"))
+    if len(wheels) != 1:
+        raise BuildError(f"expected one wheel, found {len(wheels)}")
+    return wheels[0]
+
+
+def _twine_check(wheel: Path, python: str) -> None:
+    _run([python, "-m", "twine", "check", "--strict", str(wheel)], "twine check")
+
+
+def _check_wheel_contents(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    stray = [
+        n
+        for n in names
+        if not (n.startswith((f"{PACKAGE}/", f"{PACKAGE}-")))
+        or "__pycache__" in n
+        or n.endswith(".pyc")
+    ]
+    if stray:
+        raise BuildError(f"the wheel holds files outside the service package: {stray[:3]}")
+
+
+def _requires_python(wheel: Path) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        for line in archive.read(metadata).decode().splitlines():
+            if line.startswith("Requires-Python:"):
+                return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _download_wheels(lock: Path, wheelhouse: Path, python: str) -> None:
+    wheelhouse.mkdir()
+    _run(
+        [
+            python,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--disable-pip-version-check",
+            *TARGET.pip_args(),
+            "--dest",
+            str(wheelhouse),
+            "--requirement",
+            str(lock),
+        ],
+        f"downloading {wheelhouse.name}/ from {lock.name}",
+    )
+
+
+# -- verifying -----------------------------------------------------------------------------
+def read_sums(directory: Path) -> dict[str, str]:
+    """Parse SHA256SUMS into {path: sha256}."""
+    path = directory / SUMS
+    if not path.is_file():
+        raise ArtifactError(f"{directory} has no {SUMS}", hint="the artifact is incomplete")
+    sums: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or not name:
+            raise ArtifactError(f"{SUMS} line {number} is malformed", hint="re-download it")
+        sums[name] = digest
+    return sums
+
+
+def require_commit(manifest: Manifest, expected: str) -> None:
+    """Refuse an artifact built from another commit than its tag names."""
+    if manifest.commit != expected:
+        raise ArtifactError(
+            f"artifact {manifest.version} was built from {manifest.commit[:12]}, but its tag "
+            f"points at {expected[:12]}",
+            hint="the tag was moved or the artifact is not this release's; rebuild from the tag",
+            release=manifest.version,
+        )
+
+
+def verify(directory: Path) -> Artifact:
+    """Check every file against SHA256SUMS and the manifest; name the first file that differs."""
+    if not directory.is_dir():
+        raise ArtifactError(f"no artifact at {directory}")
+    sums = read_sums(directory)
+    present = artifact_files(directory)
+    if MANIFEST not in present:
+        raise ArtifactError(f"{directory} has no {MANIFEST}", hint="the artifact is incomplete")
+    manifest_hash = sha256_file(directory / MANIFEST)
+    manifest_ok = sums.get(MANIFEST) == manifest_hash
+    manifest = Manifest.from_json((directory / MANIFEST).read_text(encoding="utf-8"))
+    listed = {entry.path: entry for entry in manifest.files}
+    for path in present:
+        if path != MANIFEST and path not in listed:
+            raise ArtifactError(f"unexpected file {path} in the artifact", release=manifest.version)
+    for entry in manifest.files:
+        file = directory / entry.path
+        if not file.is_file():
+            raise ArtifactError(f"{entry.path} is missing", release=manifest.version)
+        actual = sha256_file(file)
+        blamed = _blame(entry, actual, sums.get(entry.path))
+        if blamed is not None:
+            expected = entry.sha256 if blamed == entry.path else sums.get(entry.path, "(missing)")
+            raise ChecksumMismatch(blamed, expected, actual, release=manifest.version)
+        if file.stat().st_size != entry.size:
+            raise ArtifactError(f"size mismatch for {entry.path}", release=manifest.version)
+    extra = set(sums) - set(listed) - {MANIFEST}
+    if extra:
+        raise ChecksumMismatch(SUMS, "(no such file)", sorted(extra)[0], release=manifest.version)
+    if not manifest_ok:
+        raise ChecksumMismatch(
+            f"{MANIFEST} (or its line in {SUMS})",
+            sums.get(MANIFEST, "(missing)"),
+            manifest_hash,
+            release=manifest.version,
+        )
+    return Artifact(directory, manifest)
+
+
+def _blame(entry: FileEntry, actual: str, summed: str | None) -> str | None:
+    """Which file was altered, judged by which two of the three records still agree."""
+    if actual == entry.sha256 == summed:
+        return None
+    if actual == entry.sha256:
+        return SUMS
+    if actual == summed:
+        return MANIFEST
+    return entry.path

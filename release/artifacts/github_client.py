@@ -1,0 +1,295 @@
+"""GitHub's REST API as GitHub documents it: redirects, retries, rate limits, errors.
+
+Rules followed (docs.github.com, API version 2022-11-28):
+- rest/using-the-rest-api/best-practices-for-using-the-rest-api#follow-redirects: any request may
+  be redirected; 301 means the resource moved for good (a renamed or transferred repository),
+  302/307 repeat the request verbatim at `Location`. The token goes only to the origin it was
+  sent to (downloads redirect to a storage host that must not see it).
+- rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit: a 403 or 429
+  is a rate limit when it carries `retry-after`, `x-ratelimit-remaining: 0`, or a message saying
+  so. Wait `retry-after` seconds, else until `x-ratelimit-reset`, else at least a minute, growing.
+- 5xx answers are retried with exponential backoff; 4xx are one line each and never retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from release.clock import Clock, SystemClock, utc_clock_time
+from release.errors import AuthError, Conflict, NotFound, RetryLater, StoreError
+from release.progress import Progressable
+
+API_VERSION = "2022-11-28"
+MAX_REDIRECTS = 5
+TOTAL_WAIT = 180.0  # seconds one request may spend waiting before it gives up and says why
+MINUTE = 60.0
+CHUNK = 256 * 1024
+_REDIRECTS = (301, 302, 303, 307, 308)
+T = TypeVar("T")
+
+
+class GitHubClient:
+    """Authenticated requests to one GitHub API, following GitHub's rules for clients."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        client: httpx.Client | None = None,
+        attempts: int = 5,
+        backoff: float = 1.0,
+        clock: Clock | None = None,
+        notify: Callable[[str], None] = lambda _: None,
+        on_moved: Callable[[httpx.URL, httpx.URL], None] = lambda _old, _new: None,
+    ) -> None:
+        self.attempts = attempts
+        self.backoff = backoff
+        self.clock = clock or SystemClock()
+        self.notify = notify
+        self.on_moved = on_moved
+        self._client = client or httpx.Client(timeout=httpx.Timeout(30, read=120))
+        # The token is only ever in this header; it is never formatted into a message.
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "helionyx-release",
+        }
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send, following redirects and retrying what GitHub says to retry; 2xx or raise."""
+
+        def attempt() -> httpx.Response:
+            response = self._send(
+                method, url, params=params, json=json, content=content, extra=headers
+            )
+            self._check(response)
+            return response
+
+        return self._retrying(f"{method} {httpx.URL(url).path}", attempt)
+
+    def download(
+        self, url: str, target: Path, progress: Progressable | None, label: str, size: int
+    ) -> None:
+        """Stream an asset's bytes into `target` (a retry starts the file again)."""
+        headers = {"Accept": "application/octet-stream"}
+
+        def attempt() -> None:
+            response = self._send("GET", url, extra=headers, stream=True)
+            try:
+                self._check(response, read=True)
+                if progress is not None:
+                    progress.start(f"downloading {label}", size)
+                try:
+                    with target.open("wb") as handle:
+                        for chunk in response.iter_bytes(CHUNK):
+                            handle.write(chunk)
+                            if progress is not None:
+                                progress.advance(len(chunk))
+                finally:
+                    if progress is not None:
+                        progress.finish()
+            finally:
+                response.close()
+
+        self._retrying(f"download of {label}", attempt)
+
+    # -- redirects ---------------------------------------------------------------------
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        extra: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        headers = {**self._headers, **(extra or {})}
+        target = httpx.URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self._client.build_request(
+                method, target, params=params, json=json, content=content, headers=headers
+            )
+            response = self._client.send(request, stream=stream, follow_redirects=False)
+            if response.status_code not in _REDIRECTS:
+                return response
+            location = response.headers.get("location")
+            response.close()
+            if not location:
+                raise StoreError(
+                    f"GitHub answered {response.status_code} for {target.path} without a Location",
+                    hint="report it to GitHub; nothing was changed",
+                )
+            moved = request.url.join(location)
+            if response.status_code in (301, 308):
+                self.on_moved(request.url, moved)
+            if response.status_code == 303:
+                method, json, content = "GET", None, None
+            if _origin(moved) != _origin(request.url):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            # The new location carries its own query; the old parameters must not be added again.
+            target, params = moved, None
+        raise StoreError(
+            f"GitHub redirected {httpx.URL(url).path} more than {MAX_REDIRECTS} times",
+            hint="check OWNER/REPO and GITHUB_API_URL",
+        )
+
+    # -- retries -----------------------------------------------------------------------
+    def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
+        waited = 0.0
+        limited = 0
+        last: RetryLater | None = None
+        for number in range(1, self.attempts + 1):
+            try:
+                return attempt()
+            except RetryLater as exc:
+                last = exc
+            except httpx.TransportError as exc:
+                last = RetryLater(f"cannot reach GitHub ({type(exc).__name__})", None, 0, "")
+            if number == self.attempts:
+                break
+            if last.seconds is None and last.status in (403, 429):
+                limited += 1
+                seconds = MINUTE * 2 ** (limited - 1)
+            elif last.seconds is None:
+                seconds = min(self.backoff * 2 ** (number - 1), MINUTE)
+            else:
+                seconds = last.seconds
+            if waited + seconds > TOTAL_WAIT:
+                raise StoreError(
+                    f"{last.reason}; GitHub asks to wait {seconds:.0f} s more "
+                    f"(until {utc_clock_time(self.clock.time() + seconds)})",
+                    hint="try again then, or use a token with a higher limit",
+                ) from None
+            if seconds > 1:
+                until = utc_clock_time(self.clock.time() + seconds)
+                self.notify(f"{last.reason}: waiting {seconds:.0f} s, until {until}")
+            self.clock.sleep(seconds)
+            waited += seconds
+        assert last is not None
+        if last.status == 0:
+            raise StoreError(last.reason, hint="check the network and GITHUB_API_URL")
+        raise StoreError(
+            f"{last.reason} after {self.attempts} attempts ({what})",
+            hint="GitHub may be degraded or rate limiting; try again later",
+        )
+
+    # -- answers -----------------------------------------------------------------------
+    def _check(self, response: httpx.Response, *, read: bool = False) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if read:
+            response.read()
+        message = _message(response)
+        pause = self._pause(response, message)
+        if pause is not None:
+            raise pause
+        if status == 401:
+            raise AuthError(f"GitHub rejected the token (401 {message})", hint="check GITHUB_TOKEN")
+        if status == 403:
+            raise AuthError(
+                f"GitHub refused the request (403 {message})",
+                hint="the token needs contents: write on the repository",
+            )
+        if status == 404:
+            raise NotFound(
+                f"GitHub has no {response.request.url.path} (404)",
+                hint="check OWNER/REPO and that the token can see the repository",
+            )
+        if status == 422:
+            codes = ", ".join(
+                str(e.get("code")) for e in _json(response).get("errors", []) if isinstance(e, dict)
+            )
+            text = f"GitHub refused the request (422 {message}{': ' + codes if codes else ''})"
+            if "already_exists" in codes:
+                raise Conflict(text, hint="an asset or release of that name already exists")
+            raise StoreError(text, hint="the request was invalid")
+        raise StoreError(f"GitHub answered {status} {message}")
+
+    def _pause(self, response: httpx.Response, message: str) -> RetryLater | None:
+        """The wait GitHub asks for, if this answer is worth retrying at all."""
+        status = response.status_code
+        retry_after = _seconds(response.headers.get("retry-after"))
+        if status >= 500:
+            return RetryLater(f"GitHub answered {status} ({message})", retry_after, status, message)
+        if status not in (403, 429):
+            return None
+        secondary = "secondary rate limit" in message.lower()
+        reason = "GitHub's secondary rate limit" if secondary else "GitHub's rate limit"
+        if retry_after is not None:
+            return RetryLater(f"{reason} ({message})", retry_after, status, message)
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            reset = _seconds(response.headers.get("x-ratelimit-reset"))
+            wait = None if reset is None else max(0.0, reset - self.clock.time()) + 1
+            return RetryLater(f"{reason} ({message})", wait, status, message)
+        if secondary or "rate limit" in message.lower() or status == 429:
+            return RetryLater(f"{reason} ({message})", None, status, message)
+        return None
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, or a StoreError naming the endpoint."""
+    data = _decoded(response)
+    if not isinstance(data, dict):
+        raise _unexpected(response)
+    return data
+
+
+def json_list(response: httpx.Response) -> list[dict[str, Any]]:
+    """The body as a JSON list of objects, or a StoreError naming the endpoint."""
+    data = _decoded(response)
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise _unexpected(response)
+    return data
+
+
+def _decoded(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise _unexpected(response) from None
+
+
+def _unexpected(response: httpx.Response) -> StoreError:
+    return StoreError(
+        f"GitHub answered {response.request.url.path} with something that is not the "
+        f"documented JSON ({response.status_code})",
+        hint="check GITHUB_API_URL points at GitHub's REST API",
+    )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _message(response: httpx.Response) -> str:
+    return str(_json(response).get("message") or response.reason_phrase)
+
+
+def _seconds(value: str | None) -> float | None:
+    text = (value or "").strip()
+    return float(text) if text.isascii() and text.isdigit() else None

@@ -1,0 +1,1 @@
+"""Operating hosts: environments, SSH, operations and the commands that act on a host."""

@@ -1,0 +1,220 @@
+"""Deploy: the state machine of docs/ARCHITECTURE.md.
+
+resolve → fetch + verify → connect → lock → (no-op if already current and healthy) → prepare →
+upload → build releases/.<sha>.partial → rename to releases/<sha> → flip `current` → restart →
+health gate → prune → unlock. A failure before the flip leaves the host as it was; a failure
+after it flips back to the previous release, restarts it and re-checks its health.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from release.agent.protocol import (
+    FAILED,
+    GO_LIVE,
+    INSTALL,
+    NOOP,
+    PREPARE,
+    PRUNE,
+    ROLLED_BACK,
+    SUCCEEDED,
+    GoLiveAnswer,
+)
+from release.artifacts.artifact import Artifact
+from release.artifacts.releasing import Workspace, verify_from
+from release.artifacts.store import ReleaseInfo, Store, resolve
+from release.errors import OperationFailed, ReleaseError, RequestNotSent, UsageError
+from release.hosts.environments import Environment
+from release.hosts.host import HostState
+from release.hosts.operation import Operation, RemoteFactory, Reporter
+from release.hosts.remote import SshRemote
+from release.hosts.units import render_units
+from release.progress import Progressable
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """How a deploy ended."""
+
+    outcome: str
+    version: str
+    sha: str
+    previous_sha: str | None
+    notices: tuple[str, ...] = ()
+
+
+def serving_sha(state: HostState) -> str | None:
+    """The commit the running service reports, if it answers ready."""
+    body = state.health.get("ready_body") if state.health.get("ready_status") == 200 else None
+    return body.get("commit") if isinstance(body, dict) else None
+
+
+def fetch_verified(
+    ws: Workspace, env: Environment, info: ReleaseInfo, store: Store, progress: Progressable
+) -> Artifact:
+    """Download and verify a resolved release locally, before anything touches the host."""
+    artifact = verify_from(ws, info.version, store, progress)
+    if artifact.manifest.tag is None and not env.allow_dev_builds:
+        raise UsageError(
+            f"{artifact.version} is an unpublished dev build; "
+            f"{env.name} takes tagged releases only",
+            hint="cut one with make release VERSION=X.Y.Z, publish it, and deploy that version",
+            env=env.name,
+            release=artifact.version,
+        )
+    return artifact
+
+
+def deploy(
+    ws: Workspace,
+    env: Environment,
+    ref: str,
+    store: Store,
+    *,
+    reporter: Reporter,
+    progress: Progressable,
+    remote_factory: RemoteFactory = SshRemote,
+) -> DeployResult:
+    """Deploy release `ref` (version, tag or SHA) from `store` to `env`."""
+    # An unknown version is refused before anything is announced or dialled.
+    info = resolve(store.releases(), ref)
+    reporter.headline(f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {env.host}")
+    units = render_units(ws.root, env)
+    with Operation(env, "deploy", reporter, units, remote_factory) as op:
+        # The SSH handshake runs while the artifact is checked; nothing is sent until it passes.
+        op.dial()
+        with op.timed("fetch + verify", info.version):
+            artifact = fetch_verified(ws, env, info, store, progress)
+        sha, version = artifact.commit, artifact.version
+        with op.locked(f"deploy {version}") as state:
+            op.context.update(
+                {
+                    "version": version,
+                    "sha": sha,
+                    "previous_sha": state.current,
+                    "source": store.label,
+                }
+            )
+            if state.current == sha and serving_sha(state) == sha:
+                op.finish = op.finish_event(NOOP)
+                reporter.note(f"{version} ({sha[:12]}) is already deployed and healthy")
+                # Killed deploys leave releases behind too: a no-op keeps retention as well.
+                _prune_and_report(op, sha)
+                return DeployResult(NOOP, version, sha, state.current, tuple(op.notices))
+            try:
+                done = _install_and_go_live(op, artifact, state)
+            except ReleaseError as exc:
+                if not op.finished_on_host:
+                    op.finish = op.finish_event(FAILED, str(exc))
+                raise
+            if done["outcome"] != SUCCEEDED:
+                raise OperationFailed(
+                    f"deploy of {version} failed: {done['reason']}",
+                    details=done["journal"],
+                    env=env.name,
+                    host=env.host,
+                )
+            _prune_and_report(op, sha)
+            return DeployResult(SUCCEEDED, version, sha, state.current, tuple(op.notices))
+
+
+def _install_and_go_live(op: Operation, artifact: Artifact, state: HostState) -> GoLiveAnswer:
+    assert op.host is not None
+    sha, version, env = artifact.commit, artifact.version, op.env
+    with op.timed("prepare"):
+        prepared = op.call("prepare", PREPARE({"sha": sha}))
+    if prepared["removed"]:
+        op.reporter.note(
+            f"removed leftovers of an interrupted deploy: {', '.join(prepared['removed'])}"
+        )
+    if prepared["complete"]:
+        op.reporter.note(f"release {sha[:12]} is already on the host; reusing it")
+    else:
+        reuse = shared_files(artifact, prepared["donor_sums"])
+        archive = f"{env.releases_dir}/.{sha}.upload"
+        sent = sum(f.size for f in artifact.manifest.files if f.path not in reuse)
+        detail = (f"{sent / 1e6:.1f} MB" if sent >= 1e6 else f"{sent / 1e3:.0f} kB") + (
+            f", {len(reuse)} identical file(s) linked from {str(prepared['donor'])[:12]}"
+            if reuse
+            else ""
+        )
+        with op.timed("upload", detail), tempfile.TemporaryDirectory() as tmp:
+            bundle = Path(tmp) / "artifact.tar"
+            _bundle(artifact, bundle, skip=set(reuse))
+            op.host.remote.put(bundle, archive)
+        with op.timed("build", "checksums, venv offline, smoke check"):
+            built = op.call(
+                "build",
+                INSTALL(
+                    {
+                        "sha": sha,
+                        "archive": archive,
+                        "donor": prepared["donor"] if reuse else None,
+                        "reuse": reuse,
+                    }
+                ),
+            )
+        timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
+        op.reporter.note(f"build: {timings}")
+    previous = state.current if state.current != sha else state.previous
+    back_to = state.current if state.current in state.releases else None
+    detail = f"current -> releases/{sha[:12]}, restart, health (timeout {env.health_timeout:.0f} s)"
+    # From here the host finishes the operation and records it, whatever happens to us.
+    op.finished_on_host = True
+    try:
+        with op.timed("go live", detail):
+            done = op.call(
+                "go live",
+                GO_LIVE(
+                    {
+                        "sha": sha,
+                        "version": version,
+                        "previous": previous,
+                        "timeout": env.health_timeout,
+                        "units": op.units,
+                        "back_to": back_to,
+                        "back_version": state.version_of(back_to) if back_to else None,
+                        "back_previous": state.previous,
+                        "finish": op.finish_event(SUCCEEDED),
+                    }
+                ),
+            )
+    except RequestNotSent:
+        op.finished_on_host = False
+        raise
+    if done["outcome"] == SUCCEEDED:
+        op.reporter.note(f"healthy after {done['seconds'] or 0:.2f} s")
+    elif done["outcome"] == ROLLED_BACK:
+        op.reporter.note(f"unhealthy, rolled back on the host: {done['reason']}")
+    return done
+
+
+def _prune_and_report(op: Operation, sha: str) -> None:
+    """Retention on the host (which decides what goes: `release.agent.prune`)."""
+    with op.timed("prune", f"keep {op.env.keep_releases}"):
+        pruned = op.call("prune", PRUNE({"keep": op.env.keep_releases, "protect": [sha]}))
+    if pruned["removed"]:
+        names = ", ".join(p[:12] for p in pruned["removed"])
+        op.reporter.note(f"pruned {len(pruned['removed'])} old release(s): {names}")
+
+
+def shared_files(artifact: Artifact, donor_sums: dict[str, str]) -> list[str]:
+    """Files of the artifact the host already holds byte for byte in another release."""
+    return sorted(
+        entry.path
+        for entry in artifact.manifest.files
+        if donor_sums.get(entry.path) == entry.sha256
+    )
+
+
+def _bundle(artifact: Artifact, target: Path, skip: set[str]) -> None:
+    """One uncompressed tar of the verified artifact but `skip`: one SFTP transfer, not dozens."""
+    with tarfile.open(target, "w") as bundle:
+        for path in sorted(artifact.directory.rglob("*")):
+            name = path.relative_to(artifact.directory).as_posix()
+            if path.is_file() and name not in skip:
+                bundle.add(path, arcname=name)

@@ -1,0 +1,226 @@
+"""The operator's end of the host agent: one session per operation, typed calls."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from release.agent.protocol import (
+    JOURNAL,
+    STATE,
+    Health,
+    LockHolder,
+    LogRecord,
+    Message,
+    Request,
+    StateAnswer,
+    Target,
+)
+from release.errors import ConnectionFailed, HostError, RequestNotSent, SessionClosed
+from release.hosts.bundle import AGENT_BUNDLE, BOOTSTRAP
+from release.hosts.environments import Environment
+from release.hosts.remote import Remote, Session
+
+#: How long any agent call may take beyond its own deadline (builds included).
+CALL_LIMIT = 600.0
+
+Ans = TypeVar("Ans")
+
+
+@dataclass(frozen=True)
+class HostRelease:
+    """A release directory on the host."""
+
+    sha: str
+    version: str | None
+    tag: str | None
+    built_at: str | None
+
+
+@dataclass(frozen=True)
+class HostState:
+    """One snapshot of an environment on the host."""
+
+    releases: dict[str, HostRelease]
+    partials: list[str]
+    current: str | None
+    previous: str | None
+    lock: LockHolder | None
+    unit: dict[str, str]
+    health: Health
+    setup: dict[str, bool]
+    log: list[LogRecord] = field(default_factory=list)
+
+    def version_of(self, sha: str | None) -> str | None:
+        """The version of a release on the host."""
+        release = self.releases.get(sha or "")
+        return release.version if release else None
+
+    @classmethod
+    def of(cls, raw: StateAnswer) -> HostState:
+        """From the agent's `state` answer (only complete releases count)."""
+        return cls(
+            releases={
+                r["sha"]: HostRelease(r["sha"], r.get("version"), r.get("tag"), r.get("built_at"))
+                for r in raw["releases"]
+                if r["complete"]
+            },
+            partials=raw["partials"],
+            current=raw["current"],
+            previous=raw["previous"],
+            lock=raw["lock"],
+            unit=raw["unit"],
+            health=raw["health"],
+            setup=raw["setup"],
+            log=raw["log"],
+        )
+
+
+def target_of(env: Environment) -> Target:
+    """What every request says about the environment it is for."""
+    return {
+        "env": env.name,
+        "base_dir": env.base_dir,
+        "data_dir": env.data_dir,
+        "config_file": env.config_file,
+        "unit": env.unit,
+        "port": env.port,
+    }
+
+
+class Host:
+    """An environment on a host, reached through a Remote."""
+
+    def __init__(self, remote: Remote, env: Environment) -> None:
+        self.remote = remote
+        self.env = env
+        self._session: Session | None = None
+        self._greeted = False
+        #: A call was cut short (Ctrl-C) after its request left: its answer is still coming.
+        self._unanswered = False
+
+    def call(
+        self,
+        request: Request[Ans],
+        *,
+        target: Target | None = None,
+        record: LogRecord | None = None,
+        log_before: Sequence[LogRecord] = (),
+    ) -> Ans:
+        """Run one agent command on the host and return its answer, or raise HostError.
+
+        `record` is completed with the outcome and appended to the deploy log by the host;
+        `log_before` is appended before the command runs.
+        """
+        message: Message = {
+            "command": request.command,
+            "target": target or target_of(self.env),
+            "request": request.body,
+        }
+        if record is not None:
+            message["record"] = record
+        if log_before:
+            message["log_before"] = list(log_before)
+        # A request's `timeout` is the agent's own deadline (a health gate's); the answer may
+        # take that long plus a restart, so the wait is longer, and never shorter than a build.
+        body = request.body
+        deadline = body.get("timeout") if isinstance(body, dict) else None
+        wait = CALL_LIMIT + float(deadline or 0)
+        line = self._send(request.command, json.dumps(message), wait)
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            self.close()
+            raise HostError(
+                f"the host agent answered {request.command} with {line.strip()[:80]!r}",
+                host=self.remote.host,
+                env=self.env.name,
+            )
+        if not answer.get("ok"):
+            raise HostError(str(answer.get("error")), host=self.remote.host, env=self.env.name)
+        result: Ans = answer["result"]
+        return result
+
+    def _send(self, name: str, message: str, wait: float) -> str:
+        try:
+            try:
+                return self._exchange(message, wait)
+            except RequestNotSent:
+                # The host never saw the request: a new connection and agent may send it.
+                self.close()
+                return self._exchange(message, wait)
+        except ConnectionFailed:
+            # The session is gone: the next call starts a new one (the lock goes back that way).
+            self.close()
+            raise
+        except SessionClosed as exc:
+            # A timed-out or dead agent may still answer later: never read from it again.
+            self.close()
+            raise HostError(
+                f"the host agent failed ({name}): {exc.message}",
+                hint="the host needs python3" if "not found" in exc.message else None,
+                host=self.remote.host,
+                env=self.env.name,
+            ) from None
+
+    def _exchange(self, message: str, wait: float) -> str:
+        session = self._agent()
+        if self._unanswered:
+            # The agent answers in order: the interrupted call's answer must not be taken for
+            # this one's. Waiting for it also lets that step finish before the next goes.
+            try:
+                session.receive(timeout=wait)
+            except ConnectionFailed:
+                raise RequestNotSent("lost the SSH connection", host=self.remote.host) from None
+        self._unanswered = True
+        line = session.ask(message, timeout=wait)
+        self._unanswered = False
+        return line
+
+    def dial(self) -> Host:
+        """Start connecting and the agent, without waiting: nothing is sent to it yet."""
+        if self._session is None:
+            # One agent process per operation: each further step is one line each way.
+            self._session = self.remote.start(
+                f"python3 -c {shlex.quote(BOOTSTRAP)}", stdin_first=AGENT_BUNDLE
+            )
+            self._greeted = False
+        return self
+
+    def _agent(self) -> Session:
+        self.dial()
+        assert self._session is not None
+        if not self._greeted:
+            try:
+                # Its hello proves the connection and the interpreter before any request goes.
+                self._session.receive()
+            except BaseException:
+                self.close()
+                raise
+            self._greeted = True
+        return self._session
+
+    def open(self) -> Host:
+        """Connect and start the agent now, and wait for its hello (else the first call does)."""
+        self._agent()
+        return self
+
+    def close(self) -> None:
+        """Let the agent exit (its current step, if any, still finishes on the host)."""
+        self._unanswered = False
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.close()
+
+    def state(self, *, probe: bool = False) -> HostState:
+        """Releases, links, lock, unit, optionally health, and the deploy log."""
+        return HostState.of(self.call(STATE({"probe": probe})))
+
+    def journal(self, lines: int = 20) -> list[str]:
+        """The unit's last journal lines."""
+        return self.call(JOURNAL({"lines": lines}))["lines"]

@@ -1,0 +1,110 @@
+"""The per-environment deploy lock, as the operator takes, judges and gives it back."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+
+from release.agent.protocol import LOCK, UNLOCK, HolderRecord, LockHolder, LogRecord
+from release.agent.timestamps import utc_timestamp
+from release.errors import LockHeld, NotSetUp
+from release.hosts.host import Host, HostState
+
+
+def operator() -> str:
+    """Who is deploying: DEPLOY_OPERATOR, else user@machine."""
+    return os.environ.get("DEPLOY_OPERATOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def holder_for(command: str) -> HolderRecord:
+    """A holder record for this process."""
+    return {
+        "holder": operator(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started_at": utc_timestamp("seconds"),
+        "command": command,
+        "token": uuid.uuid4().hex,
+    }
+
+
+def describe(holder: LockHolder) -> str:
+    """One line naming a lock holder."""
+    if "incomplete" in holder:
+        return "an operation that was killed while taking the lock"
+    return (
+        f"{holder['holder']} (pid {holder['pid']} on {holder['host']}, "
+        f"`{holder['command']}` since {holder['started_at']})"
+    )
+
+
+def describe_now(holder: LockHolder) -> str:
+    """One line naming a lock holder, marked stale when it is provably gone (the same check
+    the next operation uses to break the lock)."""
+    line = describe(holder)
+    if holder_gone(holder):
+        return f"{line}; stale: that process is gone, the next operation removes the lock"
+    return line
+
+
+def holder_gone(holder: LockHolder) -> bool | None:
+    """True when the holder process provably no longer runs; None when that cannot be told."""
+    if "incomplete" in holder or holder.get("host") != socket.gethostname():
+        return None
+    if not isinstance(holder.get("pid"), int):
+        return None
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class EnvLock:
+    """Hold the environment lock for the duration of an operation."""
+
+    def __init__(self, host: Host, command: str, notices: list[str]) -> None:
+        self.host = host
+        self.me = holder_for(command)
+        self.notices = notices
+        self.held = False
+
+    def acquire(self) -> HostState:
+        """Take the lock and return the host's state under it; break the lock only when its
+        holder provably died on this machine."""
+        env = self.host.env
+        answer = self.host.call(LOCK({"holder": self.me}))
+        if answer.get("not_set_up"):
+            raise NotSetUp(
+                f"{env.name} is not set up on {env.host} ({env.base_dir} does not exist)",
+                hint=f"run make setup-host ENV={env.name} first",
+                env=env.name,
+                host=env.host,
+            )
+        holder = answer["holder"]
+        if not answer["acquired"] and holder is not None and holder_gone(holder):
+            self.notices.append(f"removed a stale lock left by {describe(holder)}")
+            stale = holder.get("token")
+            replace = stale if isinstance(stale, str) else None
+            answer = self.host.call(LOCK({"holder": self.me, "replace_token": replace}))
+            holder = answer["holder"]
+        if not answer["acquired"] or "state" not in answer:
+            raise LockHeld(
+                f"{env.name} is locked by "
+                + (describe(holder) if holder else "an operation that just finished"),
+                hint=f"wait for it to finish; if that process is gone, make unlock ENV={env.name}",
+                env=env.name,
+                host=self.host.remote.host,
+            )
+        self.held = True
+        return HostState.of(answer["state"])
+
+    def release(self, log_before: list[LogRecord] | None = None) -> None:
+        """Give the lock back (appending any final log records in the same call)."""
+        if self.held:
+            self.host.call(UNLOCK({"token": self.me["token"]}), log_before=log_before or [])
+            self.held = False

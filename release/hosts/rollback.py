@@ -1,0 +1,122 @@
+"""Rollback: flip `current` back to the previous good release (or a named one), restart, check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from release.agent.deploylog import failed_shas
+from release.agent.protocol import ACTIVATE, FAILED, SUCCEEDED
+from release.errors import OperationFailed, UsageError
+from release.hosts.deploy import DeployResult
+from release.hosts.environments import Environment
+from release.hosts.history import last_deployed_first
+from release.hosts.host import HostState
+from release.hosts.operation import Operation, RemoteFactory, Reporter
+from release.hosts.remote import SshRemote
+from release.hosts.units import render_units
+
+
+def pick_target(state: HostState, to: str | None) -> str:
+    """The SHA to roll back to: `to` (version, tag or SHA prefix) or the previous good release."""
+    existing = (
+        ", ".join(
+            f"{state.version_of(s)} ({s[:12]})"
+            for s in last_deployed_first(state)
+            if s != state.current
+        )
+        or "none"
+    )
+    if to:
+        bare = to[1:] if to.startswith("v") and to[1:2].isdigit() else to
+        matches = [
+            sha
+            for sha, release in state.releases.items()
+            if bare in (release.version, release.tag)
+            or to == release.tag
+            or (len(to) >= 7 and sha.startswith(to))
+        ]
+        if len(matches) != 1:
+            raise UsageError(
+                f"no single release {to!r} on the host", hint=f"the host holds: {existing}"
+            )
+        target = matches[0]
+    else:
+        failed = failed_shas(state.log)
+        candidates = [state.previous] if state.previous else []
+        candidates += [
+            s for s in last_deployed_first(state) if s not in (state.current, state.previous)
+        ]
+        good = [s for s in candidates if s and s in state.releases and s not in failed]
+        if not good:
+            raise UsageError(
+                "there is no previous good release to roll back to",
+                hint=f"the host holds: {existing}",
+            )
+        target = good[0]
+    if target == state.current:
+        raise UsageError(f"{state.version_of(target)} ({target[:12]}) is already current")
+    return target
+
+
+def rollback(
+    root: Path,
+    env: Environment,
+    to: str | None,
+    reporter: Reporter,
+    remote_factory: RemoteFactory = SshRemote,
+) -> DeployResult:
+    """Roll `env` back; exits through OperationFailed if the target is not healthy either."""
+    with Operation(env, "rollback", reporter, render_units(root, env), remote_factory) as op:
+        host = op.connect()
+        # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
+        # (not even the env directory's mtime, which taking the lock would).
+        pick_target(host.state(), to)
+        with op.locked(f"rollback{' to ' + to if to else ''}") as state:
+            target = pick_target(state, to)
+            version = state.version_of(target)
+            op.context.update(
+                {"version": version, "sha": target, "previous_sha": state.current, "source": "host"}
+            )
+            with op.timed("switch + restart", f"current -> releases/{target[:12]}, health gate"):
+                gate = op.call(
+                    "activate",
+                    ACTIVATE(
+                        {
+                            "units": op.units,
+                            "sha": target,
+                            "previous": state.current,
+                            "version": version,
+                            "timeout": env.health_timeout,
+                        }
+                    ),
+                )
+            if gate["healthy"]:
+                op.finish = op.finish_event(SUCCEEDED)
+                return DeployResult(SUCCEEDED, version or "?", target, state.current)
+            assert op.host is not None
+            journal = op.host.journal(20)
+            reason = gate.get("reason", "unhealthy")
+            if state.current is not None:
+                # Never leave the service on a broken release when the one we left was running.
+                back = op.call(
+                    "undo",
+                    ACTIVATE(
+                        {
+                            "units": op.units,
+                            "previous": state.previous,
+                            "version": state.version_of(state.current),
+                            "sha": state.current,
+                            "timeout": env.health_timeout,
+                        }
+                    ),
+                )
+                reason += f"; restored {state.current[:12]}" + (
+                    "" if back["healthy"] else " (unhealthy)"
+                )
+            op.finish = op.finish_event(FAILED, reason)
+            raise OperationFailed(
+                f"rollback to {version} ({target[:12]}) is not healthy: {reason}",
+                details=journal,
+                env=env.name,
+                host=env.host,
+            )

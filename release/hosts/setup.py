@@ -1,0 +1,111 @@
+"""`make setup-host`: first-time, idempotent preparation of one environment on the host."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tempfile
+from pathlib import Path
+
+from helionyx.config import ConfigError, load_settings
+from release.agent.protocol import SETUP
+from release.agent.settings import parse_env
+from release.errors import UsageError
+from release.hosts.environments import Environment
+from release.hosts.operation import RemoteFactory, reading
+from release.hosts.remote import SshRemote
+from release.hosts.units import render_units
+
+_PLACEHOLDER = re.compile(r"<[^<>\n]*>")
+
+
+def fill_settings(example: Path, target: Path, values: dict[str, str]) -> Path:
+    """Write `target` (0600) from an example settings file with `values` set."""
+    lines = [
+        f"{line.split('=', 1)[0]}={values[line.split('=', 1)[0]]}"
+        if "=" in line and line.split("=", 1)[0] in values
+        else line
+        for line in example.read_text(encoding="utf-8").splitlines()
+    ]
+    target.touch(mode=0o600)
+    target.chmod(0o600)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+def render_config(env: Environment, text: str, source: Path) -> str:
+    """The host's env file: the operator's settings with the host layout forced from the TOML."""
+    settings = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    keys = sorted({line.split("=", 1)[0] for line in settings if _PLACEHOLDER.search(line)})
+    if keys:
+        raise UsageError(
+            f"{source} still holds template placeholders ({', '.join(keys)})",
+            hint="replace every <…> with a real value",
+            env=env.name,
+        )
+    layout = {
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(env.port),
+        "EVENT_STORE_PATH": f"{env.data_dir}/events",
+        "PROJECTIONS_DB_PATH": f"{env.data_dir}/projections/projections.db",
+    }
+    kept = [
+        line
+        for line in text.splitlines()
+        if line.split("=", 1)[0].strip() not in layout or line.lstrip().startswith("#")
+    ]
+    rendered = "\n".join(
+        [
+            f"# Managed by make setup-host ENV={env.name} from {source.name}; host layout keys "
+            "come from deployment/environments.",
+            *kept,
+            *(f"{key}={value}" for key, value in layout.items()),
+        ]
+    )
+    try:
+        load_settings(env.name, env_file=Path("/nonexistent"), environ=parse_env(rendered))
+    except ConfigError as exc:
+        raise UsageError(f"{source}: {exc}", env=env.name) from None
+    return rendered + "\n"
+
+
+def setup_host(
+    root: Path,
+    env: Environment,
+    env_file: Path,
+    remote_factory: RemoteFactory = SshRemote,
+) -> list[str]:
+    """Create user, dirs, config (0600) and unit on the host; returns what changed."""
+    if not env_file.is_file():
+        raise UsageError(
+            f"no settings file {env_file}",
+            hint=f"copy .env.{env.name}.example (or .env.template) to {env_file.name} and fill it",
+            env=env.name,
+        )
+    mode = env_file.stat().st_mode & 0o777
+    if mode & 0o077:
+        # Like ssh with a private key: secrets others can read are already leaked.
+        raise UsageError(
+            f"{env_file} holds secrets but is readable by others (mode {mode:04o})",
+            hint=f"chmod 600 {env_file}",
+            env=env.name,
+        )
+    config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
+    units = render_units(root, env)
+    upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"
+    with reading(env, remote_factory) as host, tempfile.TemporaryDirectory() as tmp:
+        remote = host.remote
+        # Secrets travel by SFTP into a file that is 0600 before a byte is written, never on a
+        # command line (visible in ps) or in a log.
+        local = Path(tmp) / "settings"
+        local.touch(mode=0o600)
+        local.write_text(config, encoding="utf-8")
+        prepared = remote.run(
+            f"umask 077 && mkdir -p {shlex.quote(str(Path(upload).parent))} && "
+            f": > {shlex.quote(upload)} && chmod 600 {shlex.quote(upload)}"
+        )
+        if prepared.code != 0:
+            raise UsageError(f"cannot write {upload} on {env.host}: {prepared.stderr.strip()}")
+        remote.put(local, upload)
+        done = host.call(SETUP({"config_upload": upload, "units": units}))["done"]
+    return done

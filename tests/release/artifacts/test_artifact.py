@@ -1,0 +1,141 @@
+"""Building real artifacts: real git, real `python -m build`, real pip downloads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from release.artifacts.artifact import MANIFEST, SUMS, Manifest, read_sums, sha256_file, verify
+from tests.release.conftest import Released, git, release_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_make_release_commits_tags_and_builds_the_artifact(released: Released) -> None:
+    repo = released.repo
+    assert git(repo, "log", "-1", "--format=%s") == "chore(release): v0.1.0"
+    assert git(repo, "cat-file", "-t", "v0.1.0") == "tag", "the tag is annotated"
+    assert git(repo, "rev-parse", "v0.1.0^{commit}") == released.commit
+    changelog = (repo / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]\n\n## [0.1.0] - " in changelog
+    assert git(repo, "status", "--porcelain") == ""
+
+    manifest = Manifest.from_json((released.artifact / MANIFEST).read_text())
+    assert manifest.version == "0.1.0"
+    assert manifest.tag == "v0.1.0"
+    assert manifest.commit == released.commit
+    assert manifest.python_requires == ">=3.11"
+    assert manifest.platform == "cp3.11-manylinux_2_36_x86_64"
+    assert manifest.wheel == "helionyx-0.1.0-py3-none-any.whl"
+    assert set(read_sums(released.artifact)) == {f.path for f in manifest.files} | {MANIFEST}
+
+
+def test_the_wheel_holds_only_the_service_and_knows_its_commit(released: Released) -> None:
+    wheel = released.artifact / "helionyx-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        version_py = archive.read("helionyx/_version.py").decode()
+    assert all(n.startswith(("helionyx/", "helionyx-0.1.0.dist-info/")) for n in names)
+    assert not [n for n in names if "test" in n or "release/" in n or n.endswith(".pyc")]
+    assert '__version__ = "0.1.0"' in version_py
+    assert f'__commit__ = "{released.commit}"' in version_py
+
+
+def test_the_lock_is_hash_pinned_and_names_no_machine_paths(released: Released) -> None:
+    lock = (released.artifact / "requirements.lock").read_text()
+    pins = [line for line in lock.splitlines() if "==" in line]
+    assert any(p.startswith("fastapi==") for p in pins)
+    assert lock.count("--hash=sha256:") >= len(pins)
+    for forbidden in ("--index-url", "--extra-index-url", "--find-links", "/opt/", "file://"):
+        assert forbidden not in lock
+
+
+def test_the_wheelhouse_has_every_locked_package_for_the_target(released: Released) -> None:
+    lock = (released.artifact / "requirements.lock").read_text()
+    pinned = {
+        line.split("==")[0].lower().replace("-", "_")
+        for line in lock.splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    wheels = [p.name for p in (released.artifact / "wheelhouse").iterdir()]
+    assert {w.split("-")[0].lower() for w in wheels} == pinned
+    assert all(w.endswith(("-py3-none-any.whl", "-none-any.whl")) or "cp311" in w for w in wheels)
+    core = [w for w in wheels if w.startswith("pydantic_core-")]
+    assert core and "manylinux" in core[0] and "x86_64" in core[0]
+
+
+def test_building_the_same_commit_in_two_clones_is_byte_identical(
+    released: Released, tmp_path: Path
+) -> None:
+    outputs = []
+    for name in ("clone-a", "clone-b"):
+        clone = tmp_path / name
+        git(tmp_path, "clone", "--quiet", str(released.repo), str(clone))
+        git(clone, "checkout", "--quiet", released.tag)
+        result = release_cli(clone, "artifact")
+        assert result.code == 0, result.stderr
+        assert "built release 0.1.0" in result.stdout
+        outputs.append(clone / "dist" / "releases" / "0.1.0")
+    a, b = outputs
+    for artifact in (a, released.artifact):
+        assert (artifact / "helionyx-0.1.0-py3-none-any.whl").read_bytes() == (
+            b / "helionyx-0.1.0-py3-none-any.whl"
+        ).read_bytes()
+        assert (artifact / MANIFEST).read_bytes() == (b / MANIFEST).read_bytes()
+        assert (artifact / SUMS).read_bytes() == (b / SUMS).read_bytes()
+
+
+def test_an_untagged_head_builds_a_dev_version_that_cannot_pass_for_a_release(
+    released: Released, tmp_path: Path
+) -> None:
+    clone = tmp_path / "dev"
+    git(tmp_path, "clone", "--quiet", str(released.repo), str(clone))
+    git(clone, "config", "user.email", "t@example.invalid")
+    git(clone, "config", "user.name", "T")
+    (clone / "NOTES.txt").write_text("work in progress\n")
+    git(clone, "add", "NOTES.txt")
+    git(clone, "commit", "--quiet", "-m", "wip")
+    sha = git(clone, "rev-parse", "HEAD")
+    result = release_cli(clone, "artifact")
+    assert result.code == 0, result.stderr
+    version = f"0.1.1.dev1+g{sha[:12]}"
+    assert f"built dev build {version} ({sha})" in result.stdout
+    manifest = json.loads((clone / "dist" / "releases" / version / MANIFEST).read_text())
+    assert manifest["tag"] is None and manifest["commit"] == sha
+
+
+@pytest.mark.parametrize(
+    "victim",
+    [
+        "helionyx-0.1.0-py3-none-any.whl",
+        "requirements.lock",
+        "wheelhouse/fastapi",
+        MANIFEST,
+        SUMS,
+    ],
+)
+def test_verify_names_the_one_file_whose_byte_was_changed(
+    released: Released, tmp_path: Path, victim: str
+) -> None:
+    copy = tmp_path / "0.1.0"
+    shutil.copytree(released.artifact, copy)
+    if victim.startswith("wheelhouse/"):
+        target = next((copy / "wheelhouse").glob(victim.split("/")[1] + "-*.whl"))
+    else:
+        target = copy / victim
+    data = bytearray(target.read_bytes())
+    # For the text files, change a hex digit of a checksum or a value, not the structure.
+    offset = data.index(b"sha256") + 20 if victim == MANIFEST else len(data) // 3
+    if victim == SUMS:
+        offset = 5
+    data[offset] = ord("0") if data[offset] != ord("0") else ord("1")
+    target.write_bytes(bytes(data))
+    with pytest.raises(Exception, match="checksum mismatch") as raised:
+        verify(copy)
+    expected = victim if not victim.startswith("wheelhouse/") else f"wheelhouse/{target.name}"
+    assert str(raised.value).startswith(f"checksum mismatch for {expected}")
+    assert sha256_file(released.artifact / MANIFEST)  # the original is untouched
