@@ -6,7 +6,6 @@ commit time, so building the same commit twice gives the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,12 +21,13 @@ from typing import Any
 
 from packaging.version import Version
 
+from release.agent import checksums
+from release.agent.checksums import sha256_file
+from release.agent.protocol import MANIFEST, SUMS
 from release.artifacts.git import Git
 from release.artifacts.version import version_of_commit
 from release.errors import ArtifactError, BuildError, ChecksumMismatch
 
-MANIFEST = "manifest.json"
-SUMS = "SHA256SUMS"
 LOCK = "requirements.lock"
 WHEELHOUSE = "wheelhouse"
 TOOLS = "tools"
@@ -152,15 +152,6 @@ class Artifact:
         return self.manifest.commit
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def artifact_files(directory: Path) -> list[str]:
     """Relative paths of every file under `directory` except SHA256SUMS, sorted."""
     return sorted(
@@ -223,8 +214,7 @@ def build(git: Git, commit: str, store_root: Path, *, python: str = sys.executab
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Write manifest.json and then SHA256SUMS over every file."""
     (directory / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
-    lines = [f"{sha256_file(directory / p)}  {p}\n" for p in artifact_files(directory)]
-    (directory / SUMS).write_text("".join(lines), encoding="utf-8")
+    checksums.write(directory, artifact_files(directory))
 
 
 def _entries(directory: Path, paths: Iterable[str]) -> Iterable[FileEntry]:
@@ -323,16 +313,12 @@ def _download_wheels(lock: Path, wheelhouse: Path, python: str) -> None:
 # -- verifying -----------------------------------------------------------------------------
 def read_sums(directory: Path) -> dict[str, str]:
     """Parse SHA256SUMS into {path: sha256}."""
-    path = directory / SUMS
-    if not path.is_file():
+    if not (directory / SUMS).is_file():
         raise ArtifactError(f"{directory} has no {SUMS}", hint="the artifact is incomplete")
-    sums: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64 or not name:
-            raise ArtifactError(f"{SUMS} line {number} is malformed", hint="re-download it")
-        sums[name] = digest
-    return sums
+    try:
+        return checksums.read(directory)
+    except checksums.MalformedSums as exc:
+        raise ArtifactError(str(exc), hint="re-download it") from None
 
 
 def require_commit(manifest: Manifest, expected: str) -> None:

@@ -28,7 +28,9 @@ from typing import Any
 
 import httpx
 
-from release.artifacts.artifact import MANIFEST, SUMS, Artifact, Manifest, sha256_file
+from release.agent.checksums import sha256_file
+from release.agent.protocol import MANIFEST, SUMS
+from release.artifacts.artifact import Artifact, Manifest
 from release.artifacts.github_client import GitHubClient, json_list, json_object
 from release.artifacts.store import Outcome, ReleaseInfo, newest_built_first, replace_dir, resolve
 from release.clock import Clock

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from release.agent.protocol import SUMS
 from release.artifacts import artifact as artifacts
 from release.artifacts.artifact import Artifact
 from release.artifacts.changelog import cut_release, release_notes
@@ -151,7 +152,7 @@ def reproduce(ws: Workspace, ref: str) -> Artifact:
             Git(clone).run("checkout", "--quiet", commit)
             built.append(artifacts.build(Git(clone), commit, Path(tmp) / f"store-{name}"))
         first, second = built
-        for path in [*artifacts.artifact_files(first.directory), artifacts.SUMS]:
+        for path in [*artifacts.artifact_files(first.directory), SUMS]:
             if (first.directory / path).read_bytes() != (second.directory / path).read_bytes():
                 raise ArtifactError(
                     f"{path} differs between two builds of {commit[:12]}",

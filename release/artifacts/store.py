@@ -14,7 +14,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from release.artifacts.artifact import MANIFEST, SUMS, Artifact, Manifest, artifact_files, verify
+from release.agent.protocol import MANIFEST, SUMS
+from release.artifacts.artifact import Artifact, Manifest, artifact_files, verify
 from release.errors import AlreadyPublished, NotFound, UsageError
 from release.progress import Progressable
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from release.artifacts.artifact import MANIFEST, Manifest, write_manifest
+from release.agent.protocol import MANIFEST
+from release.artifacts.artifact import Manifest, write_manifest
 from tests.release.conftest import REPO, Released, git, release_cli, tree_listing
 
 pytestmark = pytest.mark.e2e

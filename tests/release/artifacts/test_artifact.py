@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from release.artifacts.artifact import MANIFEST, SUMS, Manifest, read_sums, sha256_file, verify
+from release.agent.checksums import sha256_file
+from release.agent.protocol import MANIFEST, SUMS
+from release.artifacts.artifact import Manifest, read_sums, verify
 from tests.release.conftest import Released, git, release_cli
 
 pytestmark = pytest.mark.e2e

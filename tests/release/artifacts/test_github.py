@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from release.artifacts.artifact import MANIFEST, SUMS, verify
+from release.agent.protocol import MANIFEST, SUMS
+from release.artifacts.artifact import verify
 from release.artifacts.github import GitHubStore
 from release.artifacts.releasing import Workspace, local_artifact
 from release.artifacts.store import Outcome

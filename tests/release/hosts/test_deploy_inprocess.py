@@ -1,0 +1,319 @@
+"""Deploy, rollback, restart and the lock through the real operator code and the real agent,
+in-process on a pretend host (tests/release/inprocess.py): no root, no node."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from release.agent.protocol import FAILED, FINISH, NOOP, ROLLED_BACK, SUCCEEDED
+from release.artifacts.releasing import Workspace
+from release.errors import LockHeld, NotFound, NotSetUp, OperationFailed, UsageError
+from release.hosts.deploy import deploy
+from release.hosts.environments import Environment
+from release.hosts.rollback import rollback
+from release.hosts.service import restart, stop, unlock
+from release.hosts.status import read_status
+from release.progress import NoProgress
+from tests.release.inprocess import Notes, PretendHost, pretend_host
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> PretendHost:
+    return pretend_host(tmp_path)
+
+
+@pytest.fixture
+def dev(host: PretendHost) -> Environment:
+    env = host.env("dev")
+    host.set_up(env)
+    return env
+
+
+def run_deploy(host: PretendHost, env: Environment, version: str, notes: Notes | None = None):  # type: ignore[no-untyped-def]
+    return deploy(
+        Workspace(host.workspace),
+        env,
+        version,
+        host.store,
+        reporter=notes or Notes(),
+        progress=NoProgress(),
+        remote_factory=host.remote,
+    )
+
+
+def finishes(host: PretendHost, env: Environment) -> list[dict[str, object]]:
+    return [r for r in host.log(env) if r["step"] == FINISH]
+
+
+def test_a_deploy_builds_flips_and_records_it(host: PretendHost, dev: Environment) -> None:
+    sha = host.artifact("0.1.0")
+    done = run_deploy(host, dev, "0.1.0")
+    assert (done.outcome, done.sha) == (SUCCEEDED, sha)
+    assert host.current(dev) == sha
+    assert host.system.services[dev.unit].serving == ("0.1.0", sha)
+    last = finishes(host, dev)[-1]
+    assert (last["action"], last["outcome"], last["sha"]) == ("deploy", SUCCEEDED, sha)
+    assert not (Path(dev.base_dir) / ".lock").exists(), "the lock was given back"
+
+
+def test_a_second_deploy_keeps_the_first_as_previous(host: PretendHost, dev: Environment) -> None:
+    first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
+    run_deploy(host, dev, "0.1.0")
+    run_deploy(host, dev, "0.2.0")
+    assert host.current(dev) == second
+    assert (Path(dev.base_dir) / "previous").readlink().name == first
+
+
+def test_identical_files_are_linked_from_the_donor_not_sent(
+    host: PretendHost, dev: Environment
+) -> None:
+    first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
+    run_deploy(host, dev, "0.1.0")
+    notes = Notes()
+    run_deploy(host, dev, "0.2.0", notes)
+    releases = Path(dev.base_dir) / "releases"
+    lock_now, lock_before = (
+        releases / second / "requirements.lock",
+        releases / first / "requirements.lock",
+    )
+    assert lock_now.samefile(lock_before), "one inode: linked, not copied"
+    assert any("identical file(s) linked from" in line for line in notes.lines)
+
+
+def test_redeploying_what_runs_is_a_no_op_that_still_prunes(
+    host: PretendHost, dev: Environment
+) -> None:
+    sha = host.artifact("0.1.0")
+    run_deploy(host, dev, "0.1.0")
+    restarts = host.system.services[dev.unit].restarts
+    done = run_deploy(host, dev, "0.1.0")
+    assert done.outcome == NOOP
+    assert host.system.services[dev.unit].restarts == restarts, "nothing was restarted"
+    assert finishes(host, dev)[-1]["outcome"] == NOOP
+    assert host.current(dev) == sha
+
+
+def test_a_release_that_fails_its_health_gate_is_rolled_back_on_the_host(
+    host: PretendHost, dev: Environment
+) -> None:
+    good, bad = host.artifact("0.1.0"), host.artifact("0.2.0")
+    host.system.broken.add(bad)
+    run_deploy(host, dev, "0.1.0")
+    with pytest.raises(OperationFailed, match="rolled back to") as failed:
+        run_deploy(host, dev, "0.2.0")
+    assert failed.value.details == (f"{dev.unit}: deliberately broken release",)
+    assert host.current(dev) == good
+    assert host.system.services[dev.unit].serving == ("0.1.0", good)
+    last = finishes(host, dev)[-1]
+    assert (last["sha"], last["outcome"]) == (bad, ROLLED_BACK)
+
+
+def test_a_first_release_that_cannot_start_fails_with_nothing_to_go_back_to(
+    host: PretendHost, dev: Environment
+) -> None:
+    bad = host.artifact("0.1.0")
+    host.system.broken.add(bad)
+    with pytest.raises(OperationFailed, match="no previous release to roll back to"):
+        run_deploy(host, dev, "0.1.0")
+    assert finishes(host, dev)[-1]["outcome"] == FAILED
+
+
+def test_a_failed_smoke_check_changes_nothing_live(host: PretendHost, dev: Environment) -> None:
+    good, bad = host.artifact("0.1.0"), host.artifact("0.2.0")
+    host.system.unconfigurable.add(bad)
+    run_deploy(host, dev, "0.1.0")
+    restarts = host.system.services[dev.unit].restarts
+    with pytest.raises(Exception, match="smoke check"):
+        run_deploy(host, dev, "0.2.0")
+    assert host.current(dev) == good
+    assert host.system.services[dev.unit].restarts == restarts
+    assert bad not in host.releases(dev), "no half-built release is left"
+    assert not list((Path(dev.base_dir) / "releases").glob(".*")), "nor its partial directory"
+    last = finishes(host, dev)[-1]
+    assert (last["sha"], last["outcome"]) == (bad, FAILED)
+
+
+def test_an_unknown_version_is_refused_before_anything_is_announced(
+    host: PretendHost, dev: Environment
+) -> None:
+    host.artifact("0.1.0")
+    notes = Notes()
+    before = host.log(dev) if (Path(dev.base_dir) / "deploy-log.jsonl").exists() else []
+    dialled = len(host.remotes)
+    with pytest.raises(NotFound, match="unknown version '9.9.9'"):
+        run_deploy(host, dev, "9.9.9", notes)
+    assert notes.lines == [], "not even the headline"
+    assert len(host.remotes) == dialled, "no connection was made"
+    assert (host.log(dev) if before else []) == before
+
+
+def test_a_dev_build_is_refused_where_only_tags_go(host: PretendHost) -> None:
+    live = host.env("live")
+    host.set_up(live)
+    host.artifact("0.1.1.dev3", tag=False)
+    with pytest.raises(UsageError, match="unpublished dev build"):
+        run_deploy(host, live, "0.1.1.dev3")
+    assert host.current(live) is None
+
+
+def test_an_env_never_set_up_is_refused_in_one_line(host: PretendHost) -> None:
+    host.artifact("0.1.0")
+    with pytest.raises(NotSetUp, match="make setup-host ENV=staging"):
+        run_deploy(host, host.env("staging"), "0.1.0")
+
+
+def test_a_held_lock_refuses_and_changes_nothing(host: PretendHost, dev: Environment) -> None:
+    host.artifact("0.1.0")
+    lock = Path(dev.base_dir) / ".lock"
+    lock.mkdir()
+    holder = '{"holder": "ops@elsewhere", "host": "elsewhere", "pid": 1, "command": "deploy",'
+    (lock / "holder.json").write_text(holder + ' "started_at": "now", "token": "t"}')
+    with pytest.raises(LockHeld, match="ops@elsewhere"):
+        run_deploy(host, dev, "0.1.0")
+    assert host.current(dev) is None
+    assert lock.is_dir(), "somebody else's lock stays"
+
+
+def test_a_lock_left_by_a_dead_process_here_is_broken_with_a_notice(
+    host: PretendHost, dev: Environment
+) -> None:
+    import socket  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    sha = host.artifact("0.1.0")
+    lock = Path(dev.base_dir) / ".lock"
+    lock.mkdir()
+    (lock / "holder.json").write_text(
+        f'{{"holder": "ops", "host": "{socket.gethostname()}", "pid": {dead}, '
+        '"command": "deploy", "started_at": "then", "token": "old"}'
+    )
+    notes = Notes()
+    run_deploy(host, dev, "0.1.0", notes)
+    assert host.current(dev) == sha
+    assert any(line.startswith("removed a stale lock") for line in notes.lines)
+
+
+def test_rollback_goes_to_the_previous_good_release(host: PretendHost, dev: Environment) -> None:
+    first, _ = host.artifact("0.1.0"), host.artifact("0.2.0")
+    run_deploy(host, dev, "0.1.0")
+    run_deploy(host, dev, "0.2.0")
+    done = rollback(host.workspace, dev, None, Notes(), host.remote)
+    assert (done.outcome, done.sha) == (SUCCEEDED, first)
+    assert host.current(dev) == first
+    assert host.system.services[dev.unit].serving == ("0.1.0", first)
+
+
+def test_rollback_skips_a_release_that_failed(host: PretendHost, dev: Environment) -> None:
+    first, second, third = (host.artifact(v) for v in ("0.1.0", "0.2.0", "0.3.0"))
+    host.system.broken.add(second)
+    run_deploy(host, dev, "0.1.0")
+    with pytest.raises(OperationFailed):
+        run_deploy(host, dev, "0.2.0")
+    run_deploy(host, dev, "0.3.0")
+    done = rollback(host.workspace, dev, None, Notes(), host.remote)
+    assert done.sha == first, "0.2.0 failed its gate: never a rollback target"
+    assert third in host.releases(dev)
+
+
+def test_rollback_to_a_named_version(host: PretendHost, dev: Environment) -> None:
+    first = host.artifact("0.1.0")
+    for version in ("0.2.0", "0.3.0"):
+        host.artifact(version)
+    for version in ("0.1.0", "0.2.0", "0.3.0"):
+        run_deploy(host, dev, version)
+    assert rollback(host.workspace, dev, "v0.1.0", Notes(), host.remote).sha == first
+
+
+def test_rollback_with_nowhere_to_go_changes_nothing(host: PretendHost, dev: Environment) -> None:
+    host.artifact("0.1.0")
+    run_deploy(host, dev, "0.1.0")
+    log = host.log(dev)
+    with pytest.raises(UsageError, match="no previous good release"):
+        rollback(host.workspace, dev, None, Notes(), host.remote)
+    with pytest.raises(UsageError, match="no single release"):
+        rollback(host.workspace, dev, "7.7.7", Notes(), host.remote)
+    assert host.log(dev) == log, "not even a record"
+
+
+def test_a_rollback_target_that_cannot_start_restores_the_running_release(
+    host: PretendHost, dev: Environment
+) -> None:
+    first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
+    run_deploy(host, dev, "0.1.0")
+    run_deploy(host, dev, "0.2.0")
+    host.system.broken.add(first)
+    with pytest.raises(OperationFailed, match=f"restored {second[:12]}"):
+        rollback(host.workspace, dev, None, Notes(), host.remote)
+    assert host.current(dev) == second
+    assert host.system.services[dev.unit].serving == ("0.2.0", second)
+
+
+def test_retention_keeps_the_newest_and_never_current_or_previous(
+    host: PretendHost, dev: Environment
+) -> None:
+    versions = [f"0.{n}.0" for n in range(1, 7)]
+    shas = [host.artifact(v) for v in versions]
+    for version in versions:
+        run_deploy(host, dev, version)
+    assert host.releases(dev) == set(shas[-dev.keep_releases :])
+    assert host.current(dev) == shas[-1]
+
+
+def test_a_failed_release_goes_before_older_good_ones(host: PretendHost) -> None:
+    env = host.env("dev", keep_releases=3)
+    host.set_up(env)
+    versions = [f"0.{n}.0" for n in range(1, 5)]
+    shas = [host.artifact(v) for v in versions]
+    host.system.broken.add(shas[1])
+    for version in versions:
+        with contextlib.suppress(OperationFailed):
+            run_deploy(host, env, version)
+    assert host.releases(env) == {shas[0], shas[2], shas[3]}, "0.2.0 failed: first to go"
+
+
+def test_restart_and_stop_are_recorded(host: PretendHost, dev: Environment) -> None:
+    host.artifact("0.1.0")
+    run_deploy(host, dev, "0.1.0")
+    assert restart(host.workspace, dev, Notes(), host.remote).startswith("0.1.0")
+    stop(dev, Notes(), host.remote)
+    assert host.system.services[dev.unit].active == "inactive"
+    actions = [(r["action"], r["outcome"]) for r in finishes(host, dev)]
+    assert actions[-2:] == [("restart", SUCCEEDED), ("stop", SUCCEEDED)]
+
+
+def test_status_tells_the_truth_after_a_stop(host: PretendHost, dev: Environment) -> None:
+    sha = host.artifact("0.1.0")
+    run_deploy(host, dev, "0.1.0")
+    healthy = read_status(dev, host.remote)
+    assert (healthy.healthy, healthy.sha, healthy.version) == (True, sha, "0.1.0")
+    assert healthy.deployed_by is not None
+    stop(dev, Notes(), host.remote)
+    stopped = read_status(dev, host.remote)
+    assert not stopped.healthy and "inactive" in str(stopped.problem)
+
+
+def test_unlock_refuses_a_holder_that_still_runs(host: PretendHost, dev: Environment) -> None:
+    import os  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    lock = Path(dev.base_dir) / ".lock"
+    lock.mkdir()
+    (lock / "holder.json").write_text(
+        f'{{"holder": "me", "host": "{socket.gethostname()}", "pid": {os.getpid()}, '
+        '"command": "deploy", "started_at": "now", "token": "t"}'
+    )
+    with pytest.raises(UsageError, match="still running"):
+        unlock(dev, False, host.remote)
+    assert lock.is_dir()

@@ -1,0 +1,300 @@
+"""The real host agent, driven in-process against a temporary directory standing in for `/`.
+
+Two hand-written fakes of our own small interfaces, not of the agent: `FakeSystem` is the
+machine under the agent (`release.agent.system.System`: systemd, the service's HTTP port, the
+service user, the programs a build runs), and `InProcessRemote` is the transport
+(`release.hosts.remote.Remote`), which hands each request line to the agent's own `handle`.
+Everything else — the lock, the deploy log, checksums, linking, the flips, prune, backups —
+is the real code on real files. No root, no node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from release.agent.checksums import sha256_file
+from release.agent.errors import AgentError
+from release.agent.protocol import MANIFEST
+from release.agent.serve import handle
+from release.agent.system import Probe
+from release.artifacts.artifact import FileEntry, Manifest, artifact_files, write_manifest
+from release.artifacts.store import DirStore
+from release.hosts.bundle import AGENT_BUNDLE
+from release.hosts.environments import Environment, load
+from release.hosts.remote import Result
+from release.hosts.setup import fill_settings, setup_host
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "in-process-token-0123456789abcdef"
+
+
+@dataclass
+class Service:
+    """One unit as the fake systemd runs it."""
+
+    base: Path
+    port: int
+    active: str = "inactive"
+    serving: tuple[str, str] | None = None  # (version, commit)
+    restarts: int = 0
+
+
+class FakeSystem:
+    """systemd, the loopback and the service user of a pretend host under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.units_dir = root / "etc" / "systemd" / "system"
+        self.backups_dir = root / "var" / "backups" / "helionyx"
+        self.units_dir.mkdir(parents=True, exist_ok=True)
+        self.user = False
+        self.services: dict[str, Service] = {}
+        #: Commits whose service exits at start-up.
+        self.broken: set[str] = set()
+        #: Commits whose smoke check (check-config) fails.
+        self.unconfigurable: set[str] = set()
+        self.ran: list[list[str]] = []
+        self.systemctl_calls: list[tuple[str, ...]] = []
+
+    def add(self, env: Environment) -> None:
+        """Know the env's unit (what `setup` would install)."""
+        self.services[env.unit] = Service(Path(env.base_dir), env.port)
+
+    # -- System ----------------------------------------------------------------------------
+    def run(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        what: str | None = None,
+        as_service_user: bool = False,
+        cwd: Path | None = None,
+    ) -> str:
+        """A build's programs (venv, pip/uv, compileall, check-config) without running them."""
+        self.ran.append(args)
+        if "check-config" in args:
+            manifest = json.loads((Path(args[0]).parents[2] / MANIFEST).read_text())
+            if manifest["commit"] in self.unconfigurable:
+                raise AgentError(f"{what} failed: HELIONYX_API_TOKEN is not set")
+        if args[1:3] == ["-m", "venv"]:
+            (Path(args[3]) / "bin").mkdir(parents=True)
+            (Path(args[3]) / "bin" / "python").write_text("#!/bin/false\n")
+        return "rebuilt projections\n" if "rebuild-projections" in args else ""
+
+    def systemctl(self, *args: str, timeout: float = 120) -> tuple[int, str]:
+        self.systemctl_calls.append(args)
+        verb, units = args[0], [a for a in args[1:] if not a.startswith("--")]
+        for unit in units:
+            name, _, kind = unit.rpartition(".")
+            service = self.services.get(name)
+            if kind != "service" or service is None:
+                continue
+            if verb in ("start", "restart"):
+                self._start(service)
+            elif verb == "stop":
+                service.active, service.serving = "inactive", None
+            elif verb == "is-active":
+                return (0 if service.active == "active" else 3), ""
+        return 0, ""
+
+    def _start(self, service: Service) -> None:
+        service.restarts += 1
+        try:
+            manifest = json.loads((service.base / "current" / MANIFEST).read_text())
+        except OSError:
+            service.active, service.serving = "failed", None
+            return
+        if manifest["commit"] in self.broken:
+            service.active, service.serving = "failed", None
+        else:
+            service.active = "active"
+            service.serving = (manifest["version"], manifest["commit"])
+
+    def unit_state(self, unit: str) -> dict[str, str]:
+        service = self.services.get(unit)
+        if service is None:
+            return {"ActiveState": "inactive", "LoadState": "not-found"}
+        result = "exit-code" if service.active == "failed" else "success"
+        return {"ActiveState": service.active, "SubState": "running", "Result": result}
+
+    def journal(self, unit: str, lines: int) -> list[str]:
+        service = self.services.get(unit)
+        if service is not None and service.active == "failed":
+            return [f"{unit}: deliberately broken release"]
+        return [f"{unit}: started"]
+
+    def probe(self, port: int, path: str, timeout: float = 2.0) -> Probe:
+        service = next((s for s in self.services.values() if s.port == port), None)
+        if service is None or service.serving is None:
+            return 0, None, "[Errno 111] Connection refused"
+        version, commit = service.serving
+        return 200, {"status": "ok", "version": version, "commit": commit}, ""
+
+    def service_user(self) -> tuple[int, int] | None:
+        return (os.getuid(), os.getgid()) if self.user else None
+
+    def add_service_user(self) -> None:
+        self.user = True
+
+    def chown(self, path: Path, *, to_root: bool = False) -> None:
+        """Nothing to give away without root; the fake's user is whoever runs the tests."""
+
+
+class InProcessSession:
+    """An agent 'process': each line goes to the real agent's `handle`."""
+
+    def __init__(self, system: FakeSystem) -> None:
+        self.system = system
+        self.greeted = False
+        self.requests: list[str] = []
+
+    def receive(self, *, timeout: float | None = 30.0) -> str:
+        self.greeted = True
+        return json.dumps({"ok": True, "result": {"agent": os.getpid()}})
+
+    def ask(self, line: str, *, timeout: float | None = None) -> str:
+        message = json.loads(line)
+        self.requests.append(message["command"])
+        return json.dumps(handle(message, self.system))
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class InProcessRemote:
+    """The transport: agent sessions in-process, files copied, shell commands run locally."""
+
+    system: FakeSystem
+    host: str = "node1"
+    sessions: list[InProcessSession] = field(default_factory=list)
+
+    def start(self, command: str, *, stdin_first: str = "") -> InProcessSession:
+        assert stdin_first == AGENT_BUNDLE, "the agent travels on stdin"
+        self.sessions.append(InProcessSession(self.system))
+        return self.sessions[-1]
+
+    def run(self, command: str, *, timeout: float | None = None) -> Result:
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def put(self, local: Path, remote: str) -> None:
+        shutil.copyfile(local, remote)
+
+    def get(self, remote: str, local: Path) -> None:
+        shutil.copyfile(remote, local)
+
+    def stream(self, command: str) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class Notes:
+    """A Reporter that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def headline(self, message: str) -> None:
+        self.lines.append(message)
+
+    def step(self, name: str, seconds: float, detail: str = "") -> None:
+        self.lines.append(f"step {name}: {detail}")
+
+    def note(self, message: str) -> None:
+        self.lines.append(message)
+
+
+@dataclass
+class PretendHost:
+    """A temporary `/` with the fake machine, the envs on it and a store of artifacts."""
+
+    root: Path
+    system: FakeSystem
+    workspace: Path
+    store: DirStore
+    remotes: list[InProcessRemote] = field(default_factory=list)
+
+    def env(self, name: str = "dev", **changes: object) -> Environment:
+        """The repository's env definition with every host path under the temporary root."""
+        env = load(REPO, name, environ={})
+        env = replace(
+            env,
+            base_dir=str(self.root / "opt" / "helionyx" / name),
+            data_dir=str(self.root / "var" / "lib" / "helionyx" / name),
+            config_file=str(self.root / "etc" / "helionyx" / f"{name}.env"),
+            health_timeout=0.3,
+            **changes,  # type: ignore[arg-type]
+        )
+        self.system.add(env)
+        return env
+
+    def remote(self, env: Environment) -> InProcessRemote:
+        """The remote factory operations take."""
+        self.remotes.append(InProcessRemote(self.system, env.host))
+        return self.remotes[-1]
+
+    def set_up(self, env: Environment) -> list[str]:
+        """`make setup-host` through the real setup code and the real agent."""
+        settings = self.workspace / f".env.{env.name}"
+        if not settings.exists():
+            fill_settings(
+                REPO / f".env.{env.name}.example", settings, {"HELIONYX_API_TOKEN": TOKEN}
+            )
+        return setup_host(self.workspace, env, settings, self.remote)
+
+    def artifact(self, version: str, *, lock: str = "fastapi==1.0\n", tag: bool = True) -> str:
+        """A small artifact in the store (wheel, lock, wheelhouse, manifest, SHA256SUMS);
+        returns its commit."""
+        commit = (version.replace(".", "") * 40)[:40].ljust(40, "0")
+        directory = self.store.root / version
+        (directory / "wheelhouse").mkdir(parents=True)
+        (directory / f"helionyx-{version}-py3-none-any.whl").write_text(f"wheel {version}\n")
+        (directory / "requirements.lock").write_text(lock)
+        (directory / "wheelhouse" / "fastapi-1.0-py3-none-any.whl").write_text(lock)
+        files = tuple(
+            FileEntry(p, (directory / p).stat().st_size, sha256_file(directory / p))
+            for p in artifact_files(directory)
+        )
+        manifest = Manifest(
+            schema_version=1,
+            name="helionyx",
+            version=version,
+            tag=f"v{version}" if tag else None,
+            commit=commit,
+            built_at=f"2026-12-01T00:00:{len(list(self.store.root.iterdir())):02d}Z",
+            python_requires=">=3.11",
+            platform="cp3.11-manylinux_2_36_x86_64",
+            files=files,
+        )
+        write_manifest(directory, manifest)
+        return commit
+
+    def current(self, env: Environment) -> str | None:
+        link = Path(env.base_dir) / "current"
+        return link.readlink().name if link.is_symlink() else None
+
+    def releases(self, env: Environment) -> set[str]:
+        releases = Path(env.base_dir) / "releases"
+        return {p.name for p in releases.iterdir() if not p.name.startswith(".")}
+
+    def log(self, env: Environment) -> list[dict[str, object]]:
+        path = Path(env.base_dir) / "deploy-log.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def pretend_host(tmp: Path) -> PretendHost:
+    """A new pretend host under `tmp`."""
+    workspace = tmp / "workspace"
+    workspace.mkdir()
+    # The units are rendered from the repository's templates; nothing in it is written.
+    (workspace / "deployment").symlink_to(REPO / "deployment")
+    return PretendHost(tmp / "root", FakeSystem(tmp / "root"), workspace, DirStore(tmp / "store"))
