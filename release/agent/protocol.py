@@ -1,9 +1,10 @@
 """What the operator and the host agent say to each other: one definition both sides import.
 
 Standard library only, like the rest of the agent package: it travels to the host. Each
-command is a `Command[Request, Answer]`; the operator's `Host.call(command, request)` and the
-agent's handler for it are checked against the same two types by mypy. On the wire a request
-is one JSON line, a `Message`; the answer is one JSON line, an `Answer`.
+command is a `Command[Req, Ans]`: the operator sends `host.call(LOCK({...}))`, a request mypy
+has checked against `Req` and whose answer it reads as `Ans`; the agent's handler for it is
+checked against the same two types (`serve.HANDLERS`). On the wire a request is one JSON line,
+a `Message`; the answer is one JSON line, an `Answer`.
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ class FakeSystem:
         self.broken: set[str] = set()
         #: Commits whose smoke check (check-config) fails.
         self.unconfigurable: set[str] = set()
+        #: Programs (by an argument they are run with) that fail, e.g. "rebuild-projections".
+        self.failing: set[str] = set()
         self.ran: list[list[str]] = []
         self.systemctl_calls: list[tuple[str, ...]] = []
 
@@ -78,6 +80,8 @@ class FakeSystem:
     ) -> str:
         """A build's programs (venv, pip/uv, compileall, check-config) without running them."""
         self.ran.append(args)
+        if self.failing & set(args):
+            raise AgentError(f"{what or args[0]} failed: exit status 1")
         if "check-config" in args:
             manifest = json.loads((Path(args[0]).parents[2] / MANIFEST).read_text())
             if manifest["commit"] in self.unconfigurable:
@@ -294,7 +298,7 @@ class PretendHost:
 def pretend_host(tmp: Path) -> PretendHost:
     """A new pretend host under `tmp`."""
     workspace = tmp / "workspace"
-    workspace.mkdir()
+    workspace.mkdir(parents=True)
     # The units are rendered from the repository's templates; nothing in it is written.
     (workspace / "deployment").symlink_to(REPO / "deployment")
     return PretendHost(tmp / "root", FakeSystem(tmp / "root"), workspace, DirStore(tmp / "store"))
