@@ -6,7 +6,8 @@ from pathlib import Path
 
 from release.agent.deploylog import failed_shas
 from release.agent.protocol import ACTIVATE, FAILED, SUCCEEDED
-from release.errors import OperationFailed, UsageError
+from release.artifacts.store import ReleaseInfo, resolve
+from release.errors import NotFound, OperationFailed, UsageError
 from release.hosts.deploy import DeployResult
 from release.hosts.environments import Environment
 from release.hosts.history import last_deployed_first
@@ -27,19 +28,16 @@ def pick_target(state: HostState, to: str | None) -> str:
         or "none"
     )
     if to:
-        bare = to[1:] if to.startswith("v") and to[1:2].isdigit() else to
-        matches = [
-            sha
-            for sha, release in state.releases.items()
-            if bare in (release.version, release.tag)
-            or to == release.tag
-            or (len(to) >= 7 and sha.startswith(to))
+        on_host = [
+            ReleaseInfo(r.version or "", r.tag, sha, r.built_at or "", 0)
+            for sha, r in state.releases.items()
         ]
-        if len(matches) != 1:
+        try:
+            target = resolve(on_host, to).sha
+        except (NotFound, UsageError):
             raise UsageError(
                 f"no single release {to!r} on the host", hint=f"the host holds: {existing}"
-            )
-        target = matches[0]
+            ) from None
     else:
         failed = failed_shas(state.log)
         candidates = [state.previous] if state.previous else []

@@ -227,13 +227,17 @@ def test_rollback_skips_a_release_that_failed(host: PretendHost, dev: Environmen
     assert third in host.releases(dev)
 
 
-def test_rollback_to_a_named_version(host: PretendHost, dev: Environment) -> None:
+@pytest.mark.parametrize("ref", ["v0.1.0", "0.1.0", "0100100"])
+def test_rollback_to_a_named_version_tag_or_sha_prefix(
+    host: PretendHost, dev: Environment, ref: str
+) -> None:
     first = host.artifact("0.1.0")
     for version in ("0.2.0", "0.3.0"):
         host.artifact(version)
     for version in ("0.1.0", "0.2.0", "0.3.0"):
         run_deploy(host, dev, version)
-    assert rollback(host.workspace, dev, "v0.1.0", Notes(), host.remote).sha == first
+    assert first.startswith("0100100")
+    assert rollback(host.workspace, dev, ref, Notes(), host.remote).sha == first
 
 
 def test_rollback_with_nowhere_to_go_changes_nothing(host: PretendHost, dev: Environment) -> None:
