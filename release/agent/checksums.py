@@ -7,15 +7,8 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import MalformedSums
 from .protocol import SUMS
-
-
-class MalformedSums(ValueError):
-    """A SHA256SUMS line that is not `<64 hex digits>  <path>`."""
-
-    def __init__(self, number: int) -> None:
-        super().__init__(f"{SUMS} line {number} is malformed")
-        self.number = number
 
 
 def sha256_file(path: Path) -> str:

@@ -1,6 +1,8 @@
 """The agent's one exception: a refusal or failure reported back to the operator as one line.
 
-    AgentError  - raised by any command; the serve loop answers `{"ok": false, "error": …}`
+    AgentError       raised by any command; the serve loop answers `{"ok": false, "error": …}`
+    MalformedSums    a SHA256SUMS line that is not `<sha256>  <path>` (a ValueError; the
+                     operator side turns it into ArtifactError)
 
 OS and subprocess errors of a command are answered the same way (see `serve.handle`).
 """
@@ -10,3 +12,11 @@ from __future__ import annotations
 
 class AgentError(Exception):
     """A refusal or failure reported back to the operator as one line."""
+
+
+class MalformedSums(ValueError):
+    """A SHA256SUMS line that is not `<64 hex digits>  <path>`."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(f"SHA256SUMS line {number} is malformed")
+        self.number = number

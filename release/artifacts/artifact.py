@@ -23,6 +23,7 @@ from packaging.version import Version
 
 from release.agent import checksums
 from release.agent.checksums import sha256_file
+from release.agent.errors import MalformedSums
 from release.agent.protocol import MANIFEST, SUMS
 from release.artifacts.git import Git
 from release.artifacts.version import version_of_commit
@@ -317,7 +318,7 @@ def read_sums(directory: Path) -> dict[str, str]:
         raise ArtifactError(f"{directory} has no {SUMS}", hint="the artifact is incomplete")
     try:
         return checksums.read(directory)
-    except checksums.MalformedSums as exc:
+    except MalformedSums as exc:
         raise ArtifactError(str(exc), hint="re-download it") from None
 
 

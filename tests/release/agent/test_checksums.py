@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from release.agent import checksums
+from release.agent.errors import MalformedSums
 from release.agent.protocol import SUMS
 
 
@@ -40,5 +41,5 @@ def test_an_altered_or_missing_file_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("line", ["abc  a.txt", "f" * 64 + " a.txt", "f" * 64 + "  "])
 def test_a_malformed_line_is_refused_with_its_number(line: str) -> None:
-    with pytest.raises(checksums.MalformedSums, match="line 2"):
+    with pytest.raises(MalformedSums, match="line 2"):
         checksums.parse("f" * 64 + "  ok.txt\n" + line + "\n")
