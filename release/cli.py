@@ -11,7 +11,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from release.artifacts import releasing
+from release.artifacts import contract, releasing
+from release.artifacts.artifact import contract_of
 from release.artifacts.store import DEFAULT_STORE, ReleaseInfo, Store, open_store
 from release.errors import ReleaseError
 from release.hosts import backup, deploy, environments, rollback, service, status
@@ -136,6 +137,7 @@ def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progr
         verified = releasing.verify_from(ws, args.version, store, progress)
         count = len(verified.manifest.files) + 1
         print(f"verified {verified.version} ({verified.commit}): {count} files match")
+        print(f"  data contract: {contract.describe(contract_of(verified.manifest))}")
         return 0
     if args.command == "guard":
         commit = releasing.guard(ws, args.tag, args.branch)

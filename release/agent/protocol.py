@@ -61,6 +61,22 @@ class LogRecord(TypedDict, total=False):
 
 
 # -- shared values -------------------------------------------------------------------------------
+class EventContract(TypedDict):
+    """What a release does with one event type: the highest schema version it reads, and the
+    one it writes."""
+
+    reads: int
+    writes: int
+
+
+class DataContract(TypedDict):
+    """What a release reads and writes (`manifest.json`'s `data_contract`)."""
+
+    #: The projections' schema version (a different one needs its own read model).
+    projections: int
+    events: dict[str, EventContract]
+
+
 class Target(TypedDict):
     """Which environment a request is about (every request carries one)."""
 

@@ -23,8 +23,10 @@ from packaging.version import Version
 
 from release.agent import checksums
 from release.agent.checksums import sha256_file
+from release.agent.contract import LEGACY
 from release.agent.errors import MalformedSums
-from release.agent.protocol import MANIFEST, SUMS
+from release.agent.protocol import MANIFEST, SUMS, DataContract
+from release.artifacts.contract import read_contract
 from release.artifacts.git import Git
 from release.artifacts.version import version_of_commit
 from release.errors import ArtifactError, BuildError, ChecksumMismatch
@@ -95,6 +97,8 @@ class Manifest:
     python_requires: str
     platform: str
     files: tuple[FileEntry, ...]
+    #: What the release reads and writes; None in artifacts built before contracts existed.
+    data_contract: DataContract | None = None
 
     @property
     def wheel(self) -> str:
@@ -115,6 +119,8 @@ class Manifest:
         """Stable JSON: sorted keys, files sorted by path."""
         data = asdict(self)
         data["files"] = [asdict(f) for f in sorted(self.files, key=lambda f: f.path)]
+        if self.data_contract is None:
+            del data["data_contract"]  # an older artifact's bytes stay what they were
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -133,6 +139,11 @@ class Manifest:
                 hint="use the release tooling of the same generation as the artifact",
             )
         return manifest
+
+
+def contract_of(manifest: Manifest) -> DataContract:
+    """The release's data contract (an artifact without one counts as the legacy contract)."""
+    return manifest.data_contract if manifest.data_contract is not None else LEGACY
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,7 @@ def build(git: Git, commit: str, store_root: Path, *, python: str = sys.executab
                 python_requires=_requires_python(wheel),
                 platform=f"{TARGET.implementation}{TARGET.python_version}-{TARGET.platform}",
                 files=tuple(_entries(staging, artifact_files(staging))),
+                data_contract=read_contract(source),
             )
             write_manifest(staging, manifest)
             staging.rename(final)

@@ -21,6 +21,11 @@ SCHEMA_VERSIONS: Final[dict[str, int]] = {
     NOTE_CAPTURED: 1,
 }
 
+#: Event types read beyond the version written (a release that learns to read a new version
+#: before one writes it, so rolling back to it stays possible). Unlisted: as SCHEMA_VERSIONS.
+#: The release tooling records both in the artifact's data contract (release/artifacts/contract.py).
+READABLE_SCHEMA_VERSIONS: Final[dict[str, int]] = {}
+
 _REQUIRED = ("event_id", "event_type", "schema_version", "occurred_at", "payload")
 
 
@@ -73,7 +78,8 @@ class Event:
         version = data["schema_version"]
         if event_type not in SCHEMA_VERSIONS:
             raise ValueError(f"unknown event type {event_type!r}")
-        if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSIONS[event_type]:
+        readable = READABLE_SCHEMA_VERSIONS.get(event_type, SCHEMA_VERSIONS[event_type])
+        if not isinstance(version, int) or not 1 <= version <= readable:
             raise ValueError(f"unsupported schema_version {version!r} for {event_type}")
         if not isinstance(data["payload"], dict):
             raise ValueError("payload is not an object")

@@ -1,0 +1,65 @@
+"""Data contracts: what a release can read, and what an event log holds.
+
+Used on both sides: the operator plans and refuses with it, the host scans its own log with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from .protocol import DataContract
+
+#: What an artifact built before data contracts is taken to be: projections schema 1, and a
+#: reader of version 1 of every event type.
+LEGACY: DataContract = {"projections": 1, "events": {}}
+LEGACY_EVENT_VERSION = 1
+
+
+def of_manifest(manifest: dict[str, Any]) -> DataContract:
+    """The contract a manifest records, or LEGACY when it records none."""
+    contract = manifest.get("data_contract")
+    return cast(DataContract, contract) if isinstance(contract, dict) else LEGACY
+
+
+def reads(contract: DataContract, event_type: str) -> int:
+    """The highest schema version of `event_type` a release with `contract` reads."""
+    entry = contract["events"].get(event_type)
+    return entry["reads"] if entry else LEGACY_EVENT_VERSION
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Events a release cannot read: their type, version, and when the first was written."""
+
+    event_type: str
+    version: int
+    readable: int
+    first_at: str
+
+
+def log_versions(events_dir: Path) -> dict[str, tuple[int, str]]:
+    """{event type: (highest schema version in the log, when the first of those occurred)}."""
+    found: dict[str, tuple[int, str]] = {}
+    for path in sorted(events_dir.glob("events-*.jsonl")) if events_dir.is_dir() else []:
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    event = json.loads(line)
+                    kind, version = str(event["event_type"]), int(event["schema_version"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn line: the store quarantines it, nobody reads it
+                if kind not in found or version > found[kind][0]:
+                    found[kind] = (version, str(event.get("occurred_at", "")))
+    return found
+
+
+def unreadable(contract: DataContract, versions: dict[str, tuple[int, str]]) -> list[Unreadable]:
+    """Which event types in a log (see `log_versions`) a release with `contract` cannot read."""
+    return [
+        Unreadable(kind, version, reads(contract, kind), first_at)
+        for kind, (version, first_at) in sorted(versions.items())
+        if version > reads(contract, kind)
+    ]
