@@ -119,6 +119,7 @@ ENV_FILE ?=
 TO ?=
 FOLLOW ?=
 FORCE ?=
+REASON ?=
 LINES ?= 100
 TESTNODE := $(PYTHON) deployment/testnode/testnode.py
 
@@ -132,7 +133,7 @@ deploy: $(STAMP) ## deploy VERSION (version, tag or SHA) from STORE to ENV, heal
 
 .PHONY: rollback
 rollback: $(STAMP) ## point ENV back at the previous good release (or TO=version|sha)
-	@$(RELEASE) rollback --env "$(ENV)" $(if $(TO),--to "$(TO)")
+	@$(RELEASE) rollback --env "$(ENV)" $(if $(TO),--to "$(TO)") $(if $(FORCE),--force --reason "$(REASON)")
 
 .PHONY: status
 status: $(STAMP) ## what ENV runs, who deployed it, health, releases (FORMAT=json)

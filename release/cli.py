@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--store", default=DEFAULT_STORE)
     back = host_command("rollback", "return to the previous good release, or to --to")
     back.add_argument("--to", help="version, tag or SHA on the host")
+    back.add_argument("--force", action="store_true", help="even if it cannot read the log")
+    back.add_argument("--reason", help="why --force (recorded in the deploy log)")
     for name, text in (("status", "show what runs"), ("releases", "list releases on the host")):
         command = host_command(name, text)
         command.add_argument("--format", choices=("table", "json"), default="table")
@@ -192,7 +194,8 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
         return 0
     if args.command == "rollback":
         print(f"rolling back {env.name} on {env.host}")
-        result = rollback.rollback(ws.root, env, args.to, reporter)
+        forced = (args.reason or "") if args.force else None
+        result = rollback.rollback(ws.root, env, args.to, reporter, forced=forced)
         took = time.monotonic() - started
         print(f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {took:.2f} s")
         return 0

@@ -3,15 +3,17 @@ all of it and on failure goes back, on the host alone (it also writes the finish
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
-from . import deploylog
+from . import contract, deploylog
 from .errors import AgentError
 from .files import flip
 from .layout import Context, Layout
 from .protocol import (
     FAILED,
+    MANIFEST,
     ROLLED_BACK,
     SUCCEEDED,
     ActivateAnswer,
@@ -169,8 +171,11 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
         reason = gate.get("reason", "unhealthy")
         journal = ctx.system.journal(layout.unit, 20)
         back_to = req["back_to"]
+        cannot = _cannot_read(layout, back_to) if back_to else None
         if not back_to or not layout.is_complete(back_to):
             outcome, reason = FAILED, f"{reason}; no previous release to roll back to"
+        elif cannot:
+            outcome, reason = FAILED, f"{reason}; not rolled back: {cannot}"
         else:
             back = activate(
                 ctx,
@@ -199,6 +204,19 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
         "before": before,
         "changes": gate.get("changes", []),
     }
+
+
+def _cannot_read(layout: Layout, sha: str) -> str | None:
+    """Why release `sha` cannot serve this env's event log, if it cannot."""
+    try:
+        manifest = json.loads((layout.releases / sha / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    problems = contract.unreadable(
+        contract.of_manifest(manifest), contract.log_versions(layout.data_dir / "events")
+    )
+    name = f"{manifest.get('version')} ({sha[:12]})"
+    return contract.explain(name, problems[0]) if problems else None
 
 
 def _finish(layout: Layout, req: GoLiveRequest, outcome: str, reason: str | None) -> None:

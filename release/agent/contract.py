@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from .protocol import DataContract
+from .protocol import DataContract, EventVersion
 
 #: What an artifact built before data contracts is taken to be: projections schema 1, and a
 #: reader of version 1 of every event type.
@@ -40,9 +40,9 @@ class Unreadable:
     first_at: str
 
 
-def log_versions(events_dir: Path) -> dict[str, tuple[int, str]]:
-    """{event type: (highest schema version in the log, when the first of those occurred)}."""
-    found: dict[str, tuple[int, str]] = {}
+def log_versions(events_dir: Path) -> dict[str, EventVersion]:
+    """{event type: its highest schema version in the log, and when the first of those was}."""
+    found: dict[str, EventVersion] = {}
     for path in sorted(events_dir.glob("events-*.jsonl")) if events_dir.is_dir() else []:
         with path.open("rb") as handle:
             for line in handle:
@@ -51,15 +51,24 @@ def log_versions(events_dir: Path) -> dict[str, tuple[int, str]]:
                     kind, version = str(event["event_type"]), int(event["schema_version"])
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn line: the store quarantines it, nobody reads it
-                if kind not in found or version > found[kind][0]:
-                    found[kind] = (version, str(event.get("occurred_at", "")))
+                if kind not in found or version > found[kind]["version"]:
+                    found[kind] = {"version": version, "first_at": str(event.get("occurred_at"))}
     return found
 
 
-def unreadable(contract: DataContract, versions: dict[str, tuple[int, str]]) -> list[Unreadable]:
+def unreadable(contract: DataContract, versions: dict[str, EventVersion]) -> list[Unreadable]:
     """Which event types in a log (see `log_versions`) a release with `contract` cannot read."""
     return [
-        Unreadable(kind, version, reads(contract, kind), first_at)
-        for kind, (version, first_at) in sorted(versions.items())
-        if version > reads(contract, kind)
+        Unreadable(kind, seen["version"], reads(contract, kind), seen["first_at"])
+        for kind, seen in sorted(versions.items())
+        if seen["version"] > reads(contract, kind)
     ]
+
+
+def explain(release: str, problem: Unreadable) -> str:
+    """One line: why `release` cannot serve this log."""
+    return (
+        f"{release} cannot read the event log: it holds {problem.event_type} events of schema "
+        f"version {problem.version} (the first at {problem.first_at}), and it reads up to "
+        f"version {problem.readable}"
+    )

@@ -58,6 +58,8 @@ class LogRecord(TypedDict, total=False):
     journal: list[str]
     backup: str
     event_count: int
+    #: Why a refusal was overridden (FORCE=1 REASON=…); who is `operator`.
+    forced: str
 
 
 # -- shared values -------------------------------------------------------------------------------
@@ -67,6 +69,13 @@ class EventContract(TypedDict):
 
     reads: int
     writes: int
+
+
+class EventVersion(TypedDict):
+    """The highest schema version of one event type in a log, and when the first was written."""
+
+    version: int
+    first_at: str
 
 
 class DataContract(TypedDict):
@@ -117,6 +126,7 @@ class ReleaseEntry(TypedDict):
     version: NotRequired[str | None]
     tag: NotRequired[str | None]
     built_at: NotRequired[str | None]
+    data_contract: NotRequired[DataContract | None]
 
 
 class Health(TypedDict, total=False):
@@ -143,6 +153,8 @@ class Gate(TypedDict):
 # -- requests and answers ------------------------------------------------------------------------
 class StateRequest(TypedDict, total=False):
     probe: bool
+    #: Also scan the event log for the schema versions it holds (a rollback's check).
+    events: bool
 
 
 class StateAnswer(TypedDict):
@@ -155,6 +167,7 @@ class StateAnswer(TypedDict):
     health: Health
     setup: dict[str, bool]
     log: list[LogRecord]
+    event_versions: NotRequired[dict[str, EventVersion]]
 
 
 class LockRequest(TypedDict):

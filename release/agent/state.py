@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 
-from . import deploylog
+from . import contract, deploylog
 from .layout import Context
 from .protocol import MANIFEST, Health, ReleaseEntry, StateAnswer, StateRequest
 
@@ -21,6 +21,7 @@ def state(ctx: Context, req: StateRequest) -> StateAnswer:
             entry["version"] = manifest.get("version")
             entry["tag"] = manifest.get("tag")
             entry["built_at"] = manifest.get("built_at")
+            entry["data_contract"] = contract.of_manifest(manifest)
         releases.append(entry)
     partials = (
         sorted(p.name for p in layout.releases.glob(".*")) if layout.releases.is_dir() else []
@@ -36,7 +37,7 @@ def state(ctx: Context, req: StateRequest) -> StateAnswer:
             "ready_status": ready_status,
             "ready_body": ready_body,
         }
-    return {
+    answer: StateAnswer = {
         "releases": releases,
         "partials": partials,
         "current": layout.link_target(layout.current),
@@ -52,3 +53,6 @@ def state(ctx: Context, req: StateRequest) -> StateAnswer:
         },
         "log": deploylog.read_decisive(layout.log),
     }
+    if req.get("events"):
+        answer["event_versions"] = contract.log_versions(layout.data_dir / "events")
+    return answer

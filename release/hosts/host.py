@@ -8,9 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from release.agent.contract import LEGACY
 from release.agent.protocol import (
     JOURNAL,
     STATE,
+    DataContract,
+    EventVersion,
     Health,
     LockHolder,
     LogRecord,
@@ -38,6 +41,7 @@ class HostRelease:
     version: str | None
     tag: str | None
     built_at: str | None
+    data_contract: DataContract = field(default_factory=lambda: LEGACY)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class HostState:
     health: Health
     setup: dict[str, bool]
     log: list[LogRecord] = field(default_factory=list)
+    #: The event log's schema versions, when asked for (`state(events=True)`).
+    event_versions: dict[str, EventVersion] = field(default_factory=dict)
 
     def version_of(self, sha: str | None) -> str | None:
         """The version of a release on the host."""
@@ -64,7 +70,13 @@ class HostState:
         """From the agent's `state` answer (only complete releases count)."""
         return cls(
             releases={
-                r["sha"]: HostRelease(r["sha"], r.get("version"), r.get("tag"), r.get("built_at"))
+                r["sha"]: HostRelease(
+                    r["sha"],
+                    r.get("version"),
+                    r.get("tag"),
+                    r.get("built_at"),
+                    r.get("data_contract") or LEGACY,
+                )
                 for r in raw["releases"]
                 if r["complete"]
             },
@@ -76,6 +88,7 @@ class HostState:
             health=raw["health"],
             setup=raw["setup"],
             log=raw["log"],
+            event_versions=raw.get("event_versions", {}),
         )
 
 
@@ -217,9 +230,10 @@ class Host:
             session, self._session = self._session, None
             session.close()
 
-    def state(self, *, probe: bool = False) -> HostState:
-        """Releases, links, lock, unit, optionally health, and the deploy log."""
-        return HostState.of(self.call(STATE({"probe": probe})))
+    def state(self, *, probe: bool = False, events: bool = False) -> HostState:
+        """Releases, links, lock, unit, the deploy log; optionally health and the event log's
+        schema versions."""
+        return HostState.of(self.call(STATE({"probe": probe, "events": events})))
 
     def journal(self, lines: int = 20) -> list[str]:
         """The unit's last journal lines."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from release.agent.contract import explain, unreadable
 from release.agent.deploylog import failed_shas
 from release.agent.protocol import ACTIVATE, FAILED, SUCCEEDED
 from release.artifacts.store import ReleaseInfo, resolve
@@ -56,22 +57,43 @@ def pick_target(state: HostState, to: str | None) -> str:
     return target
 
 
+def require_readable(state: HostState, target: str, forced: str | None) -> None:
+    """Refuse a target that cannot read the event log the env has now, unless forced."""
+    release = state.releases[target]
+    problems = unreadable(release.data_contract, state.event_versions)
+    if problems and not forced:
+        raise UsageError(
+            explain(f"{release.version} ({target[:12]})", problems[0]),
+            hint='roll forward with make deploy, or roll back anyway with FORCE=1 REASON="…" '
+            "(recorded in the deploy log)",
+        )
+
+
 def rollback(
     root: Path,
     env: Environment,
     to: str | None,
     reporter: Reporter,
     remote_factory: RemoteFactory = SshRemote,
+    *,
+    forced: str | None = None,
 ) -> DeployResult:
-    """Roll `env` back; exits through OperationFailed if the target is not healthy either."""
+    """Roll `env` back; exits through OperationFailed if the target is not healthy either.
+
+    `forced` (the operator's reason) overrides the check that the target can read the log."""
+    if forced is not None and not forced.strip():
+        raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
     with Operation(env, "rollback", reporter, render_units(root, env), remote_factory) as op:
         host = op.connect()
         # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
         # (not even the env directory's mtime, which taking the lock would).
-        pick_target(host.state(), to)
+        before = host.state(events=True)
+        require_readable(before, pick_target(before, to), forced)
         with op.locked(f"rollback{' to ' + to if to else ''}") as state:
             target = pick_target(state, to)
             version = state.version_of(target)
+            if forced:
+                op.context["forced"] = forced
             op.context.update(
                 {"version": version, "sha": target, "previous_sha": state.current, "source": "host"}
             )

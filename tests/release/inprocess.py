@@ -19,7 +19,7 @@ from pathlib import Path
 
 from release.agent.checksums import sha256_file
 from release.agent.errors import AgentError
-from release.agent.protocol import MANIFEST
+from release.agent.protocol import MANIFEST, DataContract
 from release.agent.serve import handle
 from release.agent.system import Probe
 from release.artifacts.artifact import FileEntry, Manifest, artifact_files, write_manifest
@@ -255,7 +255,14 @@ class PretendHost:
             )
         return setup_host(self.workspace, env, settings, self.remote)
 
-    def artifact(self, version: str, *, lock: str = "fastapi==1.0\n", tag: bool = True) -> str:
+    def artifact(
+        self,
+        version: str,
+        *,
+        lock: str = "fastapi==1.0\n",
+        tag: bool = True,
+        contract: DataContract | None = None,
+    ) -> str:
         """A small artifact in the store (wheel, lock, wheelhouse, manifest, SHA256SUMS);
         returns its commit."""
         commit = (version.replace(".", "") * 40)[:40].ljust(40, "0")
@@ -278,6 +285,7 @@ class PretendHost:
             python_requires=">=3.11",
             platform="cp3.11-manylinux_2_36_x86_64",
             files=files,
+            data_contract=contract,
         )
         write_manifest(directory, manifest)
         return commit
@@ -289,6 +297,16 @@ class PretendHost:
     def releases(self, env: Environment) -> set[str]:
         releases = Path(env.base_dir) / "releases"
         return {p.name for p in releases.iterdir() if not p.name.startswith(".")}
+
+    def write_events(self, env: Environment, *events: tuple[str, int]) -> None:
+        """Events in the env's log, as a release that writes those versions would append them."""
+        directory = Path(env.data_dir) / "events"
+        directory.mkdir(parents=True, exist_ok=True)
+        with (directory / "events-2026-12-01.jsonl").open("a") as handle:
+            for number, (kind, version) in enumerate(events):
+                event = {"event_id": f"e{number}", "event_type": kind, "schema_version": version}
+                event.update(occurred_at=f"2026-12-01T10:00:{number:02d}Z", payload={})
+                handle.write(json.dumps(event) + "\n")
 
     def log(self, env: Environment) -> list[dict[str, object]]:
         path = Path(env.base_dir) / "deploy-log.jsonl"

@@ -35,7 +35,10 @@ def test_the_log_says_the_highest_version_of_each_type_and_when_it_began(tmp_pat
         ("NoteCaptured", 2, "12:00"),
         ("TodoCaptured", 1, "10:30"),
     )
-    assert log_versions(log) == {"NoteCaptured": (2, "11:00"), "TodoCaptured": (1, "10:30")}
+    assert log_versions(log) == {
+        "NoteCaptured": {"version": 2, "first_at": "11:00"},
+        "TodoCaptured": {"version": 1, "first_at": "10:30"},
+    }
 
 
 def test_a_release_that_reads_every_version_in_the_log_is_safe(tmp_path: Path) -> None:

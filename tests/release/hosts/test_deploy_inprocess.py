@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from release.agent.protocol import FAILED, FINISH, NOOP, ROLLED_BACK, SUCCEEDED
+from release.agent.protocol import FAILED, FINISH, NOOP, ROLLED_BACK, SUCCEEDED, DataContract
 from release.artifacts.releasing import Workspace
 from release.errors import LockHeld, NotFound, NotSetUp, OperationFailed, UsageError
 from release.hosts.deploy import deploy
@@ -321,3 +321,67 @@ def test_unlock_refuses_a_holder_that_still_runs(host: PretendHost, dev: Environ
     with pytest.raises(UsageError, match="still running"):
         unlock(dev, False, host.remote)
     assert lock.is_dir()
+
+
+def reads_notes(version: int) -> DataContract:
+    return {"projections": 1, "events": {"NoteCaptured": {"reads": version, "writes": version}}}
+
+
+def test_rollback_to_a_release_that_cannot_read_the_log_is_refused(
+    host: PretendHost, dev: Environment
+) -> None:
+    host.artifact("0.1.0")
+    host.artifact("0.2.0", contract=reads_notes(2))
+    run_deploy(host, dev, "0.1.0")
+    run_deploy(host, dev, "0.2.0")
+    host.write_events(dev, ("NoteCaptured", 1), ("NoteCaptured", 2))
+    log = host.log(dev)
+    with pytest.raises(UsageError) as refused:
+        rollback(host.workspace, dev, None, Notes(), host.remote)
+    assert str(refused.value).startswith(
+        "0.1.0 (010010010010) cannot read the event log: it holds NoteCaptured events of schema "
+        "version 2 (the first at 2026-12-01T10:00:01Z), and it reads up to version 1"
+    )
+    assert 'FORCE=1 REASON="…"' in str(refused.value)
+    assert host.log(dev) == log, "refused before the lock: not even a record"
+
+
+def test_a_forced_rollback_needs_a_reason_and_records_it(
+    host: PretendHost, dev: Environment
+) -> None:
+    first = host.artifact("0.1.0")
+    host.artifact("0.2.0", contract=reads_notes(2))
+    run_deploy(host, dev, "0.1.0")
+    run_deploy(host, dev, "0.2.0")
+    host.write_events(dev, ("NoteCaptured", 2))
+    with pytest.raises(UsageError, match="needs a reason"):
+        rollback(host.workspace, dev, None, Notes(), host.remote, forced=" ")
+    done = rollback(host.workspace, dev, None, Notes(), host.remote, forced="v0.2.0 corrupts notes")
+    assert done.sha == first
+    last = finishes(host, dev)[-1]
+    assert (last["action"], last["forced"]) == ("rollback", "v0.2.0 corrupts notes")
+
+
+def test_a_log_the_target_can_read_rolls_back_as_ever(host: PretendHost, dev: Environment) -> None:
+    first = host.artifact("0.1.0", contract=reads_notes(2))
+    host.artifact("0.2.0", contract=reads_notes(2))
+    run_deploy(host, dev, "0.1.0")
+    run_deploy(host, dev, "0.2.0")
+    host.write_events(dev, ("NoteCaptured", 2))
+    assert rollback(host.workspace, dev, None, Notes(), host.remote).sha == first
+
+
+def test_no_automatic_rollback_to_a_release_that_cannot_read_the_log(
+    host: PretendHost, dev: Environment
+) -> None:
+    first = host.artifact("0.1.0")
+    broken = host.artifact("0.2.0", contract=reads_notes(2))
+    host.system.broken.add(broken)
+    run_deploy(host, dev, "0.1.0")
+    host.write_events(dev, ("NoteCaptured", 2))  # e.g. written by a release rolled back by force
+    with pytest.raises(
+        OperationFailed, match="not rolled back: 0.1.0 .* cannot read the event log"
+    ):
+        run_deploy(host, dev, "0.2.0")
+    assert host.current(dev) == broken, "left where it is, for the operator to roll forward"
+    assert first in host.releases(dev)
