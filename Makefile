@@ -119,6 +119,7 @@ ENV_FILE ?=
 TO ?=
 FOLLOW ?=
 FORCE ?=
+MIGRATE ?=
 REASON ?=
 LINES ?= 100
 TESTNODE := $(PYTHON) deployment/testnode/testnode.py
@@ -129,7 +130,11 @@ setup-host: $(STAMP) ## prepare ENV on its host: user, dirs, /etc/helionyx/ENV.e
 
 .PHONY: deploy
 deploy: $(STAMP) ## deploy VERSION (version, tag or SHA) from STORE to ENV, health-gated
-	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)"
+	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)" $(if $(MIGRATE),--migrate)
+
+.PHONY: plan
+plan: $(STAMP) ## what deploying VERSION to ENV would do: commits, dependencies, read model, rollback (FORMAT=json)
+	@$(RELEASE) plan --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)" --format "$(FORMAT)"
 
 .PHONY: rollback
 rollback: $(STAMP) ## point ENV back at the previous good release (or TO=version|sha)

@@ -16,6 +16,7 @@ from release.artifacts.artifact import contract_of
 from release.artifacts.store import DEFAULT_STORE, ReleaseInfo, Store, open_store
 from release.errors import ReleaseError
 from release.hosts import backup, deploy, environments, rollback, service, status
+from release.hosts.plan import Plan
 from release.progress import NoProgress, Progressable, TransferProgress
 
 
@@ -48,9 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list the releases a store holds")
     listing.add_argument("--store", default=DEFAULT_STORE)
     listing.add_argument("--format", choices=("table", "json"), default="table")
+    _host_parsers(sub)
+    return parser
+
+
+def _host_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands that act on an environment's host."""
 
     def host_command(name: str, text: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=text, description=text)
+        command: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
         command.add_argument("--env", required=True, help="dev, staging or live")
         return command
 
@@ -59,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     deploy = host_command("deploy", "deploy a release to an environment")
     deploy.add_argument("--version", required=True, help="version, tag or SHA")
     deploy.add_argument("--store", default=DEFAULT_STORE)
+    deploy.add_argument(
+        "--migrate", action="store_true", help="build a new read model when the release needs one"
+    )
+    plan = host_command("plan", "what deploying a release would do (read-only)")
+    plan.add_argument("--version", required=True, help="version, tag or SHA")
+    plan.add_argument("--store", default=DEFAULT_STORE)
+    plan.add_argument("--format", choices=("table", "json"), default="table")
     back = host_command("rollback", "return to the previous good release, or to --to")
     back.add_argument("--to", help="version, tag or SHA on the host")
     back.add_argument("--force", action="store_true", help="even if it cannot read the log")
@@ -79,7 +93,6 @@ def _parser() -> argparse.ArgumentParser:
     backups.add_argument("--format", choices=("table", "json"), default="table")
     restore = host_command("restore", "restore a backup (ID or ENV/ID) into the environment")
     restore.add_argument("--from", dest="source", required=True, help="ID or ENV/ID")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,21 +197,8 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
             print(f"  · {line}")
         print(f"{env.name} is set up on {env.host}")
         return 0
-    if args.command == "deploy":
-        result = deploy.deploy(
-            ws, env, args.version, _store(args.store, ws), reporter=reporter, progress=progress
-        )
-        verb = "already deployed" if result.outcome == "noop" else "deployed"
-        took = time.monotonic() - started
-        print(f"{verb} {result.version} ({result.sha[:12]}) to {env.name} in {took:.2f} s")
-        return 0
-    if args.command == "rollback":
-        print(f"rolling back {env.name} on {env.host}")
-        forced = (args.reason or "") if args.force else None
-        result = rollback.rollback(ws.root, env, args.to, reporter, forced=forced)
-        took = time.monotonic() - started
-        print(f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {took:.2f} s")
-        return 0
+    if args.command in ("deploy", "plan", "rollback"):
+        return _release_command(args, ws, env, progress)
     if args.command in ("status", "releases"):
         current = status.read_status(env)
         if args.format == "json":
@@ -263,6 +263,61 @@ def _backup_command(
         f"healthy, in {time.monotonic() - started:.2f} s"
     )
     return 0
+
+
+def _release_command(
+    args: argparse.Namespace,
+    ws: releasing.Workspace,
+    env: environments.Environment,
+    progress: Progressable,
+) -> int:
+    """deploy, plan and rollback: what puts a release live, or says what would."""
+    reporter = PrintReporter()
+    started = time.monotonic()
+    if args.command == "deploy":
+        result = deploy.deploy(
+            ws,
+            env,
+            args.version,
+            _store(args.store, ws),
+            reporter=reporter,
+            progress=progress,
+            migrate=args.migrate,
+        )
+        verb = "already deployed" if result.outcome == "noop" else "deployed"
+        took = time.monotonic() - started
+        print(f"{verb} {result.version} ({result.sha[:12]}) to {env.name} in {took:.2f} s")
+        return 0
+    if args.command == "plan":
+        ahead = deploy.preview(ws, env, args.version, _store(args.store, ws), progress=progress)
+        if args.format == "json":
+            print(json.dumps(ahead.to_dict(), indent=2))
+        else:
+            _print_plan(ahead)
+        return 0
+    if args.command == "rollback":
+        print(f"rolling back {env.name} on {env.host}")
+        forced = (args.reason or "") if args.force else None
+        result = rollback.rollback(ws.root, env, args.to, reporter, forced=forced)
+        took = time.monotonic() - started
+        print(f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {took:.2f} s")
+        return 0
+    raise AssertionError(args.command)
+
+
+def _print_plan(ahead: Plan) -> None:
+    first, *rest = ahead.header()
+    print(first)
+    for line in rest:
+        print(f"  {line}")
+    if ahead.deployed_by:
+        print(f"  running since {ahead.deployed_at}, deployed by {ahead.deployed_by}")
+    for commit in ahead.commits:
+        print(f"  commit {commit}")
+    for version, notes in ahead.changelog.items():
+        print(f"  ## {version}")
+        for line in notes.splitlines():
+            print(f"    {line}")
 
 
 def _print_status(current: status.Status, *, releases_only: bool) -> None:

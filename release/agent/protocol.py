@@ -60,6 +60,8 @@ class LogRecord(TypedDict, total=False):
     event_count: int
     #: Why a refusal was overridden (FORCE=1 REASON=…); who is `operator`.
     forced: str
+    #: A read model built for the release (MIGRATE=1): `projections 1 -> 2`.
+    migrated: str
 
 
 # -- shared values -------------------------------------------------------------------------------
@@ -155,6 +157,10 @@ class StateRequest(TypedDict, total=False):
     probe: bool
     #: Also scan the event log for the schema versions it holds (a rollback's check).
     events: bool
+    #: Also count the events in the log (cheap: lines, not parsed).
+    count_events: bool
+    #: Also the current release's requirements.lock and the env's unit files (a plan's diff).
+    details: bool
 
 
 class StateAnswer(TypedDict):
@@ -168,6 +174,11 @@ class StateAnswer(TypedDict):
     setup: dict[str, bool]
     log: list[LogRecord]
     event_versions: NotRequired[dict[str, EventVersion]]
+    event_count: NotRequired[int]
+    #: Projections schemas whose read model is on disk.
+    read_models: list[int]
+    current_lock: NotRequired[str | None]
+    unit_files: NotRequired[dict[str, str]]
 
 
 class LockRequest(TypedDict):
@@ -272,6 +283,19 @@ class PruneRequest(TypedDict):
 
 class PruneAnswer(TypedDict):
     removed: list[str]
+    #: Read models no kept release uses any more.
+    read_models: NotRequired[list[str]]
+
+
+class MigrateRequest(TypedDict):
+    sha: str
+
+
+class MigrateAnswer(TypedDict):
+    schema: int
+    path: str
+    seconds: float
+    output: str
 
 
 class SetupRequest(TypedDict):
@@ -359,6 +383,7 @@ GO_LIVE: Command[GoLiveRequest, GoLiveAnswer] = Command("go_live")
 STOP: Command[Empty, StopAnswer] = Command("stop")
 JOURNAL: Command[JournalRequest, JournalAnswer] = Command("journal")
 PRUNE: Command[PruneRequest, PruneAnswer] = Command("prune")
+MIGRATE: Command[MigrateRequest, MigrateAnswer] = Command("migrate")
 SETUP: Command[SetupRequest, SetupAnswer] = Command("setup")
 BACKUP: Command[BackupRequest, BackupAnswer] = Command("backup")
 BACKUPS: Command[Empty, BackupsAnswer] = Command("backups")

@@ -6,7 +6,7 @@ import os
 import shutil
 from collections.abc import Iterable
 
-from . import deploylog
+from . import deploylog, readmodels
 from .layout import Context
 from .protocol import LogRecord, PruneAnswer, PruneRequest
 
@@ -37,4 +37,4 @@ def prune(ctx: Context, req: PruneRequest) -> PruneAnswer:
         aside = layout.releases / f".{sha}.deleting"
         os.replace(layout.releases / sha, aside)
         shutil.rmtree(aside)
-    return {"removed": removed}
+    return {"removed": removed, "read_models": readmodels.prune(layout)}

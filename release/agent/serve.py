@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import activate, backup, deploylog, install, lock, prune, setup, state
+from . import activate, backup, deploylog, install, lock, prune, readmodels, setup, state
 from .errors import AgentError
 from .layout import Context, Layout
 from .protocol import (
@@ -28,6 +28,7 @@ from .protocol import (
     INSTALL,
     JOURNAL,
     LOCK,
+    MIGRATE,
     PREPARE,
     PRUNE,
     RESTART,
@@ -69,6 +70,7 @@ HANDLERS: dict[str, Handler] = dict(
         _serves(STOP, activate.stop),
         _serves(JOURNAL, activate.journal),
         _serves(PRUNE, prune.prune),
+        _serves(MIGRATE, readmodels.migrate),
         _serves(SETUP, setup.setup),
         _serves(BACKUP, backup.backup),
         _serves(BACKUPS, backup.backups),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 
-from . import contract, deploylog
+from . import contract, deploylog, readmodels
 from .layout import Context
 from .protocol import MANIFEST, Health, ReleaseEntry, StateAnswer, StateRequest
 
@@ -52,7 +53,26 @@ def state(ctx: Context, req: StateRequest) -> StateAnswer:
             "base_dir": layout.base.is_dir(),
         },
         "log": deploylog.read_decisive(layout.log),
+        "read_models": sorted(readmodels.present(layout)),
     }
     if req.get("events"):
         answer["event_versions"] = contract.log_versions(layout.data_dir / "events")
+    if req.get("details"):
+        lock = layout.current / "requirements.lock"
+        answer["current_lock"] = lock.read_text() if lock.is_file() else None
+        answer["unit_files"] = {
+            path.name: path.read_text()
+            for kind in ("service", "socket")
+            if (path := system.units_dir / f"{layout.unit}.{kind}").is_file()
+        }
+    if req.get("count_events"):
+        answer["event_count"] = _count_lines(layout.data_dir / "events")
     return answer
+
+
+def _count_lines(events_dir: Path) -> int:
+    total = 0
+    for path in events_dir.glob("events-*.jsonl") if events_dir.is_dir() else []:
+        with path.open("rb") as handle:
+            total += sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return total

@@ -17,23 +17,29 @@ from release.agent.protocol import (
     FAILED,
     GO_LIVE,
     INSTALL,
+    MIGRATE,
     NOOP,
     PREPARE,
     PRUNE,
     ROLLED_BACK,
     SUCCEEDED,
     GoLiveAnswer,
+    StateRequest,
 )
-from release.artifacts.artifact import Artifact
+from release.artifacts.artifact import Artifact, contract_of
 from release.artifacts.releasing import Workspace, verify_from
 from release.artifacts.store import ReleaseInfo, Store, resolve
 from release.errors import OperationFailed, ReleaseError, RequestNotSent, UsageError
 from release.hosts.environments import Environment
 from release.hosts.host import HostState
-from release.hosts.operation import Operation, RemoteFactory, Reporter
+from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
+from release.hosts.plan import Plan, needs_rebuild, plan
 from release.hosts.remote import SshRemote
 from release.hosts.units import render_units
 from release.progress import Progressable
+
+#: What a plan reads from the host besides the state every operation reads.
+PLAN_STATE: StateRequest = {"details": True, "count_events": True}
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,10 @@ def deploy(
     reporter: Reporter,
     progress: Progressable,
     remote_factory: RemoteFactory = SshRemote,
+    migrate: bool = False,
 ) -> DeployResult:
-    """Deploy release `ref` (version, tag or SHA) from `store` to `env`."""
+    """Deploy release `ref` (version, tag or SHA) from `store` to `env`; `migrate` allows
+    building a new read model beside the one in use when the release needs one."""
     # An unknown version is refused before anything is announced or dialled.
     info = resolve(store.releases(), ref)
     reporter.headline(f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {env.host}")
@@ -90,6 +98,20 @@ def deploy(
         with op.timed("fetch + verify", info.version):
             artifact = fetch_verified(ws, env, info, store, progress)
         sha, version = artifact.commit, artifact.version
+        host = op.connect()
+        with op.timed("plan"):
+            ahead = plan(ws.root, env, artifact, host.state(PLAN_STATE), units)
+        for line in ahead.header():
+            reporter.note(line)
+        if ahead.projections_rebuild and not migrate:
+            # Before the lock: a refused deploy leaves the host exactly as it was.
+            raise UsageError(
+                f"{version} needs a new read model ({ahead.projections})",
+                hint=f"deploy with MIGRATE=1: it is built from the event log "
+                f"({ahead.events_in_log} events) beside the one {ahead.current_version} uses, "
+                "which keeps serving meanwhile",
+                env=env.name,
+            )
         with op.locked(f"deploy {version}") as state:
             op.context.update(
                 {
@@ -105,8 +127,23 @@ def deploy(
                 # Killed deploys leave releases behind too: a no-op keeps retention as well.
                 _prune_and_report(op, sha)
                 return DeployResult(NOOP, version, sha, state.current, tuple(op.notices))
+            target = contract_of(artifact.manifest)
+            current = (
+                state.releases[state.current].data_contract
+                if state.current in state.releases
+                else None
+            )
+            rebuild = needs_rebuild(state, current, target)
+            if rebuild and not migrate:
+                raise UsageError(
+                    f"{version} needs a new read model (another deploy changed the host)",
+                    hint="run make plan again, then deploy with MIGRATE=1",
+                    env=env.name,
+                )
+            if rebuild:
+                op.context["migrated"] = ahead.projections
             try:
-                done = _install_and_go_live(op, artifact, state)
+                done = _install_and_go_live(op, artifact, state, rebuild)
             except ReleaseError as exc:
                 if not op.finished_on_host:
                     op.finish = op.finish_event(FAILED, str(exc))
@@ -122,7 +159,9 @@ def deploy(
             return DeployResult(SUCCEEDED, version, sha, state.current, tuple(op.notices))
 
 
-def _install_and_go_live(op: Operation, artifact: Artifact, state: HostState) -> GoLiveAnswer:
+def _install_and_go_live(
+    op: Operation, artifact: Artifact, state: HostState, rebuild: bool
+) -> GoLiveAnswer:
     assert op.host is not None
     sha, version, env = artifact.commit, artifact.version, op.env
     with op.timed("prepare"):
@@ -160,6 +199,10 @@ def _install_and_go_live(op: Operation, artifact: Artifact, state: HostState) ->
             )
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
         op.reporter.note(f"build: {timings}")
+    if rebuild:
+        with op.timed("read model", "built from the event log beside the one in use"):
+            model = op.call("read model", MIGRATE({"sha": sha}))
+        op.reporter.note(f"read model: {model['output']} in {model['seconds']:.2f} s")
     previous = state.current if state.current != sha else state.previous
     back_to = state.current if state.current in state.releases else None
     detail = f"current -> releases/{sha[:12]}, restart, health (timeout {env.health_timeout:.0f} s)"
@@ -218,3 +261,20 @@ def _bundle(artifact: Artifact, target: Path, skip: set[str]) -> None:
             name = path.relative_to(artifact.directory).as_posix()
             if path.is_file() and name not in skip:
                 bundle.add(path, arcname=name)
+
+
+def preview(
+    ws: Workspace,
+    env: Environment,
+    ref: str,
+    store: Store,
+    *,
+    progress: Progressable,
+    remote_factory: RemoteFactory = SshRemote,
+) -> Plan:
+    """`make plan`: what deploying `ref` would do, read-only (no lock, nothing written)."""
+    info = resolve(store.releases(), ref)
+    artifact = fetch_verified(ws, env, info, store, progress)
+    with reading(env, remote_factory) as host:
+        state = host.state({**PLAN_STATE, "events": True})
+    return plan(ws.root, env, artifact, state, render_units(ws.root, env))

@@ -20,6 +20,7 @@ from release.agent.protocol import (
     Message,
     Request,
     StateAnswer,
+    StateRequest,
     Target,
 )
 from release.errors import ConnectionFailed, HostError, RequestNotSent, SessionClosed
@@ -59,6 +60,11 @@ class HostState:
     log: list[LogRecord] = field(default_factory=list)
     #: The event log's schema versions, when asked for (`state(events=True)`).
     event_versions: dict[str, EventVersion] = field(default_factory=dict)
+    #: Projections schemas whose read model is on the host.
+    read_models: list[int] = field(default_factory=list)
+    event_count: int | None = None
+    current_lock: str | None = None
+    unit_files: dict[str, str] = field(default_factory=dict)
 
     def version_of(self, sha: str | None) -> str | None:
         """The version of a release on the host."""
@@ -89,6 +95,10 @@ class HostState:
             setup=raw["setup"],
             log=raw["log"],
             event_versions=raw.get("event_versions", {}),
+            read_models=raw["read_models"],
+            event_count=raw.get("event_count"),
+            current_lock=raw.get("current_lock"),
+            unit_files=raw.get("unit_files", {}),
         )
 
 
@@ -230,10 +240,10 @@ class Host:
             session, self._session = self._session, None
             session.close()
 
-    def state(self, *, probe: bool = False, events: bool = False) -> HostState:
-        """Releases, links, lock, unit, the deploy log; optionally health and the event log's
-        schema versions."""
-        return HostState.of(self.call(STATE({"probe": probe, "events": events})))
+    def state(self, request: StateRequest | None = None) -> HostState:
+        """Releases, links, lock, unit, the deploy log, and what `request` asks for besides
+        (health, the event log's schema versions or size, the current lock and unit files)."""
+        return HostState.of(self.call(STATE(request or {})))
 
     def journal(self, lines: int = 20) -> list[str]:
         """The unit's last journal lines."""

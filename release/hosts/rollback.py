@@ -87,7 +87,7 @@ def rollback(
         host = op.connect()
         # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
         # (not even the env directory's mtime, which taking the lock would).
-        before = host.state(events=True)
+        before = host.state({"events": True})
         require_readable(before, pick_target(before, to), forced)
         with op.locked(f"rollback{' to ' + to if to else ''}") as state:
             target = pick_target(state, to)

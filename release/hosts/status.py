@@ -93,4 +93,4 @@ def status_of(env: Environment, state: HostState) -> Status:
 def read_status(env: Environment, remote_factory: RemoteFactory = SshRemote) -> Status:
     """Connect and read the status of one environment."""
     with reading(env, remote_factory) as host:
-        return status_of(env, host.state(probe=True))
+        return status_of(env, host.state({"probe": True}))

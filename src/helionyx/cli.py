@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from helionyx import __commit__, __version__, logs
 from helionyx.config import ENVIRONMENTS, ConfigError, Settings, load_settings
 from helionyx.domain.errors import DomainError
-from helionyx.domain.projections import exclusive, rebuild
+from helionyx.domain.projections import exclusive, read_model_path, rebuild
 from helionyx.domain.store import EventStore
 
 
@@ -65,11 +65,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _check_config(settings)
     if args.command == "rebuild-projections":
         # Refused while the service runs: it would go on writing to the file this replaces.
-        with exclusive(settings.projections_db_path):
+        read_model = read_model_path(settings.projections_db_path)
+        with exclusive(read_model):
             store = EventStore(settings.event_store_path)
             store.open()
-            count = rebuild(settings.projections_db_path, store)
-        print(f"rebuilt {settings.projections_db_path} from {count} events")
+            count = rebuild(read_model, store)
+        print(f"rebuilt {read_model} from {count} events")
         return 0
     return _show_events(args, settings)
 

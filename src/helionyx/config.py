@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=0, ge=0, le=65535)
     event_store_path: Path
+    #: The read model's file for schema 1; other schemas live beside it (`read_model_path`).
     projections_db_path: Path
     event_store_fsync: bool = True
     backup_root: Path | None = None

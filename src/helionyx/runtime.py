@@ -10,7 +10,7 @@ from helionyx.config import Settings
 from helionyx.domain.assistant import Assistant
 from helionyx.domain.errors import ProjectionsUnavailable
 from helionyx.domain.idempotency import IdempotencyIndex
-from helionyx.domain.projections import Projections, exclusive
+from helionyx.domain.projections import Projections, exclusive, read_model_path
 from helionyx.domain.store import EventStore
 
 log = logging.getLogger("helionyx.startup")
@@ -46,8 +46,9 @@ def open_runtime(settings: Settings) -> Runtime:
     )
     held = ExitStack()
     # Held for the whole run: `helionyx rebuild-projections` must not swap the file under us.
-    held.enter_context(exclusive(settings.projections_db_path))
-    projections = Projections(settings.projections_db_path)
+    read_model = read_model_path(settings.projections_db_path)
+    held.enter_context(exclusive(read_model))
+    projections = Projections(read_model)
     try:
         projections.open()
     except BaseException:
@@ -68,7 +69,7 @@ def open_runtime(settings: Settings) -> Runtime:
     if lag is None:
         log.info(
             "projections: %s current at %d events (%d applied now)",
-            settings.projections_db_path,
+            read_model,
             projections.applied,
             projections.applied - before,
         )

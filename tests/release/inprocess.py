@@ -17,10 +17,13 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from helionyx.domain.projections import read_model_path
 from release.agent.checksums import sha256_file
+from release.agent.contract import of_manifest
 from release.agent.errors import AgentError
 from release.agent.protocol import MANIFEST, DataContract
 from release.agent.serve import handle
+from release.agent.settings import read_env_file
 from release.agent.system import Probe
 from release.artifacts.artifact import FileEntry, Manifest, artifact_files, write_manifest
 from release.artifacts.store import DirStore
@@ -39,6 +42,7 @@ class Service:
 
     base: Path
     port: int
+    env: str
     active: str = "inactive"
     serving: tuple[str, str] | None = None  # (version, commit)
     restarts: int = 0
@@ -65,7 +69,7 @@ class FakeSystem:
 
     def add(self, env: Environment) -> None:
         """Know the env's unit (what `setup` would install)."""
-        self.services[env.unit] = Service(Path(env.base_dir), env.port)
+        self.services[env.unit] = Service(Path(env.base_dir), env.port, env.name)
 
     # -- System ----------------------------------------------------------------------------
     def run(
@@ -86,10 +90,23 @@ class FakeSystem:
             manifest = json.loads((Path(args[0]).parents[2] / MANIFEST).read_text())
             if manifest["commit"] in self.unconfigurable:
                 raise AgentError(f"{what} failed: HELIONYX_API_TOKEN is not set")
+        if "rebuild-projections" in args:
+            configured = (env or {}).get("PROJECTIONS_DB_PATH")
+            if configured:
+                model = self._read_model(Path(args[0]).parents[2], configured)
+                model.parent.mkdir(parents=True, exist_ok=True)
+                model.write_text("built")
+            return "rebuilt projections\n"
         if args[1:3] == ["-m", "venv"]:
             (Path(args[3]) / "bin").mkdir(parents=True)
             (Path(args[3]) / "bin" / "python").write_text("#!/bin/false\n")
-        return "rebuilt projections\n" if "rebuild-projections" in args else ""
+        return ""
+
+    def _read_model(self, release: Path, configured: str) -> Path:
+        """Where the service of `release` keeps its read model (its own naming rule)."""
+        manifest = json.loads((release / MANIFEST).read_text())
+        schema = of_manifest(manifest)["projections"]
+        return read_model_path(Path(configured), schema)
 
     def systemctl(self, *args: str, timeout: float = 120) -> tuple[int, str]:
         self.systemctl_calls.append(args)
@@ -114,6 +131,12 @@ class FakeSystem:
         except OSError:
             service.active, service.serving = "failed", None
             return
+        settings = read_env_file(self.root / "etc" / "helionyx" / f"{service.env}.env")
+        if "PROJECTIONS_DB_PATH" in settings:
+            # Like the service: a missing read model is created (and caught up) at start.
+            model = self._read_model(service.base / "current", settings["PROJECTIONS_DB_PATH"])
+            model.parent.mkdir(parents=True, exist_ok=True)
+            model.touch()
         if manifest["commit"] in self.broken:
             service.active, service.serving = "failed", None
         else:

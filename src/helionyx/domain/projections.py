@@ -238,6 +238,17 @@ class Projections:
                 raise
 
 
+def read_model_path(configured: Path, schema: int = SCHEMA_VERSION) -> Path:
+    """The file of the read model with `schema`: the configured path for schema 1, and
+    `<name>.v<N><suffix>` beside it for any other, so releases of different schemas each keep
+    their own (a new one is built beside the one in use; a rollback finds its own still there).
+    The host agent names them the same way when retention removes one (release/agent/readmodels.py).
+    """
+    if schema == 1:
+        return configured
+    return configured.with_name(f"{configured.stem}.v{schema}{configured.suffix}")
+
+
 def rebuild(path: Path, store: EventStore) -> int:
     """Build a fresh projections database from the whole log and swap it in atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,169 @@
+"""Releases that change data, on a pretend host: the plan, the refusal, the read model built
+beside the one in use, rollbacks that find their own, and retention of read models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from release.agent.protocol import FINISH, DataContract
+from release.artifacts.releasing import Workspace
+from release.errors import UsageError
+from release.hosts.deploy import DeployResult, deploy, preview
+from release.hosts.environments import Environment
+from release.hosts.rollback import rollback
+from release.progress import NoProgress
+from tests.release.conftest import tree_listing
+from tests.release.inprocess import Notes, PretendHost, pretend_host
+
+V1: DataContract = {"projections": 1, "events": {"NoteCaptured": {"reads": 1, "writes": 1}}}
+V2: DataContract = {"projections": 2, "events": {"NoteCaptured": {"reads": 1, "writes": 1}}}
+V3: DataContract = {"projections": 2, "events": {"NoteCaptured": {"reads": 2, "writes": 2}}}
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> PretendHost:
+    return pretend_host(tmp_path)
+
+
+@pytest.fixture
+def dev(host: PretendHost) -> Environment:
+    env = host.env("dev")
+    host.set_up(env)
+    host.artifact("1.0.0", contract=V1)
+    host.artifact("2.0.0", contract=V2, lock="fastapi==2.0\n")
+    host.artifact("3.0.0", contract=V3)
+    return env
+
+
+def run_deploy(
+    host: PretendHost, env: Environment, version: str, *, migrate: bool = False
+) -> DeployResult:
+    return deploy(
+        Workspace(host.workspace),
+        env,
+        version,
+        host.store,
+        reporter=Notes(),
+        progress=NoProgress(),
+        remote_factory=host.remote,
+        migrate=migrate,
+    )
+
+
+def read_models(env: Environment) -> list[str]:
+    return sorted(p.name for p in (Path(env.data_dir) / "projections").glob("*.db"))
+
+
+def finish(host: PretendHost, env: Environment) -> dict[str, object]:
+    return [r for r in host.log(env) if r["step"] == FINISH][-1]
+
+
+def test_a_release_that_needs_a_new_read_model_is_refused_without_migrate(
+    host: PretendHost, dev: Environment
+) -> None:
+    run_deploy(host, dev, "1.0.0")
+    before = tree_listing(Path(dev.base_dir), Path(dev.data_dir))
+    with pytest.raises(UsageError) as refused:
+        run_deploy(host, dev, "2.0.0")
+    assert str(refused.value).startswith("2.0.0 needs a new read model (projections schema 1 -> 2)")
+    assert "MIGRATE=1" in str(refused.value)
+    assert tree_listing(Path(dev.base_dir), Path(dev.data_dir)) == before, "host untouched"
+
+
+def test_with_migrate_the_read_model_is_built_beside_the_one_in_use(
+    host: PretendHost, dev: Environment
+) -> None:
+    run_deploy(host, dev, "1.0.0")
+    done = run_deploy(host, dev, "2.0.0", migrate=True)
+    assert done.outcome == "succeeded"
+    assert read_models(dev) == ["projections.db", "projections.v2.db"], "v1's is kept"
+    record = finish(host, dev)
+    assert record["migrated"] == "projections schema 1 -> 2"
+    assert record["operator"], "who allowed it is on record"
+
+
+def test_rolling_back_needs_no_migration_its_read_model_is_still_there(
+    host: PretendHost, dev: Environment
+) -> None:
+    first = host.artifact("0.9.0", contract=V1)
+    run_deploy(host, dev, "0.9.0")
+    run_deploy(host, dev, "2.0.0", migrate=True)
+    ran = len(host.system.ran)
+    assert rollback(host.workspace, dev, None, Notes(), host.remote).sha == first
+    assert not any("rebuild-projections" in a for a in host.system.ran[ran:]), "no rebuild"
+
+
+def test_going_forward_again_reuses_the_read_model_on_disk(
+    host: PretendHost, dev: Environment
+) -> None:
+    run_deploy(host, dev, "1.0.0")
+    run_deploy(host, dev, "2.0.0", migrate=True)
+    rollback(host.workspace, dev, None, Notes(), host.remote)
+    # 2.0.0's read model is still there: it catches up from the log when 2.0.0 starts.
+    assert run_deploy(host, dev, "2.0.0").outcome in ("succeeded", "noop")
+
+
+def test_a_first_deploy_needs_no_migration(host: PretendHost, dev: Environment) -> None:
+    assert run_deploy(host, dev, "2.0.0").outcome == "succeeded"
+
+
+def test_a_read_model_goes_only_when_no_kept_release_uses_it(host: PretendHost) -> None:
+    env = host.env("dev", keep_releases=3)
+    host.set_up(env)
+    host.artifact("1.0.0", contract=V1)
+    for number in range(1, 4):
+        host.artifact(f"2.{number}.0", contract=V2)
+    run_deploy(host, env, "1.0.0")
+    run_deploy(host, env, "2.1.0", migrate=True)
+    assert read_models(env) == ["projections.db", "projections.v2.db"]
+    run_deploy(host, env, "2.2.0")
+    assert read_models(env) == ["projections.db", "projections.v2.db"], "1.0.0 is still kept"
+    run_deploy(host, env, "2.3.0")
+    assert read_models(env) == ["projections.v2.db"], "1.0.0 pruned, and its read model"
+
+
+def test_the_plan_says_what_a_migrating_deploy_would_do(
+    host: PretendHost, dev: Environment
+) -> None:
+    first = host.artifact("0.9.0", contract=V1)
+    run_deploy(host, dev, "0.9.0")
+    host.write_events(dev, ("NoteCaptured", 1), ("NoteCaptured", 1))
+    before = tree_listing(Path(dev.base_dir), Path(dev.data_dir))
+    plan = preview(
+        Workspace(host.workspace),
+        dev,
+        "2.0.0",
+        host.store,
+        progress=NoProgress(),
+        remote_factory=host.remote,
+    ).to_dict()
+    assert plan["current_sha"] == first and plan["target_sha"].startswith("200")
+    assert plan["projections_rebuild"] is True and plan["events_in_log"] == 2
+    assert plan["lock_changed"] is True
+    assert plan["dependencies"]["changed"] == ["fastapi 1.0 -> 2.0"]
+    assert plan["rollback_safe"] is True
+    assert plan["prune"] == [] and plan["commits"] == []
+    assert tree_listing(Path(dev.base_dir), Path(dev.data_dir)) == before, "read-only"
+
+
+def test_the_plan_says_when_rolling_back_would_not_be_safe(
+    host: PretendHost, dev: Environment
+) -> None:
+    run_deploy(host, dev, "2.0.0")
+    plan = preview(
+        Workspace(host.workspace),
+        dev,
+        "3.0.0",
+        host.store,
+        progress=NoProgress(),
+        remote_factory=host.remote,
+    ).to_dict()
+    assert plan["projections_rebuild"] is False, "same schema"
+    assert plan["event_schema_changes"] == ["NoteCaptured: writes version 1 -> 2"]
+    assert plan["rollback_safe"] is False
+    assert (
+        "cannot read the event log: it holds NoteCaptured events of schema version 2"
+        in (plan["rollback_problem"])
+    )
