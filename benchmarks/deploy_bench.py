@@ -41,6 +41,8 @@ RESULTS = REPO / "benchmarks" / "results" / "latest.json"
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "20"))
 BASELINE_PORT = 8010
+MIGRATION_EVENTS = int(os.environ.get("BENCH_MIGRATION_EVENTS", "100000"))
+MIGRATION_REPS = int(os.environ.get("BENCH_MIGRATION_REPS", "3"))
 
 
 @dataclass
@@ -119,6 +121,9 @@ class Bench:
         #: Builds whose requirements.lock differs from every other: the full venv build path.
         self.relocked: list[str] = []
         self.figures: dict[str, Figure] = {}
+        self.schema2 = ""
+        #: Events per second `helionyx rebuild-projections` built on the node.
+        self.rebuild_rates: list[float] = []
 
     def cli(self, *args: str) -> str:
         """`python -m release --repo PROJECT …`."""
@@ -147,6 +152,14 @@ class Bench:
             sh("git", "commit", "--quiet", "-am", f"bench: relock {number}", cwd=self.project)
             self.cli("artifact")
             self.relocked.append(sh("git", "rev-parse", "HEAD", cwd=self.project).strip())
+        # A release whose projections schema differs: every deploy of it builds a read model.
+        lock.write_text(pristine)
+        projections = self.project / "src" / "helionyx" / "domain" / "projections.py"
+        text = projections.read_text()
+        projections.write_text(text.replace("SCHEMA_VERSION = 1\n", "SCHEMA_VERSION = 2\n", 1))
+        sh("git", "commit", "--quiet", "-am", "bench: projections schema 2", cwd=self.project)
+        self.cli("artifact")
+        self.schema2 = sh("git", "rev-parse", "HEAD", cwd=self.project).strip()
         fill_settings(
             REPO / ".env.dev.example", self.project / ".env.dev", {"HELIONYX_API_TOKEN": self.token}
         )
@@ -210,6 +223,43 @@ class Bench:
         # Last: a new lock each time (every release holds the same dependencies otherwise).
         for sha in self.relocked:
             self.measure("helionyx deploy, new lock", None, lambda s=sha: deploy(s))  # type: ignore[misc]
+
+    def migration(self) -> None:
+        """A deploy that builds a new read model from MIGRATION_EVENTS events, under load."""
+        store = f"dir:{self.project / 'dist' / 'releases'}"
+        python = "/opt/helionyx/dev/current/venv/bin/python"
+        script = (
+            "from pathlib import Path; from helionyx.domain.store import EventStore; "
+            "from helionyx.domain.events import Event, MESSAGE_INGESTED; "
+            "s = EventStore(Path('/var/lib/helionyx/dev/events'), fsync=False); s.open(); "
+            "[s.append([Event(MESSAGE_INGESTED, {'text': f'bulk {b} {i}', 'source': 'api', "
+            f"'chat_id': None}}) for i in range(1000)]) for b in range({MIGRATION_EVENTS // 1000})]"
+        )
+        self.cli("deploy", "--env", "dev", "--version", self.builds[0], "--store", store)
+        on_node(f"cd /tmp && runuser -u helionyx -- {python} -c {shlex.quote(script)}")
+        with self.load(8000) as load:
+            for _ in range(MIGRATION_REPS):
+                self.cli("deploy", "--env", "dev", "--version", self.builds[0], "--store", store)
+                on_node("rm -f /var/lib/helionyx/dev/projections/projections.v2.db*")
+                outputs: list[str] = []
+                migrate = [
+                    *("deploy", "--env", "dev", "--version", self.schema2),
+                    *("--store", store, "--migrate"),
+                ]
+                self.measure(
+                    "helionyx deploy, read model of 100k events",
+                    load,
+                    lambda out=outputs, args=migrate: out.append(self.cli(*args)),  # type: ignore[misc]
+                )
+                self._note_rate(outputs[0])
+
+    def _note_rate(self, output: str) -> None:
+        """Events per second of the read-model build, from the deploy's `read model:` line."""
+        line = next((li for li in output.splitlines() if "read model: rebuilt" in li), "")
+        events = line.split(" from ")[-1].split(" events")[0]
+        seconds = line.rsplit(" in ", 1)[-1].removesuffix(" s")
+        if events.isdigit() and seconds:
+            self.rebuild_rates.append(int(events) / float(seconds))
 
     def baseline(self) -> None:
         """The in-place way: one venv per env, pip install --upgrade the new wheel, restart."""
@@ -318,6 +368,9 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
         print()
         for name, limit in targets.items():
             print(f"target {name:<32} {limit:5.2f}s")
+        rate = statistics.median(self.rebuild_rates) if self.rebuild_rates else None
+        if rate:
+            print(f"\nread model built at {rate:,.0f} events/s ({MIGRATION_EVENTS:,} events)")
         return {
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {
@@ -331,6 +384,7 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
             "figures": rows,
             "ratios": ratios,
             "targets_s": targets,
+            "read_model_events_per_s": round(rate) if rate else None,
         }
 
 
@@ -344,6 +398,7 @@ def main() -> int:
         bench = Bench(workdir)
         bench.prepare()
         bench.helionyx()
+        bench.migration()
         bench.baseline()
         data = bench.report()
     finally:

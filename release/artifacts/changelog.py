@@ -47,6 +47,28 @@ def release_notes(path: Path, version: Version) -> str:
     return notes
 
 
+#: The release-notes headings a release that changes data must fill (docs/RELEASING.md).
+DATA_NOTES = ("Migration", "Rollback")
+
+
+def require_data_notes(text: str, change: str) -> None:
+    """Refuse an Unreleased section without filled `### Migration` and `### Rollback` notes
+    (for a release whose data contract changed: `change` says how)."""
+    unreleased = section(text, "Unreleased") or ""
+    missing = [
+        heading
+        for heading in DATA_NOTES
+        if not re.search(rf"^### {heading}\s*\n+\s*\S", unreleased, re.MULTILINE)
+    ]
+    if missing:
+        raise ChangelogError(
+            f"this release changes data ({change}) but CHANGELOG.md's Unreleased section has "
+            f"no {' or '.join(missing)} notes",
+            hint="add '### Migration' (what the deploy does, MIGRATE=1 or not) and "
+            "'### Rollback' (whether and how to go back) under '## [Unreleased]'",
+        )
+
+
 def cut_release(text: str, version: Version, on: date) -> str:
     """Move the Unreleased entries under a new `## [version] - date` heading."""
     names = [name for name, _, _ in _sections(text)]

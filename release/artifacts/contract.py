@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import tempfile
 from pathlib import Path
 
-from release.agent.protocol import DataContract
-from release.errors import BuildError
+from release.agent.protocol import DataContract, EventContract
+from release.artifacts.git import Git
+from release.errors import BuildError, GitError
 
 EVENTS = Path("src/helionyx/domain/events.py")
 PROJECTIONS = Path("src/helionyx/domain/projections.py")
@@ -58,6 +60,38 @@ def read_contract(source: Path) -> DataContract:
             for kind, version in sorted(writes.items())
         },
     }
+
+
+def contract_at(git: Git, ref: str) -> DataContract | None:
+    """The data contract of the source at `ref` (None when it has no such declarations)."""
+    with tempfile.TemporaryDirectory(prefix="helionyx-contract-") as tmp:
+        for relative in (EVENTS, PROJECTIONS):
+            try:
+                text = git.run("show", f"{ref}:{relative.as_posix()}")
+            except GitError:
+                return None
+            (Path(tmp) / relative).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / relative).write_text(text + "\n", encoding="utf-8")
+        try:
+            return read_contract(Path(tmp))
+        except BuildError:
+            return None
+
+
+def changes(before: DataContract, after: DataContract) -> list[str]:
+    """What differs between two contracts, one phrase each."""
+    found = []
+    if before["projections"] != after["projections"]:
+        found.append(f"projections schema {before['projections']} -> {after['projections']}")
+    for kind in sorted(set(before["events"]) | set(after["events"])):
+        old, new = before["events"].get(kind), after["events"].get(kind)
+        if old != new:
+            found.append(f"{kind} {_rw(old)} -> {_rw(new)}")
+    return found
+
+
+def _rw(entry: EventContract | None) -> str:
+    return f"r{entry['reads']}/w{entry['writes']}" if entry else "absent"
 
 
 def describe(contract: DataContract) -> str:

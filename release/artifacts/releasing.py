@@ -13,10 +13,11 @@ from packaging.version import Version
 from release.agent.protocol import SUMS
 from release.artifacts import artifact as artifacts
 from release.artifacts.artifact import Artifact
-from release.artifacts.changelog import cut_release, release_notes
+from release.artifacts.changelog import cut_release, release_notes, require_data_notes
+from release.artifacts.contract import changes, contract_at, read_contract
 from release.artifacts.git import Git
 from release.artifacts.store import DirStore, Outcome, Store, resolve
-from release.artifacts.version import next_version, parse_release_version, tag_for
+from release.artifacts.version import latest_release, next_version, parse_release_version, tag_for
 from release.errors import ArtifactError, GitError
 from release.progress import Progressable
 
@@ -69,7 +70,14 @@ def cut(ws: Workspace, requested: str | None, part: str | None, today: date) -> 
     changelog = ws.root / CHANGELOG
     if not changelog.is_file():
         raise GitError(f"{CHANGELOG} is missing", hint="keep one in Keep a Changelog form")
-    updated = cut_release(changelog.read_text(encoding="utf-8"), version, today)
+    text = changelog.read_text(encoding="utf-8")
+    previous = latest_release(git)
+    before = contract_at(git, tag_for(previous)) if previous else None
+    if before is not None:
+        changed = changes(before, read_contract(ws.root))
+        if changed:
+            require_data_notes(text, "; ".join(changed))
+    updated = cut_release(text, version, today)
     changelog.write_text(updated, encoding="utf-8")
     commit = git.commit_all(f"chore(release): {tag}", CHANGELOG)
     git.annotated_tag(tag, commit, f"Helionyx {version}")

@@ -64,8 +64,9 @@ def require_readable(state: HostState, target: str, forced: str | None) -> None:
     if problems and not forced:
         raise UsageError(
             explain(f"{release.version} ({target[:12]})", problems[0]),
-            hint='roll forward with make deploy, or roll back anyway with FORCE=1 REASON="…" '
-            "(recorded in the deploy log)",
+            hint='roll forward with make deploy instead; FORCE=1 REASON="…" skips this check '
+            "(recorded), but a release that cannot read its log refuses to start and the env "
+            "is put back on the current release",
         )
 
 

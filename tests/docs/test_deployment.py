@@ -29,6 +29,24 @@ TOKEN = "walk-test-api-token-0123456789"
 GITHUB_TOKEN = "ghp_walkthroughstandintoken000000000000"
 
 
+#: The change the guide's "Releases that change data" ships: projections schema 2, with the
+#: release notes `make release` then requires.
+DATA_CHANGE = """
+python3 - <<'PY'
+from pathlib import Path
+p = Path("src/helionyx/domain/projections.py")
+table = "CREATE TABLE tags (name TEXT PRIMARY KEY);\\n"
+p.write_text(p.read_text().replace("SCHEMA_VERSION = 1\\n", "SCHEMA_VERSION = 2\\n", 1)
+    .replace("CREATE TABLE meta (", table + "CREATE TABLE meta (", 1))
+c = Path("CHANGELOG.md")
+notes = ("- A tags table.\\n\\n### Migration\\n\\nDeploy with MIGRATE=1.\\n\\n"
+         "### Rollback\\n\\nSafe: 0.3.1 keeps its read model.\\n")
+c.write_text(c.read_text().replace("## [Unreleased]\\n", "## [Unreleased]\\n\\n" + notes, 1))
+PY
+git commit --quiet -am 'feat: a tags table (projections schema 2)'
+"""
+
+
 def walked_blocks() -> list[str]:
     """The guide's `sh` blocks from "Or by hand" on, minus those marked as not walked."""
     text = GUIDE.read_text()
@@ -78,7 +96,7 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
         timeout=120,
     )
 
-    node, setup, ship, operate, rollback, backups = walked_blocks()
+    node, setup, ship, operate, rollback, data, backups = walked_blocks()
     next_change = (
         "sed -i 's/^## \\[Unreleased\\]$/## [Unreleased]\\n\\n- The next change./' CHANGELOG.md\n"
         "git commit --quiet -am 'feat: the next change'\n"
@@ -94,6 +112,8 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
             operate,
             rollback,
             backups,
+            DATA_CHANGE,
+            data,
             f"make status ENV=live FORMAT=json > {tmp_path / 'final-status.json'}",
         ]
     )
@@ -124,5 +144,7 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
     assert "rolled back live to 0.3.0" in output
     assert "rolled back live to 0.3.1" in output
     assert re.search(r"backed up live: \d{8}T\d{6}Z", output)
+    assert "read model rebuilt: projections schema 1 -> 2" in output
+    assert "deployed 0.4.0" in output and "rolled back live to 0.3.1" in output.split("0.4.0")[-1]
     final = json.loads((tmp_path / "final-status.json").read_text())
     assert (final["version"], final["healthy"]) == ("0.3.1", True)

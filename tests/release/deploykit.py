@@ -278,7 +278,13 @@ class Background:
 
 
 def deploy_in_background(
-    project: Project, node: NodeHandle, env: str, version: str, log: Path, **extra: str
+    project: Project,
+    node: NodeHandle,
+    env: str,
+    version: str,
+    log: Path,
+    *flags: str,
+    **extra: str,
 ) -> Background:
     """Start `python -m release deploy` without waiting for it."""
     environ = {**os.environ, "PYTHONPATH": str(REPO), **node.env, **extra}
@@ -290,6 +296,7 @@ def deploy_in_background(
             "--repo",
             str(project.repo),
             *deploy_args(project, env, version),
+            *flags,
         ],
         stdout=log.with_suffix(".out").open("w"),
         stderr=log.open("w"),

@@ -3,7 +3,7 @@ from datetime import date
 import pytest
 from packaging.version import Version
 
-from release.artifacts.changelog import cut_release, section
+from release.artifacts.changelog import cut_release, require_data_notes, section
 from release.errors import ChangelogError
 
 CHANGELOG = """# Changelog
@@ -42,3 +42,19 @@ def test_an_empty_unreleased_section_is_refused() -> None:
 def test_a_version_that_already_has_a_section_is_refused() -> None:
     with pytest.raises(ChangelogError, match="already has a section for 0.1.0"):
         cut_release(CHANGELOG, Version("0.1.0"), date(2026, 2, 3))
+
+
+DATA_CHANGE = "projections schema 1 -> 2"
+
+
+def test_a_release_that_changes_data_needs_migration_and_rollback_notes() -> None:
+    bare = "# Changelog\n\n## [Unreleased]\n\n- Notes get tags.\n"
+    with pytest.raises(ChangelogError, match="no Migration or Rollback notes"):
+        require_data_notes(bare, DATA_CHANGE)
+    half = bare + "\n### Migration\n\nDeploy with MIGRATE=1.\n\n### Rollback\n\n"
+    with pytest.raises(
+        ChangelogError, match=r"changes data \(projections schema 1 -> 2\).*Rollback"
+    ):
+        require_data_notes(half, DATA_CHANGE)
+    whole = half + "Safe: 0.1.0 keeps its read model.\n\n## [0.1.0] - 2026-11-01\n\n- First.\n"
+    require_data_notes(whole, DATA_CHANGE)
