@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import activate, checksums
+from . import activate, checksums, readmodels
 from .activate import health_gate
 from .errors import AgentError
 from .files import fsync_dir
@@ -229,19 +229,4 @@ def _swap_in(
         system.chown(target)
         target.chmod(0o640)
     fsync_dir(layout.data_dir / "events")
-    settings = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "LANG": "C.UTF-8",
-        **read_env_file(layout.config_file),
-        "ENV": layout.env,
-    }
-    python = layout.releases / current / "venv" / "bin" / "python"
-    out = system.run(
-        [str(python), "-m", "helionyx", "rebuild-projections", "--env", layout.env],
-        env=settings,
-        timeout=600,
-        what="rebuilding projections",
-        as_service_user=True,
-        cwd=layout.data_dir,
-    )
-    return out.strip()
+    return readmodels.rebuild(ctx, current, what="rebuilding projections")

@@ -70,6 +70,23 @@ def migrate(ctx: Context, req: MigrateRequest) -> MigrateAnswer:
     layout, sha = ctx.layout, req["sha"]
     if not layout.is_complete(sha):
         raise AgentError(f"release {sha} is not complete on this host")
+    started = time.monotonic()
+    # The next deploy's agent waits here if this one outlives its operator.
+    with build_lock(layout):
+        output = rebuild(ctx, sha, what="building the read model (helionyx rebuild-projections)")
+    schema = schema_of(layout, sha)
+    return {
+        "schema": schema,
+        "path": str(path_for(configured_path(layout), schema)),
+        "seconds": round(time.monotonic() - started, 3),
+        "output": output,
+    }
+
+
+def rebuild(ctx: Context, sha: str, *, what: str) -> str:
+    """Release `sha`'s own `helionyx rebuild-projections`, as the service user with the env's
+    settings: its read model from the whole log (a staging file, renamed whole); its output."""
+    layout = ctx.layout
     python = layout.releases / sha / "venv" / "bin" / "python"
     settings = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -77,24 +94,15 @@ def migrate(ctx: Context, req: MigrateRequest) -> MigrateAnswer:
         **read_env_file(layout.config_file),
         "ENV": layout.env,
     }
-    started = time.monotonic()
-    # The next deploy's agent waits here if this one outlives its operator.
-    with build_lock(layout):
-        output = ctx.system.run(
-            [str(python), "-m", "helionyx", "rebuild-projections", "--env", layout.env],
-            env=settings,
-            timeout=3600,
-            what="building the read model (helionyx rebuild-projections)",
-            as_service_user=True,
-            cwd=layout.data_dir,
-        )
-    schema = schema_of(layout, sha)
-    return {
-        "schema": schema,
-        "path": str(path_for(configured_path(layout), schema)),
-        "seconds": round(time.monotonic() - started, 3),
-        "output": output.strip(),
-    }
+    output = ctx.system.run(
+        [str(python), "-m", "helionyx", "rebuild-projections", "--env", layout.env],
+        env=settings,
+        timeout=3600,
+        what=what,
+        as_service_user=True,
+        cwd=layout.data_dir,
+    )
+    return output.strip()
 
 
 def prune(layout: Layout) -> list[str]:

@@ -200,6 +200,10 @@ def _install_and_go_live(
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
         op.reporter.note(f"build: {timings}")
     if rebuild:
+        op.reporter.note(
+            "read model: building it from the event log beside the one in use "
+            "(the current release serves meanwhile)"
+        )
         with op.timed("read model", "built from the event log beside the one in use"):
             model = op.call("read model", MIGRATE({"sha": sha}))
         op.reporter.note(f"read model: {model['output']} in {model['seconds']:.2f} s")
