@@ -120,6 +120,7 @@ TO ?=
 FOLLOW ?=
 FORCE ?=
 MIGRATE ?=
+WAIT ?=
 REASON ?=
 LINES ?= 100
 TESTNODE := $(PYTHON) deployment/testnode/testnode.py
@@ -130,7 +131,7 @@ setup-host: $(STAMP) ## prepare ENV on its host: user, dirs, /etc/helionyx/ENV.e
 
 .PHONY: deploy
 deploy: $(STAMP) ## deploy VERSION (version, tag or SHA) from STORE to ENV, health-gated
-	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)" $(if $(MIGRATE),--migrate)
+	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)" $(if $(MIGRATE),--migrate) $(if $(WAIT),--wait "$(WAIT)")
 
 .PHONY: plan
 plan: $(STAMP) ## what deploying VERSION to ENV would do: commits, dependencies, read model, rollback (FORMAT=json)
@@ -138,11 +139,11 @@ plan: $(STAMP) ## what deploying VERSION to ENV would do: commits, dependencies,
 
 .PHONY: rollback
 rollback: $(STAMP) ## point ENV back at the previous good release (or TO=version|sha)
-	@$(RELEASE) rollback --env "$(ENV)" $(if $(TO),--to "$(TO)") $(if $(FORCE),--force --reason "$(REASON)")
+	@$(RELEASE) rollback --env "$(ENV)" $(if $(TO),--to "$(TO)") $(if $(FORCE),--force --reason "$(REASON)") $(if $(WAIT),--wait "$(WAIT)")
 
 .PHONY: status
-status: $(STAMP) ## what ENV runs, who deployed it, health, releases (FORMAT=json)
-	@$(RELEASE) status --env "$(ENV)" --format "$(FORMAT)"
+status: $(STAMP) ## what ENV runs, who deployed it, health, releases; without ENV every env on one screen (FORMAT=json)
+	@$(RELEASE) status $(if $(ENV),--env "$(ENV)") --format "$(FORMAT)"
 
 .PHONY: releases
 releases: $(STAMP) ## releases on ENV's host, marked current/previous/failed (FORMAT=json)
@@ -154,7 +155,7 @@ logs: $(STAMP) ## ENV's journal (LINES=100; FOLLOW=1 to follow)
 
 .PHONY: restart
 restart: $(STAMP) ## restart ENV's service and hold it to the health gate
-	@$(RELEASE) restart --env "$(ENV)"
+	@$(RELEASE) restart --env "$(ENV)" $(if $(WAIT),--wait "$(WAIT)")
 
 .PHONY: stop
 stop: $(STAMP) ## stop ENV's service

@@ -69,6 +69,7 @@ def _host_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     deploy.add_argument(
         "--migrate", action="store_true", help="build a new read model when the release needs one"
     )
+
     plan = host_command("plan", "what deploying a release would do (read-only)")
     plan.add_argument("--version", required=True, help="version, tag or SHA")
     plan.add_argument("--store", default=DEFAULT_STORE)
@@ -77,13 +78,20 @@ def _host_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     back.add_argument("--to", help="version, tag or SHA on the host")
     back.add_argument("--force", action="store_true", help="even if it cannot read the log")
     back.add_argument("--reason", help="why --force (recorded in the deploy log)")
-    for name, text in (("status", "show what runs"), ("releases", "list releases on the host")):
-        command = host_command(name, text)
-        command.add_argument("--format", choices=("table", "json"), default="table")
+    releases = host_command("releases", "list releases on the host")
+    releases.add_argument("--format", choices=("table", "json"), default="table")
+    text = "show what runs (without --env: every environment)"
+    every = sub.add_parser("status", help=text, description=text)
+    every.add_argument("--env", help="dev, staging or live (default: all)")
+    every.add_argument("--format", choices=("table", "json"), default="table")
     logs = host_command("logs", "show the service journal")
     logs.add_argument("--lines", type=int, default=100)
     logs.add_argument("--follow", action="store_true")
-    host_command("restart", "restart the service and check its health")
+    restart = host_command("restart", "restart the service and check its health")
+    for command in (deploy, back, restart):
+        command.add_argument(
+            "--wait", type=float, default=0.0, help="seconds to wait for a held lock (0: refuse)"
+        )
     host_command("stop", "stop the service")
     unlock = host_command("unlock", "clear a lock whose holder is gone")
     unlock.add_argument("--force", action="store_true", help="holder on another machine is gone")
@@ -164,6 +172,8 @@ def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progr
         return 0
     if args.command == "list":
         return _list(_store(args.store, ws).releases(), args.format)
+    if args.command == "status" and not args.env:
+        return _status_all(ws, args.format)
     return _host_command(args, ws, progress)
 
 
@@ -208,7 +218,7 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
             _print_status(current, releases_only=args.command == "releases")
         return 0 if current.healthy or args.command == "releases" else 1
     if args.command == "restart":
-        which = service.restart(ws.root, env, reporter)
+        which = service.restart(ws.root, env, reporter, wait=args.wait)
         print(f"restarted {env.name}: {which} healthy in {time.monotonic() - started:.2f} s")
         return 0
     if args.command == "stop":
@@ -283,6 +293,7 @@ def _release_command(
             reporter=reporter,
             progress=progress,
             migrate=args.migrate,
+            wait=args.wait,
         )
         verb = "already deployed" if result.outcome == "noop" else "deployed"
         took = time.monotonic() - started
@@ -298,7 +309,7 @@ def _release_command(
     if args.command == "rollback":
         print(f"rolling back {env.name} on {env.host}")
         forced = (args.reason or "") if args.force else None
-        result = rollback.rollback(ws.root, env, args.to, reporter, forced=forced)
+        result = rollback.rollback(ws.root, env, args.to, reporter, forced=forced, wait=args.wait)
         took = time.monotonic() - started
         print(f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {took:.2f} s")
         return 0
@@ -318,6 +329,32 @@ def _print_plan(ahead: Plan) -> None:
         print(f"  ## {version}")
         for line in notes.splitlines():
             print(f"    {line}")
+
+
+def _status_all(ws: releasing.Workspace, output: str) -> int:
+    """Every env on one screen; non-zero unless all are healthy."""
+    envs = [environments.load(ws.root, name) for name in environments.available(ws.root)]
+    rows = status.read_all(ws.root, envs)
+    if output == "json":
+        print(json.dumps([row.to_dict() for row in rows], indent=2))
+    else:
+        print(f"{'env':<9}{'version':<12}{'sha':<14}{'since':<26}{'by':<18}{'health':<10}behind")
+        for row in rows:
+            now = row.status
+            if now is None:
+                print(f"{row.env:<9}{'?':<12}{'-':<14}{'-':<26}{'-':<18}{'unknown':<10}{row.error}")
+                continue
+            health = "healthy" if now.healthy else "UNHEALTHY"
+            print(
+                f"{row.env:<9}{now.version or '-':<12}{(now.sha or '-')[:12]:<14}"
+                f"{now.deployed_at or '-':<26}{now.deployed_by or '-':<18}{health:<10}"
+                f"{row.behind or '-'}"
+            )
+            if now.problem:
+                print(f"{'':<9}{now.problem}")
+            if now.lock:
+                print(f"{'':<9}locked by {now.lock}")
+    return 0 if all(row.status and row.status.healthy for row in rows) else 1
 
 
 def _print_status(current: status.Status, *, releases_only: bool) -> None:

@@ -85,6 +85,7 @@ def deploy(
     progress: Progressable,
     remote_factory: RemoteFactory = SshRemote,
     migrate: bool = False,
+    wait: float = 0.0,
 ) -> DeployResult:
     """Deploy release `ref` (version, tag or SHA) from `store` to `env`; `migrate` allows
     building a new read model beside the one in use when the release needs one."""
@@ -92,7 +93,7 @@ def deploy(
     info = resolve(store.releases(), ref)
     reporter.headline(f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {env.host}")
     units = render_units(ws.root, env)
-    with Operation(env, "deploy", reporter, units, remote_factory) as op:
+    with Operation(env, "deploy", reporter, units, remote_factory, wait=wait) as op:
         # The SSH handshake runs while the artifact is checked; nothing is sent until it passes.
         op.dial()
         with op.timed("fetch + verify", info.version):

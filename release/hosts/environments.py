@@ -33,6 +33,8 @@ class Environment:
     keep_backups: int = 7
     ssh_key: str | None = None
     known_hosts: str | None = None
+    #: The env releases are promoted from (`make status` shows how far behind it this one is).
+    requires: str | None = None
 
     @property
     def releases_dir(self) -> str:

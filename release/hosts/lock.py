@@ -5,7 +5,9 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
 import uuid
+from collections.abc import Callable
 
 from release.agent.protocol import LOCK, UNLOCK, HolderRecord, LockHolder, LogRecord
 from release.agent.timestamps import utc_timestamp
@@ -64,18 +66,51 @@ def holder_gone(holder: LockHolder) -> bool | None:
     return False
 
 
+#: How often a waiting operation asks for the lock again.
+WAIT_POLL = 0.25
+
+
 class EnvLock:
     """Hold the environment lock for the duration of an operation."""
 
-    def __init__(self, host: Host, command: str, notices: list[str]) -> None:
+    def __init__(
+        self,
+        host: Host,
+        command: str,
+        notices: list[str],
+        *,
+        wait: float = 0.0,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         self.host = host
         self.me = holder_for(command)
         self.notices = notices
+        #: Seconds to wait for a held lock before giving up (0: refuse at once).
+        self.wait = wait
+        self.notify = notify or notices.append
         self.held = False
+        #: The holder seen by the last refused attempt.
+        self.seen: LockHolder | None = None
 
     def acquire(self) -> HostState:
-        """Take the lock and return the host's state under it; break the lock only when its
-        holder provably died on this machine."""
+        """Take the lock and return the host's state under it, waiting up to `wait` seconds
+        for a holder to finish; break the lock only when its holder provably died here."""
+        deadline = time.monotonic() + self.wait
+        told = False
+        while True:
+            state = self._attempt(last=time.monotonic() >= deadline)
+            if state is not None:
+                return state
+            if not told and self.seen is not None:
+                told = True
+                self.notify(
+                    f"{self.host.env.name} is locked by {describe(self.seen)}; "
+                    f"waiting up to {self.wait:g} s for it"
+                )
+            time.sleep(min(WAIT_POLL, max(0.0, deadline - time.monotonic())))
+
+    def _attempt(self, *, last: bool) -> HostState | None:
+        """One try: the state under the lock, None to try again (held, not `last`), or raise."""
         env = self.host.env
         answer = self.host.call(LOCK({"holder": self.me}))
         if answer.get("not_set_up"):
@@ -92,11 +127,17 @@ class EnvLock:
             replace = stale if isinstance(stale, str) else None
             answer = self.host.call(LOCK({"holder": self.me, "replace_token": replace}))
             holder = answer["holder"]
+        if (not answer["acquired"] or "state" not in answer) and not last and holder is not None:
+            self.seen = holder
+            return None
         if not answer["acquired"] or "state" not in answer:
+            waited = f" (still, after waiting {self.wait:g} s)" if self.wait else ""
             raise LockHeld(
                 f"{env.name} is locked by "
-                + (describe(holder) if holder else "an operation that just finished"),
-                hint=f"wait for it to finish; if that process is gone, make unlock ENV={env.name}",
+                + (describe(holder) if holder else "an operation that just finished")
+                + waited,
+                hint=f"wait for it to finish (WAIT=<seconds> queues behind it); if that process "
+                f"is gone, make unlock ENV={env.name}",
                 env=env.name,
                 host=self.host.remote.host,
             )

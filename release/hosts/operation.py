@@ -58,6 +58,8 @@ class Operation:
     lock: EnvLock | None = None
     #: Set once a step that writes the operation's finish record on the host was sent.
     finished_on_host: bool = False
+    #: Seconds to wait for a lock another operation holds (WAIT=), 0 to refuse at once.
+    wait: float = 0.0
     #: The closing record the lock's release writes; None (a refusal) writes none.
     finish: LogRecord | None = None
 
@@ -93,7 +95,9 @@ class Operation:
         """Take the env lock and read the host's state."""
         assert self.host is not None
         with self.timed("lock", self.env.name):
-            self.lock = EnvLock(self.host, command, self.notices)
+            self.lock = EnvLock(
+                self.host, command, self.notices, wait=self.wait, notify=self.reporter.note
+            )
             state = self.lock.acquire()
         for notice in self.notices:
             self.reporter.note(notice)

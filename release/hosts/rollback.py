@@ -78,13 +78,15 @@ def rollback(
     remote_factory: RemoteFactory = SshRemote,
     *,
     forced: str | None = None,
+    wait: float = 0.0,
 ) -> DeployResult:
     """Roll `env` back; exits through OperationFailed if the target is not healthy either.
 
     `forced` (the operator's reason) overrides the check that the target can read the log."""
     if forced is not None and not forced.strip():
         raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
-    with Operation(env, "rollback", reporter, render_units(root, env), remote_factory) as op:
+    units = render_units(root, env)
+    with Operation(env, "rollback", reporter, units, remote_factory, wait=wait) as op:
         host = op.connect()
         # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
         # (not even the env directory's mtime, which taking the lock would).

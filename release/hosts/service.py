@@ -14,11 +14,18 @@ from release.hosts.units import render_units
 
 
 def restart(
-    root: Path, env: Environment, reporter: Reporter, remote_factory: RemoteFactory = SshRemote
+    root: Path,
+    env: Environment,
+    reporter: Reporter,
+    remote_factory: RemoteFactory = SshRemote,
+    *,
+    wait: float = 0.0,
 ) -> str:
     """Restart the current release and hold it to the health gate."""
     with (
-        Operation(env, "restart", reporter, render_units(root, env), remote_factory) as op,
+        Operation(
+            env, "restart", reporter, render_units(root, env), remote_factory, wait=wait
+        ) as op,
         op.locked("restart") as state,
     ):
         if state.current is None:

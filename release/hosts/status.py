@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+from release.artifacts.git import Git
+from release.errors import GitError, ReleaseError
 from release.hosts.environments import Environment
 from release.hosts.history import last_success_for, release_states
 from release.hosts.host import HostState
@@ -94,3 +98,63 @@ def read_status(env: Environment, remote_factory: RemoteFactory = SshRemote) -> 
     """Connect and read the status of one environment."""
     with reading(env, remote_factory) as host:
         return status_of(env, host.state({"probe": True}))
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One env in `make status` without ENV: its status, or why it could not be read."""
+
+    env: str
+    status: Status | None
+    error: str | None
+    #: How it compares with the env it `requires`: `same as staging`, `2 commits behind staging`.
+    behind: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "env": self.env,
+            "status": self.status.to_dict() if self.status else None,
+            "error": self.error,
+            "behind": self.behind,
+        }
+
+
+def read_all(
+    root: Path, envs: list[Environment], remote_factory: RemoteFactory = SshRemote
+) -> list[Overview]:
+    """Every env's status, read concurrently (one unreachable host hides none of the others)."""
+
+    def one(env: Environment) -> Status | str:
+        try:
+            return read_status(env, remote_factory)
+        except ReleaseError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(len(envs), 1)) as pool:
+        found = dict(zip([e.name for e in envs], pool.map(one, envs), strict=True))
+    rows = []
+    for env in envs:
+        got = found[env.name]
+        status = got if isinstance(got, Status) else None
+        upstream = found.get(env.requires or "")
+        behind = None
+        if env.requires and status is not None:
+            behind = _behind(Git(root), status, upstream, env.requires)
+        rows.append(Overview(env.name, status, None if status else str(got), behind))
+    return rows
+
+
+def _behind(git: Git, status: Status, upstream: Status | str | None, name: str) -> str:
+    """How `status` compares with the env it is promoted from."""
+    if not isinstance(upstream, Status) or upstream.sha is None:
+        return f"{name} unknown"
+    if status.sha == upstream.sha:
+        return f"same as {name}"
+    if status.sha is None:
+        return f"nothing deployed; {name} runs {upstream.version}"
+    try:
+        count = git.count_since(status.sha, upstream.sha)
+    except GitError:
+        return f"differs from {name}"
+    return f"{count} commit{'s' if count != 1 else ''} behind {name}"

@@ -15,8 +15,10 @@ from tests.release.deploykit import (
     NodeHandle,
     Project,
     deploy,
+    deploy_in_background,
     setup_env,
     status_json,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -162,6 +164,53 @@ def test_concurrent_deploys_to_one_env_let_exactly_one_proceed(
     loser = next(r for r in results.values() if r.code != 0)
     assert "staging is locked by" in loser.stderr and "pid" in loser.stderr
     assert len(loser.stderr.strip().splitlines()) == 1
+
+
+def test_with_wait_concurrent_deploys_run_one_after_the_other(
+    project: Project, node: NodeHandle, tmp_path: Path
+) -> None:
+    setup_env(project, node, "staging")
+    first = deploy_in_background(
+        project, node, "staging", "0.1.0", tmp_path / "first.log", HELIONYX_PAUSE_AFTER="lock"
+    )
+    first.wait_for("paused after lock")
+    second = deploy_in_background(
+        project, node, "staging", "0.2.0", tmp_path / "second.log", "--wait", "60"
+    )
+    said = tmp_path / "second.out"
+    wait_until(lambda: "waiting up to 60 s" in said.read_text() or None, 60, "the second to wait")
+    assert "staging is locked by" in said.read_text()
+    assert first.resume() == 0, first.stderr()
+    assert second.process.wait(timeout=120) == 0, second.stderr()
+    finishes = [
+        json.loads(line)
+        for line in node.ssh("cat /opt/helionyx/staging/deploy-log.jsonl").splitlines()
+        if '"finish"' in line
+    ]
+    assert [(f["version"], f["outcome"]) for f in finishes] == [
+        ("0.1.0", "succeeded"),
+        ("0.2.0", "succeeded"),
+    ]
+    assert node.http("staging", "/health")[1]["version"] == "0.2.0"
+
+
+def test_status_without_env_shows_every_env_and_how_far_live_is_behind(
+    project: Project, node: NodeHandle
+) -> None:
+    for env in ("staging", "live"):
+        setup_env(project, node, env)
+    assert deploy(project, node, "staging", "0.2.0").code == 0
+    assert deploy(project, node, "live", "0.1.0").code == 0
+    table = project.cli("status", env=node.env)
+    assert table.code == 1, "dev has nothing deployed: not all healthy"
+    lines = {line.split()[0]: line for line in table.stdout.splitlines() if line.strip()}
+    assert "0.2.0" in lines["staging"] and "healthy" in lines["staging"]
+    assert lines["live"].endswith("2 commits behind staging"), table.stdout
+    assert "UNHEALTHY" in lines["dev"]
+    rows = json.loads(project.cli("status", "--format", "json", env=node.env).stdout)
+    assert [r["env"] for r in rows] == ["dev", "live", "staging"]
+    live = next(r for r in rows if r["env"] == "live")
+    assert (live["status"]["version"], live["behind"]) == ("0.1.0", "2 commits behind staging")
 
 
 def test_environments_share_nothing_but_the_host(project: Project, node: NodeHandle) -> None:

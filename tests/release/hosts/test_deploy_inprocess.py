@@ -15,7 +15,7 @@ from release.hosts.deploy import deploy
 from release.hosts.environments import Environment
 from release.hosts.rollback import rollback
 from release.hosts.service import restart, stop, unlock
-from release.hosts.status import read_status
+from release.hosts.status import read_all, read_status
 from release.progress import NoProgress
 from tests.release.inprocess import Notes, PretendHost, pretend_host
 
@@ -385,3 +385,92 @@ def test_no_automatic_rollback_to_a_release_that_cannot_read_the_log(
         run_deploy(host, dev, "0.2.0")
     assert host.current(dev) == broken, "left where it is, for the operator to roll forward"
     assert first in host.releases(dev)
+
+
+def hold_lock(env: Environment) -> Path:
+    """The env's lock as a live operation on this machine holds it (this very process)."""
+    import os  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    lock = Path(env.base_dir) / ".lock"
+    lock.mkdir()
+    (lock / "holder.json").write_text(
+        f'{{"holder": "ops@other", "host": "{socket.gethostname()}", "pid": {os.getpid()}, '
+        '"command": "deploy 0.9.9", "started_at": "2026-12-01T10:00:00Z", "token": "theirs"}'
+    )
+    return lock
+
+
+class ReleasingNotes(Notes):
+    """Notes that let the other operation finish once told it waits for it."""
+
+    def __init__(self, lock: Path) -> None:
+        super().__init__()
+        self.lock = lock
+
+    def note(self, message: str) -> None:
+        super().note(message)
+        if "waiting up to" in message:
+            import shutil  # noqa: PLC0415
+
+            shutil.rmtree(self.lock)  # the holder finishes while we wait
+
+
+def test_with_wait_a_deploy_queues_behind_a_held_lock(host: PretendHost, dev: Environment) -> None:
+    sha = host.artifact("0.1.0")
+    notes = ReleasingNotes(hold_lock(dev))
+    done = deploy(
+        Workspace(host.workspace),
+        dev,
+        "0.1.0",
+        host.store,
+        reporter=notes,
+        progress=NoProgress(),
+        remote_factory=host.remote,
+        wait=30,
+    )
+    assert done.sha == sha and host.current(dev) == sha
+    waiting = [line for line in notes.lines if "waiting up to" in line]
+    assert len(waiting) == 1, "told once, not on every poll"
+    assert waiting[0].startswith("dev is locked by ops@other (pid ")
+    assert waiting[0].endswith(
+        "`deploy 0.9.9` since 2026-12-01T10:00:00Z); waiting up to 30 s for it"
+    )
+
+
+def test_a_wait_that_runs_out_is_refused_with_the_holder(
+    host: PretendHost, dev: Environment
+) -> None:
+    host.artifact("0.1.0")
+    lock = hold_lock(dev)
+    with pytest.raises(LockHeld, match=r"ops@other .*\(still, after waiting 0.3 s\)"):
+        deploy(
+            Workspace(host.workspace),
+            dev,
+            "0.1.0",
+            host.store,
+            reporter=Notes(),
+            progress=NoProgress(),
+            remote_factory=host.remote,
+            wait=0.3,
+        )
+    assert lock.is_dir() and host.current(dev) is None
+
+
+def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
+    envs = [host.env(name) for name in ("dev", "staging", "live")]
+    for env in envs[1:]:
+        host.set_up(env)
+    first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
+    run_deploy(host, envs[1], "0.2.0")
+    run_deploy(host, envs[2], "0.1.0")
+    rows = {row.env: row for row in read_all(host.workspace, envs, host.remote)}
+    dev = rows["dev"].status
+    assert dev is not None and not dev.healthy and dev.problem == "nothing is deployed"
+    assert rows["staging"].status is not None and rows["staging"].status.sha == second
+    assert rows["live"].status is not None and rows["live"].status.sha == first
+    assert rows["live"].behind == "differs from staging", "no repository here to count commits"
+    assert rows["staging"].behind is None, "staging is promoted from nothing"
+    run_deploy(host, envs[2], "0.2.0")
+    again = {row.env: row for row in read_all(host.workspace, envs, host.remote)}
+    assert again["live"].behind == "same as staging"
