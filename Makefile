@@ -131,7 +131,11 @@ setup-host: $(STAMP) ## prepare ENV on its host: user, dirs, /etc/helionyx/ENV.e
 
 .PHONY: deploy
 deploy: $(STAMP) ## deploy VERSION (version, tag or SHA) from STORE to ENV, health-gated
-	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)" $(if $(MIGRATE),--migrate) $(if $(WAIT),--wait "$(WAIT)")
+	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)" $(if $(MIGRATE),--migrate) $(if $(WAIT),--wait "$(WAIT)") $(if $(FORCE),--force --reason "$(REASON)")
+
+.PHONY: promote
+promote: $(STAMP) ## deploy to TO exactly the release FROM serves (verified again, never rebuilt)
+	@$(RELEASE) promote --from "$(FROM)" --to "$(TO)" --store "$(STORE)" $(if $(MIGRATE),--migrate) $(if $(WAIT),--wait "$(WAIT)") $(if $(FORCE),--force --reason "$(REASON)")
 
 .PHONY: plan
 plan: $(STAMP) ## what deploying VERSION to ENV would do: commits, dependencies, read model, rollback (FORMAT=json)

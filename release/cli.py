@@ -15,7 +15,7 @@ from release.artifacts import contract, releasing
 from release.artifacts.artifact import contract_of
 from release.artifacts.store import DEFAULT_STORE, ReleaseInfo, Store, open_store
 from release.errors import ReleaseError
-from release.hosts import backup, deploy, environments, rollback, service, status
+from release.hosts import backup, deploy, environments, promote, rollback, service, status
 from release.hosts.plan import Plan
 from release.progress import NoProgress, Progressable, TransferProgress
 
@@ -88,7 +88,18 @@ def _host_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     logs.add_argument("--lines", type=int, default=100)
     logs.add_argument("--follow", action="store_true")
     restart = host_command("restart", "restart the service and check its health")
-    for command in (deploy, back, restart):
+    text = "deploy to --to exactly the release --from serves now (verified again, never rebuilt)"
+    promote = sub.add_parser("promote", help=text, description=text)
+    promote.add_argument("--from", dest="source", required=True, help="e.g. staging")
+    promote.add_argument("--to", dest="target", required=True, help="e.g. live")
+    promote.add_argument("--store", default=DEFAULT_STORE)
+    promote.add_argument(
+        "--migrate", action="store_true", help="build a new read model when the release needs one"
+    )
+    for command in (deploy, promote):
+        command.add_argument("--force", action="store_true", help="skip the staging gate")
+        command.add_argument("--reason", help="why --force (recorded in the deploy log)")
+    for command in (deploy, back, restart, promote):
         command.add_argument(
             "--wait", type=float, default=0.0, help="seconds to wait for a held lock (0: refuse)"
         )
@@ -174,6 +185,8 @@ def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progr
         return _list(_store(args.store, ws).releases(), args.format)
     if args.command == "status" and not args.env:
         return _status_all(ws, args.format)
+    if args.command == "promote":
+        return _promote(args, ws, progress)
     return _host_command(args, ws, progress)
 
 
@@ -294,6 +307,7 @@ def _release_command(
             progress=progress,
             migrate=args.migrate,
             wait=args.wait,
+            forced=(args.reason or "") if args.force else None,
         )
         verb = "already deployed" if result.outcome == "noop" else "deployed"
         took = time.monotonic() - started
@@ -329,6 +343,27 @@ def _print_plan(ahead: Plan) -> None:
         print(f"  ## {version}")
         for line in notes.splitlines():
             print(f"    {line}")
+
+
+def _promote(args: argparse.Namespace, ws: releasing.Workspace, progress: Progressable) -> int:
+    source = environments.load(ws.root, args.source)
+    target = environments.load(ws.root, args.target)
+    started = time.monotonic()
+    result = promote.promote(
+        ws,
+        source,
+        target,
+        _store(args.store, ws),
+        reporter=PrintReporter(),
+        progress=progress,
+        wait=args.wait,
+        forced=(args.reason or "") if args.force else None,
+        migrate=args.migrate,
+    )
+    verb = "already deployed" if result.outcome == "noop" else "promoted"
+    took = time.monotonic() - started
+    print(f"{verb} {result.version} ({result.sha[:12]}) to {target.name} in {took:.2f} s")
+    return 0
 
 
 def _status_all(ws: releasing.Workspace, output: str) -> int:

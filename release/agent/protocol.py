@@ -62,6 +62,10 @@ class LogRecord(TypedDict, total=False):
     forced: str
     #: A read model built for the release (MIGRATE=1): `projections 1 -> 2`.
     migrated: str
+    #: What a forced operation skipped (the staging gate's refusal).
+    skipped: str
+    #: The env a promoted release came from.
+    promoted_from: str
 
 
 # -- shared values -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from release.artifacts.artifact import Artifact, contract_of
 from release.artifacts.releasing import Workspace, verify_from
 from release.artifacts.store import ReleaseInfo, Store, resolve
 from release.errors import OperationFailed, ReleaseError, RequestNotSent, UsageError
-from release.hosts.environments import Environment
+from release.hosts.environments import Environment, load
+from release.hosts.gate import enforce
 from release.hosts.host import HostState
 from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
 from release.hosts.plan import Plan, needs_rebuild, plan
@@ -86,6 +88,9 @@ def deploy(
     remote_factory: RemoteFactory = SshRemote,
     migrate: bool = False,
     wait: float = 0.0,
+    forced: str | None = None,
+    promoted_from: str | None = None,
+    peer: Callable[[str], Environment] | None = None,
 ) -> DeployResult:
     """Deploy release `ref` (version, tag or SHA) from `store` to `env`; `migrate` allows
     building a new read model beside the one in use when the release needs one."""
@@ -104,6 +109,11 @@ def deploy(
             ahead = plan(ws.root, env, artifact, host.state(PLAN_STATE), units)
         for line in ahead.header():
             reporter.note(line)
+        if forced is not None and not forced.strip():
+            raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
+        enforce(op, peer or (lambda name: load(ws.root, name)), sha, forced)
+        if promoted_from:
+            op.context["promoted_from"] = promoted_from
         if ahead.projections_rebuild and not migrate:
             # Before the lock: a refused deploy leaves the host exactly as it was.
             raise UsageError(

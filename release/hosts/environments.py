@@ -33,8 +33,10 @@ class Environment:
     keep_backups: int = 7
     ssh_key: str | None = None
     known_hosts: str | None = None
-    #: The env releases are promoted from (`make status` shows how far behind it this one is).
+    #: The env releases come from: this one takes only a release that has been good there
+    #: for `soak` seconds (`make status` shows how far behind it this one is).
     requires: str | None = None
+    soak: float = 0.0
 
     @property
     def releases_dir(self) -> str:

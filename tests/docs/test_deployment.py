@@ -63,7 +63,8 @@ def test_the_guide_walks_setup_release_deploy_operate_and_rollback() -> None:
         "make setup-host ENV=live",
         "make release VERSION=0.3.1",
         "make publish",
-        "make deploy ENV=live",
+        "make deploy ENV=staging",
+        "make promote FROM=staging TO=live",
         "make status ENV=live",
         "make rollback ENV=live",
         "make backup ENV=live",
@@ -86,6 +87,12 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
         fill_settings(
             REPO / f".env.{env}.example", clone / f".env.{env}", {"HELIONYX_API_TOKEN": TOKEN}
         )
+    # The guide's staging gate with no soak: the walk promotes as soon as staging is healthy.
+    live = clone / "deployment" / "environments" / "live.toml"
+    live.write_text(live.read_text().replace("soak = 300", "soak = 0"))
+    subprocess.run(
+        ["git", "-C", str(clone), "commit", "--quiet", "-am", "walk: no soak"], check=True
+    )
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(origin)], check=True)
     subprocess.run(["git", "-C", str(clone), "remote", "add", "origin", str(origin)], check=True)
@@ -139,13 +146,14 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-4000:]
         assert "SHA256SUMS" in github.asset_names("v0.3.1")
-    for env in ("dev", "staging", "live"):
+    for env in ("dev", "staging"):
         assert re.search(rf"deployed 0\.3\.1 \(\w+\) to {env} in", output), env
+    assert re.search(r"promoted 0\.3\.1 \(\w+\) to live in", output)
     assert "rolled back live to 0.3.0" in output
     assert "rolled back live to 0.3.1" in output
     assert re.search(r"backed up live: \d{8}T\d{6}Z", output)
     assert "read model rebuilt: projections schema 1 -> 2" in output
-    assert re.search(r"deployed 0\.4\.0 \(\w+\) to live in", output)
+    assert re.search(r"promoted 0\.4\.0 \(\w+\) to live in", output)
     # Forward again by name in the rollback block, then back from 0.4.0 here.
     assert output.count("rolled back live to 0.3.1") == 2
     final = json.loads((tmp_path / "final-status.json").read_text())

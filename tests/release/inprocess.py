@@ -249,10 +249,13 @@ class PretendHost:
     workspace: Path
     store: DirStore
     remotes: list[InProcessRemote] = field(default_factory=list)
+    known: dict[str, Environment] = field(default_factory=dict)
 
     def env(self, name: str = "dev", **changes: object) -> Environment:
         """The repository's env definition with every host path under the temporary root."""
         env = load(REPO, name, environ={})
+        # No staging gate unless a test asks for one (`requires=`, `soak=`).
+        changes = {"requires": None, "soak": 0.0, **changes}
         env = replace(
             env,
             base_dir=str(self.root / "opt" / "helionyx" / name),
@@ -262,7 +265,12 @@ class PretendHost:
             **changes,  # type: ignore[arg-type]
         )
         self.system.add(env)
+        self.known[name] = env
         return env
+
+    def peer(self, name: str) -> Environment:
+        """An env made here, by name (how the staging gate finds the env it requires)."""
+        return self.known[name]
 
     def remote(self, env: Environment) -> InProcessRemote:
         """The remote factory operations take."""

@@ -13,6 +13,7 @@ from release.artifacts.releasing import Workspace
 from release.errors import LockHeld, NotFound, NotSetUp, OperationFailed, UsageError
 from release.hosts.deploy import deploy
 from release.hosts.environments import Environment
+from release.hosts.promote import promote
 from release.hosts.rollback import rollback
 from release.hosts.service import restart, stop, unlock
 from release.hosts.status import read_all, read_status
@@ -41,6 +42,7 @@ def run_deploy(host: PretendHost, env: Environment, version: str, notes: Notes |
         reporter=notes or Notes(),
         progress=NoProgress(),
         remote_factory=host.remote,
+        peer=host.peer,
     )
 
 
@@ -458,12 +460,13 @@ def test_a_wait_that_runs_out_is_refused_with_the_holder(
 
 
 def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
-    envs = [host.env(name) for name in ("dev", "staging", "live")]
+    envs = [host.env("dev"), host.env("staging"), host.env("live", requires="staging")]
     for env in envs[1:]:
         host.set_up(env)
     first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
-    run_deploy(host, envs[1], "0.2.0")
+    run_deploy(host, envs[1], "0.1.0")
     run_deploy(host, envs[2], "0.1.0")
+    run_deploy(host, envs[1], "0.2.0")
     rows = {row.env: row for row in read_all(host.workspace, envs, host.remote)}
     dev = rows["dev"].status
     assert dev is not None and not dev.healthy and dev.problem == "nothing is deployed"
@@ -474,3 +477,102 @@ def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
     run_deploy(host, envs[2], "0.2.0")
     again = {row.env: row for row in read_all(host.workspace, envs, host.remote)}
     assert again["live"].behind == "same as staging"
+
+
+@pytest.fixture
+def gated(host: PretendHost) -> tuple[Environment, Environment]:
+    """staging, and live behind the staging gate (no soak: time is not the point here)."""
+    staging, live = host.env("staging"), host.env("live", requires="staging", soak=0.0)
+    host.set_up(staging)
+    host.set_up(live)
+    return staging, live
+
+
+def test_live_refuses_what_staging_never_ran_unless_forced(
+    host: PretendHost, gated: tuple[Environment, Environment]
+) -> None:
+    live = gated[1]
+    sha = host.artifact("0.1.0")
+    with pytest.raises(
+        UsageError,
+        match="live takes only what staging verified: 010010010010 "
+        "was never deployed to staging successfully",
+    ):
+        run_deploy(host, live, "0.1.0")
+    assert host.current(live) is None
+    done = deploy(
+        Workspace(host.workspace),
+        live,
+        "0.1.0",
+        host.store,
+        reporter=Notes(),
+        progress=NoProgress(),
+        remote_factory=host.remote,
+        forced="hotfix, staging is down",
+    )
+    assert done.sha == sha
+    last = finishes(host, live)[-1]
+    assert last["forced"] == "hotfix, staging is down"
+    assert last["skipped"] == "010010010010 was never deployed to staging successfully"
+
+
+def test_promote_moves_what_staging_serves_to_live(
+    host: PretendHost, gated: tuple[Environment, Environment]
+) -> None:
+    staging, live = gated
+    sha = host.artifact("0.1.0")
+    run_deploy(host, staging, "0.1.0")
+    done = promote(
+        Workspace(host.workspace),
+        staging,
+        live,
+        host.store,
+        reporter=Notes(),
+        progress=NoProgress(),
+        remote_factory=host.remote,
+        peer=host.peer,
+    )
+    assert (done.outcome, done.sha) == ("succeeded", sha) and host.current(live) == sha
+    assert finishes(host, live)[-1]["promoted_from"] == "staging"
+    again = promote(
+        Workspace(host.workspace),
+        staging,
+        live,
+        host.store,
+        reporter=Notes(),
+        progress=NoProgress(),
+        remote_factory=host.remote,
+        peer=host.peer,
+    )
+    assert again.outcome == "noop"
+
+
+def test_promote_refuses_an_unhealthy_source_or_a_dev_build(
+    host: PretendHost, gated: tuple[Environment, Environment]
+) -> None:
+    staging, live = gated
+    with pytest.raises(UsageError, match="staging is not healthy \\(nothing is deployed\\)"):
+        promote(
+            Workspace(host.workspace),
+            staging,
+            live,
+            host.store,
+            reporter=Notes(),
+            progress=NoProgress(),
+            remote_factory=host.remote,
+            peer=host.peer,
+        )
+    host.artifact("0.1.1.dev2", tag=False)
+    run_deploy(host, host.env("staging", allow_dev_builds=True), "0.1.1.dev2")
+    with pytest.raises(UsageError, match="staging runs an unpublished dev build"):
+        promote(
+            Workspace(host.workspace),
+            staging,
+            live,
+            host.store,
+            reporter=Notes(),
+            progress=NoProgress(),
+            remote_factory=host.remote,
+            peer=host.peer,
+        )
+    assert host.current(live) is None

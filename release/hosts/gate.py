@@ -1,0 +1,96 @@
+"""The staging gate: an env that `requires` another takes only a release that has been good
+there — deployed, through its health gate, and serving for `soak` seconds without failing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from release.agent.protocol import (
+    FAILED,
+    FINISH,
+    GOING_LIVE,
+    ROLLED_BACK,
+    STATE,
+    SUCCEEDED,
+    LogRecord,
+)
+from release.errors import UsageError
+from release.hosts.environments import Environment
+from release.hosts.host import HostState, target_of
+from release.hosts.operation import Operation, reading
+
+
+def _at(record: LogRecord) -> float:
+    return datetime.fromisoformat(str(record.get("ended_at"))).timestamp()
+
+
+def refusal(required: HostState, sha: str, *, where: str, soak: float, now: float) -> str | None:
+    """Why `sha` may not go on from env `where` (as `required` shows it), or None if it may."""
+    short, current = sha[:12], required.current
+    finishes = [r for r in required.log if r.get("step") == FINISH]
+    good = [
+        i
+        for i, r in enumerate(finishes)
+        if r.get("sha") == sha and r.get("action") in GOING_LIVE and r.get("outcome") == SUCCEEDED
+    ]
+    if not good:
+        return f"{short} was never deployed to {where} successfully"
+    start = good[-1]
+    since = _at(finishes[start])
+    for record in finishes[start + 1 :]:
+        if record.get("sha") == sha and record.get("outcome") in (FAILED, ROLLED_BACK):
+            return f"{short} failed on {where} at {record.get('ended_at')}"
+    # It served from its switch until the next release went live there (or until now).
+    later = [
+        r
+        for r in finishes[start + 1 :]
+        if r.get("sha") != sha and r.get("action") in GOING_LIVE and r.get("outcome") == SUCCEEDED
+    ]
+    until = _at(later[0]) if later and current != sha else now
+    served = max(0.0, until - since)
+    if served < soak:
+        left = soak - served
+        if current != sha:
+            return (
+                f"{short} served on {where} for {served:.0f} s of the {soak:.0f} s soak before "
+                "another release replaced it"
+            )
+        return (
+            f"{short} has served on {where} for {served:.0f} s of the {soak:.0f} s soak: "
+            f"{left:.0f} s to go"
+        )
+    return None
+
+
+def enforce(
+    op: Operation, peer: Callable[[str], Environment], sha: str, forced: str | None
+) -> None:
+    """Refuse `sha` for `op.env` unless it has been good on the env it requires (or `forced`,
+    which is recorded with what it skipped). Read through the operation's own agent when the
+    required env is on the same host (the agent serves any env of its host)."""
+    env = op.env
+    if not env.requires:
+        return
+    required = peer(env.requires)
+    with op.timed("gate", f"good on {required.name} for {env.soak:.0f} s"):
+        same_host = (required.host, required.ssh_port) == (env.host, env.ssh_port)
+        if same_host and op.host is not None:
+            there = HostState.of(op.host.call(STATE({}), target=target_of(required)))
+        else:
+            with reading(required, op.remote_factory) as other:
+                there = other.state()
+        why = refusal(there, sha, where=required.name, soak=env.soak, now=time.time())
+    if why is None:
+        return
+    if not forced:
+        raise UsageError(
+            f"{env.name} takes only what {required.name} verified: {why}",
+            hint=f"deploy it to {required.name} first (make promote FROM={required.name} "
+            f'TO={env.name} then moves it on); FORCE=1 REASON="…" overrides, recorded',
+            env=env.name,
+        )
+    op.context["forced"] = forced
+    op.context["skipped"] = why
+    op.reporter.note(f"gate skipped (FORCE=1: {forced}): {why}")
