@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helionyx import __commit__, __version__
+from helionyx.api.errorcount import ErrorCounter, ServerErrors
 from helionyx.api.keys import KEY_HEADER_DOC, parse_key
 from helionyx.api.limits import BodySizeLimit
 from helionyx.api.schemas import (
@@ -79,6 +80,7 @@ def create_app(
         async with background():
             yield
 
+    errors = ErrorCounter()
     app = FastAPI(
         title="Helionyx",
         version=__version__,
@@ -105,12 +107,14 @@ def create_app(
     authed = [Depends(require_token)]
 
     @app.get("/health")
-    def health() -> dict[str, str]:
+    def health() -> dict[str, object]:
         return {
             "status": "healthy",
             "environment": settings.environment,
             "version": __version__,
             "commit": __commit__,
+            # 5xx answers since start: a deploy's watch reads it (docs/DEPLOYMENT.md).
+            "server_errors": errors.count,
         }
 
     @app.get("/health/ready", responses={503: {"description": "not ready, with the reason"}})
@@ -210,6 +214,8 @@ def create_app(
 
     _answer_errors(app, authorized)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    # Outermost of ours: it sees every answer, and exceptions on their way to becoming 500s.
+    app.add_middleware(ServerErrors, counter=errors)
     return app
 
 

@@ -46,7 +46,8 @@ def test_health_needs_no_token_and_names_env_version_and_commit(client: TestClie
     body = client.get("/health").json()
     assert body["status"] == "healthy"
     assert body["environment"] == "dev"
-    assert set(body) == {"status", "environment", "version", "commit"}
+    assert set(body) == {"status", "environment", "version", "commit", "server_errors"}
+    assert body["server_errors"] == 0
     assert client.get("/health/ready").status_code == 200
 
 
