@@ -162,10 +162,47 @@ def go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
     return result
 
 
+def watch(ctx: Context, seconds: float) -> str | None:
+    """Keep watching a release that passed its health gate: why it turned bad within
+    `seconds` (the unit failed or restarted, /health/ready failed, 5xx answers appeared), or
+    None."""
+    layout, system = ctx.layout, ctx.system
+    restarts = system.unit_state(layout.unit).get("NRestarts", "0")
+    errors = _server_errors(ctx)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = system.unit_state(layout.unit)
+        if state.get("ActiveState") != "active":
+            return f"the unit went {state.get('ActiveState')} ({state.get('Result')})"
+        if state.get("NRestarts", "0") != restarts:
+            return f"the unit restarted ({state.get('NRestarts')} restarts)"
+        status, body, error = system.probe(layout.port, "/health/ready", timeout=1.0)
+        if status != 200:
+            reason = body.get("reason") if isinstance(body, dict) else error
+            return f"/health/ready answered {status or 'nothing'} ({reason})"
+        now = _server_errors(ctx)
+        if errors is not None and now is not None and now > errors:
+            return f"it answered {now - errors} request(s) with a server error (5xx)"
+        time.sleep(0.25)
+    return None
+
+
+def _server_errors(ctx: Context) -> int | None:
+    """The service's own count of 5xx answers since its start (None if it reports none)."""
+    status, body, _ = ctx.system.probe(ctx.layout.port, "/health", timeout=1.0)
+    count = body.get("server_errors") if status == 200 and isinstance(body, dict) else None
+    return count if isinstance(count, int) else None
+
+
 def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
     layout = ctx.layout
     before = switch(layout, req["sha"], req["previous"])
     gate = restart(ctx, req)
+    seconds = float(req.get("watch", 0))
+    if gate["healthy"] and seconds > 0:
+        turned = watch(ctx, seconds)
+        if turned is not None:
+            gate = {**gate, "healthy": False, "reason": f"during the {seconds:g} s watch: {turned}"}
     outcome, reason, journal = SUCCEEDED, None, []
     if not gate["healthy"]:
         reason = gate.get("reason", "unhealthy")

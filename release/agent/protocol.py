@@ -251,6 +251,8 @@ class GoLiveRequest(ActivateRequest):
     back_previous: str | None
     #: The operation's closing record; the host completes it with the outcome and writes it.
     finish: LogRecord
+    #: Seconds to keep watching a release after its health gate passed (0: no watch).
+    watch: NotRequired[float]
 
 
 class GoLiveAnswer(TypedDict):

@@ -221,6 +221,8 @@ def _install_and_go_live(
     previous = state.current if state.current != sha else state.previous
     back_to = state.current if state.current in state.releases else None
     detail = f"current -> releases/{sha[:12]}, restart, health (timeout {env.health_timeout:.0f} s)"
+    if env.watch:
+        detail += f", watch {env.watch:g} s"
     # From here the host finishes the operation and records it, whatever happens to us.
     op.finished_on_host = True
     try:
@@ -238,6 +240,7 @@ def _install_and_go_live(
                         "back_version": state.version_of(back_to) if back_to else None,
                         "back_previous": state.previous,
                         "finish": op.finish_event(SUCCEEDED),
+                        "watch": env.watch,
                     }
                 ),
             )

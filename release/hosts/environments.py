@@ -37,6 +37,8 @@ class Environment:
     #: for `soak` seconds (`make status` shows how far behind it this one is).
     requires: str | None = None
     soak: float = 0.0
+    #: Seconds a deploy keeps watching a release after its health gate (0: none).
+    watch: float = 0.0
 
     @property
     def releases_dir(self) -> str:

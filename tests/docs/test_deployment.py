@@ -89,7 +89,11 @@ def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None
         )
     # The guide's staging gate with no soak: the walk promotes as soon as staging is healthy.
     live = clone / "deployment" / "environments" / "live.toml"
-    live.write_text(live.read_text().replace("soak = 300", "soak = 0"))
+    live.write_text(
+        live.read_text().replace("soak = 300", "soak = 0").replace("watch = 30", "watch = 1")
+    )
+    staging = clone / "deployment" / "environments" / "staging.toml"
+    staging.write_text(staging.read_text().replace("watch = 10", "watch = 1"))
     subprocess.run(
         ["git", "-C", str(clone), "commit", "--quiet", "-am", "walk: no soak"], check=True
     )

@@ -51,16 +51,18 @@ def git(repo: Path, *args: str) -> str:
 def make_project_repo(target: Path) -> Path:
     """A new git repository holding this project's current files, one commit, no tags.
 
-    Its live takes releases directly (no staging gate): most tests deploy to live as to any env;
-    the gate's own tests put it back."""
+    Its live takes releases directly (no staging gate) and no env watches a release after its
+    health gate: most tests deploy to any env alike; the gate's and the watch's own tests put
+    them back."""
     snapshot_work_tree(REPO, target, "initial")
-    live = target / "deployment" / "environments" / "live.toml"
-    kept = [
-        line
-        for line in live.read_text().splitlines()
-        if not line.startswith(("requires =", "soak ="))
-    ]
-    live.write_text("\n".join(kept) + "\n")
+    for env in ("staging", "live"):
+        toml = target / "deployment" / "environments" / f"{env}.toml"
+        kept = [
+            line
+            for line in toml.read_text().splitlines()
+            if not line.startswith(("requires =", "soak =", "watch ="))
+        ]
+        toml.write_text("\n".join(kept) + "\n")
     git(target, "commit", "--quiet", "--amend", "-am", "initial")
     return target
 

@@ -46,6 +46,8 @@ class Service:
     active: str = "inactive"
     serving: tuple[str, str] | None = None  # (version, commit)
     restarts: int = 0
+    #: Probes answered since the last start.
+    probes: int = 0
 
 
 class FakeSystem:
@@ -62,6 +64,10 @@ class FakeSystem:
         self.broken: set[str] = set()
         #: Commits whose smoke check (check-config) fails.
         self.unconfigurable: set[str] = set()
+        #: Commits that pass their health gate, then crash (after a few probes).
+        self.crashing: set[str] = set()
+        #: Commits that pass their health gate, then answer requests with 500s.
+        self.erroring: set[str] = set()
         #: Programs (by an argument they are run with) that fail, e.g. "rebuild-projections".
         self.failing: set[str] = set()
         self.ran: list[list[str]] = []
@@ -126,6 +132,7 @@ class FakeSystem:
 
     def _start(self, service: Service) -> None:
         service.restarts += 1
+        service.probes = 0
         try:
             manifest = json.loads((service.base / "current" / MANIFEST).read_text())
         except OSError:
@@ -161,7 +168,12 @@ class FakeSystem:
         if service is None or service.serving is None:
             return 0, None, "[Errno 111] Connection refused"
         version, commit = service.serving
-        return 200, {"status": "ok", "version": version, "commit": commit}, ""
+        service.probes += 1
+        if commit in self.crashing and service.probes > 3:
+            service.active, service.serving = "failed", None
+            return 0, None, "[Errno 111] Connection refused"
+        errors = max(0, service.probes - 3) if commit in self.erroring else 0
+        return 200, {"version": version, "commit": commit, "server_errors": errors}, ""
 
     def service_user(self) -> tuple[int, int] | None:
         return (os.getuid(), os.getgid()) if self.user else None

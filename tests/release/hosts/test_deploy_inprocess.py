@@ -4,6 +4,7 @@ in-process on a pretend host (tests/release/inprocess.py): no root, no node."""
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import pytest
@@ -576,3 +577,34 @@ def test_promote_refuses_an_unhealthy_source_or_a_dev_build(
             peer=host.peer,
         )
     assert host.current(live) is None
+
+
+@pytest.mark.parametrize(
+    ("trouble", "reason"),
+    [
+        ("crashing", "during the 0.5 s watch: the unit went failed"),
+        ("erroring", "during the 0.5 s watch: it answered 1 request(s) with a server error"),
+    ],
+)
+def test_a_release_that_turns_bad_during_the_watch_is_rolled_back(
+    host: PretendHost, trouble: str, reason: str
+) -> None:
+    env = host.env("staging", watch=0.5)
+    host.set_up(env)
+    good, bad = host.artifact("0.1.0"), host.artifact("0.2.0")
+    run_deploy(host, env, "0.1.0")
+    getattr(host.system, trouble).add(bad)
+    with pytest.raises(OperationFailed, match=re.escape(reason)):
+        run_deploy(host, env, "0.2.0")
+    assert host.current(env) == good
+    last = finishes(host, env)[-1]
+    assert (last["sha"], last["outcome"]) == (bad, "rolled_back")
+    assert reason in str(last["reason"])
+
+
+def test_a_release_that_stays_good_through_the_watch_stays(host: PretendHost) -> None:
+    env = host.env("staging", watch=0.5)
+    host.set_up(env)
+    sha = host.artifact("0.1.0")
+    assert run_deploy(host, env, "0.1.0").outcome == "succeeded"
+    assert host.current(env) == sha
