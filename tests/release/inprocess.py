@@ -266,8 +266,8 @@ class PretendHost:
     def env(self, name: str = "dev", **changes: object) -> Environment:
         """The repository's env definition with every host path under the temporary root."""
         env = load(REPO, name, environ={})
-        # No staging gate unless a test asks for one (`requires=`, `soak=`).
-        changes = {"requires": None, "soak": 0.0, **changes}
+        # No staging gate and no watch unless a test asks (`requires=`, `soak=`, `watch=`).
+        changes = {"requires": None, "soak": 0.0, "watch": 0.0, **changes}
         env = replace(
             env,
             base_dir=str(self.root / "opt" / "helionyx" / name),
