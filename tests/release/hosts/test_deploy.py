@@ -194,25 +194,6 @@ def test_with_wait_concurrent_deploys_run_one_after_the_other(
     assert node.http("staging", "/health")[1]["version"] == "0.2.0"
 
 
-def test_status_without_env_shows_every_env_and_how_far_live_is_behind(
-    project: Project, node: NodeHandle
-) -> None:
-    for env in ("staging", "live"):
-        setup_env(project, node, env)
-    assert deploy(project, node, "staging", "0.2.0").code == 0
-    assert deploy(project, node, "live", "0.1.0").code == 0
-    table = project.cli("status", env=node.env)
-    assert table.code == 1, "dev has nothing deployed: not all healthy"
-    lines = {line.split()[0]: line for line in table.stdout.splitlines() if line.strip()}
-    assert "0.2.0" in lines["staging"] and "healthy" in lines["staging"]
-    assert lines["live"].endswith("2 commits behind staging"), table.stdout
-    assert "UNHEALTHY" in lines["dev"]
-    rows = json.loads(project.cli("status", "--format", "json", env=node.env).stdout)
-    assert [r["env"] for r in rows] == ["dev", "live", "staging"]
-    live = next(r for r in rows if r["env"] == "live")
-    assert (live["status"]["version"], live["behind"]) == ("0.1.0", "2 commits behind staging")
-
-
 def test_environments_share_nothing_but_the_host(project: Project, node: NodeHandle) -> None:
     for env in ("dev", "staging"):
         setup_env(project, node, env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -16,16 +17,23 @@ pytestmark = pytest.mark.e2e
 SOAK = 4
 
 
-@pytest.fixture
-def gated(project: Project) -> Iterator[Project]:
-    """The shared project with live behind the staging gate, for this test only."""
+@contextmanager
+def behind_staging(project: Project, soak: float) -> Iterator[Project]:
+    """The shared project with live behind the staging gate, for one test only."""
     live = project.repo / "deployment" / "environments" / "live.toml"
     before = live.read_text()
-    live.write_text(before + f'requires = "staging"\nsoak = {SOAK}\n')
+    live.write_text(before + f'requires = "staging"\nsoak = {soak}\n')
     try:
         yield project
     finally:
         live.write_text(before)
+
+
+@pytest.fixture
+def gated(project: Project) -> Iterator[Project]:
+    """Live behind staging with a soak of SOAK seconds."""
+    with behind_staging(project, SOAK) as gated:
+        yield gated
 
 
 def promote(project: Project, node: NodeHandle, *extra: str) -> Result:
@@ -80,3 +88,57 @@ def test_live_takes_only_what_staging_served_for_its_soak(gated: Project, node: 
     assert finish["forced"] == "hotfix while staging is rebuilt"
     assert finish["skipped"].endswith("was never deployed to staging successfully")
     assert finish["operator"]
+
+
+def test_status_without_env_shows_every_env_and_how_far_live_is_behind(
+    project: Project, node: NodeHandle
+) -> None:
+    with behind_staging(project, 0):
+        for env in ("staging", "live"):
+            setup_env(project, node, env)
+        assert deploy(project, node, "staging", "0.1.0").code == 0
+        assert deploy(project, node, "live", "0.1.0").code == 0
+        assert deploy(project, node, "staging", "0.2.0").code == 0
+        table = project.cli("status", env=node.env)
+        rows = json.loads(project.cli("status", "--format", "json", env=node.env).stdout)
+    assert table.code == 1, "dev has nothing deployed: not all healthy"
+    lines = {line.split()[0]: line for line in table.stdout.splitlines() if line.strip()}
+    assert "0.2.0" in lines["staging"] and "healthy" in lines["staging"]
+    assert lines["live"].endswith("2 commits behind staging"), table.stdout
+    assert "UNHEALTHY" in lines["dev"]
+    assert [r["env"] for r in rows] == ["dev", "live", "staging"]
+    live = next(r for r in rows if r["env"] == "live")
+    assert (live["status"]["version"], live["behind"]) == ("0.1.0", "2 commits behind staging")
+
+
+CRASH_LATER = (
+    "src/helionyx/server.py",
+    "    runtime = open_runtime(settings)\n",
+    "    runtime = open_runtime(settings)\n"
+    "    __import__('threading').Timer(3.0, __import__('os')._exit, (1,)).start()\n",
+)
+
+
+def test_a_release_that_crashes_after_its_health_gate_is_rolled_back_by_the_watch(
+    project: Project, node: NodeHandle
+) -> None:
+    dev = project.repo / "deployment" / "environments" / "dev.toml"
+    before = dev.read_text()
+    dev.write_text(before.replace("watch = 0", "watch = 8"))
+    try:
+        setup_env(project, node, "dev")
+        assert deploy(project, node, "dev", "0.1.0").code == 0
+        project.commit("feat: crash later", "Crashes 3 s after it starts.", CRASH_LATER)
+        crashing = project.dev_build("crashes after its health gate")
+        old, new = CRASH_LATER[2], CRASH_LATER[1]
+        project.commit("fix: no crash", "No crash.", (CRASH_LATER[0], old, new))
+        done = deploy(project, node, "dev", crashing)
+    finally:
+        dev.write_text(before)
+    assert done.code == 1
+    assert "during the 8 s watch: the unit" in done.stderr, done.stderr
+    assert node.current("dev") == project.shas["0.1.0"]
+    code, health = node.http("dev", "/health")
+    assert code == 200 and health["version"] == "0.1.0"
+    finish = json.loads(node.ssh("grep '\"finish\"' /opt/helionyx/dev/deploy-log.jsonl | tail -1"))
+    assert (finish["sha"], finish["outcome"]) == (crashing, "rolled_back")
