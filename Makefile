@@ -121,6 +121,7 @@ FOLLOW ?=
 FORCE ?=
 MIGRATE ?=
 WAIT ?=
+APPLY ?=
 REASON ?=
 LINES ?= 100
 TESTNODE := $(PYTHON) deployment/testnode/testnode.py
@@ -131,11 +132,11 @@ setup-host: $(STAMP) ## prepare ENV on its host: user, dirs, /etc/helionyx/ENV.e
 
 .PHONY: deploy
 deploy: $(STAMP) ## deploy VERSION (version, tag or SHA) from STORE to ENV, health-gated
-	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)" $(if $(MIGRATE),--migrate) $(if $(WAIT),--wait "$(WAIT)") $(if $(FORCE),--force --reason "$(REASON)")
+	@$(RELEASE) deploy --env "$(ENV)" --version "$(VERSION)" --store "$(STORE)" $(if $(MIGRATE),--migrate) $(if $(WAIT),--wait "$(WAIT)") $(if $(FORCE),--force --reason "$(REASON)") $(if $(APPLY),--apply-units)
 
 .PHONY: promote
 promote: $(STAMP) ## deploy to TO exactly the release FROM serves (verified again, never rebuilt)
-	@$(RELEASE) promote --from "$(FROM)" --to "$(TO)" --store "$(STORE)" $(if $(MIGRATE),--migrate) $(if $(WAIT),--wait "$(WAIT)") $(if $(FORCE),--force --reason "$(REASON)")
+	@$(RELEASE) promote --from "$(FROM)" --to "$(TO)" --store "$(STORE)" $(if $(MIGRATE),--migrate) $(if $(WAIT),--wait "$(WAIT)") $(if $(FORCE),--force --reason "$(REASON)") $(if $(APPLY),--apply-units)
 
 .PHONY: plan
 plan: $(STAMP) ## what deploying VERSION to ENV would do: commits, dependencies, read model, rollback (FORMAT=json)
@@ -143,7 +144,7 @@ plan: $(STAMP) ## what deploying VERSION to ENV would do: commits, dependencies,
 
 .PHONY: rollback
 rollback: $(STAMP) ## point ENV back at the previous good release (or TO=version|sha)
-	@$(RELEASE) rollback --env "$(ENV)" $(if $(TO),--to "$(TO)") $(if $(FORCE),--force --reason "$(REASON)") $(if $(WAIT),--wait "$(WAIT)")
+	@$(RELEASE) rollback --env "$(ENV)" $(if $(TO),--to "$(TO)") $(if $(FORCE),--force --reason "$(REASON)") $(if $(WAIT),--wait "$(WAIT)") $(if $(APPLY),--apply-units)
 
 .PHONY: status
 status: $(STAMP) ## what ENV runs, who deployed it, health, releases; without ENV every env on one screen (FORMAT=json)
@@ -159,7 +160,7 @@ logs: $(STAMP) ## ENV's journal (LINES=100; FOLLOW=1 to follow)
 
 .PHONY: restart
 restart: $(STAMP) ## restart ENV's service and hold it to the health gate
-	@$(RELEASE) restart --env "$(ENV)" $(if $(WAIT),--wait "$(WAIT)")
+	@$(RELEASE) restart --env "$(ENV)" $(if $(WAIT),--wait "$(WAIT)") $(if $(APPLY),--apply-units)
 
 .PHONY: stop
 stop: $(STAMP) ## stop ENV's service

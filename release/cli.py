@@ -17,6 +17,7 @@ from release.artifacts.store import DEFAULT_STORE, ReleaseInfo, Store, open_stor
 from release.errors import ReleaseError
 from release.hosts import backup, deploy, environments, promote, rollback, service, status
 from release.hosts.plan import Plan
+from release.hosts.units import render_units
 from release.progress import NoProgress, Progressable, TransferProgress
 
 
@@ -102,6 +103,9 @@ def _host_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     for command in (deploy, back, restart, promote):
         command.add_argument(
             "--wait", type=float, default=0.0, help="seconds to wait for a held lock (0: refuse)"
+        )
+        command.add_argument(
+            "--apply-units", action="store_true", help="apply a changed host set-up (units)"
         )
     host_command("stop", "stop the service")
     unlock = host_command("unlock", "clear a lock whose holder is gone")
@@ -223,7 +227,7 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
     if args.command in ("deploy", "plan", "rollback"):
         return _release_command(args, ws, env, progress)
     if args.command in ("status", "releases"):
-        current = status.read_status(env)
+        current = status.read_status(env, units=render_units(ws.root, env))
         if args.format == "json":
             data = current.to_dict() if args.command == "status" else current.releases
             print(json.dumps(data, indent=2))
@@ -231,7 +235,9 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
             _print_status(current, releases_only=args.command == "releases")
         return 0 if current.healthy or args.command == "releases" else 1
     if args.command == "restart":
-        which = service.restart(ws.root, env, reporter, wait=args.wait)
+        which = service.restart(
+            ws.root, env, reporter, wait=args.wait, apply_units=args.apply_units
+        )
         print(f"restarted {env.name}: {which} healthy in {time.monotonic() - started:.2f} s")
         return 0
     if args.command == "stop":
@@ -308,6 +314,7 @@ def _release_command(
             migrate=args.migrate,
             wait=args.wait,
             forced=(args.reason or "") if args.force else None,
+            apply_units=args.apply_units,
         )
         verb = "already deployed" if result.outcome == "noop" else "deployed"
         took = time.monotonic() - started
@@ -323,7 +330,15 @@ def _release_command(
     if args.command == "rollback":
         print(f"rolling back {env.name} on {env.host}")
         forced = (args.reason or "") if args.force else None
-        result = rollback.rollback(ws.root, env, args.to, reporter, forced=forced, wait=args.wait)
+        result = rollback.rollback(
+            ws.root,
+            env,
+            args.to,
+            reporter,
+            forced=forced,
+            wait=args.wait,
+            apply_units=args.apply_units,
+        )
         took = time.monotonic() - started
         print(f"rolled back {env.name} to {result.version} ({result.sha[:12]}) in {took:.2f} s")
         return 0
@@ -359,6 +374,7 @@ def _promote(args: argparse.Namespace, ws: releasing.Workspace, progress: Progre
         wait=args.wait,
         forced=(args.reason or "") if args.force else None,
         migrate=args.migrate,
+        apply_units=args.apply_units,
     )
     verb = "already deployed" if result.outcome == "noop" else "promoted"
     took = time.monotonic() - started
@@ -417,6 +433,8 @@ def _print_status(current: status.Status, *, releases_only: bool) -> None:
                 f"leftovers  {', '.join(current.leftovers)} "
                 "(an interrupted deploy; the next deploy removes them)"
             )
+        for change in current.drift:
+            print(f"set-up     differs from this checkout's: {change} (APPLY=1 on the next deploy)")
         print("releases")
     if not current.releases:
         print("  (none)")

@@ -125,6 +125,14 @@ def restart(ctx: Context, req: RestartRequest) -> Gate:
     layout, system = ctx.layout, ctx.system
     started = time.monotonic()
     changes = install_units(system, req["units"])
+    socket = f"{layout.unit}.socket"
+    moved = any(change.endswith(f"/{socket}") for change in changes)
+    if moved and system.systemctl("is-active", "--quiet", socket)[0] == 0:
+        # The listening socket keeps its old address until restarted; it can only restart
+        # with its service stopped. Connections waiting in its backlog are dropped.
+        systemctl_checked(system, "stop", f"{layout.unit}.service", timeout=60)
+        systemctl_checked(system, "restart", socket)
+        changes.append(f"restarted {socket} on its new settings")
     system.systemctl("reset-failed", f"{layout.unit}.service")
     changes += ensure_socket(ctx)
     code, error = system.systemctl("restart", f"{layout.unit}.service", timeout=120)

@@ -37,7 +37,7 @@ from release.hosts.host import HostState
 from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
 from release.hosts.plan import Plan, needs_rebuild, plan
 from release.hosts.remote import SshRemote
-from release.hosts.units import render_units
+from release.hosts.units import render_units, require_no_drift
 from release.progress import Progressable
 
 #: What a plan reads from the host besides the state every operation reads.
@@ -91,6 +91,7 @@ def deploy(
     forced: str | None = None,
     promoted_from: str | None = None,
     peer: Callable[[str], Environment] | None = None,
+    apply_units: bool = False,
 ) -> DeployResult:
     """Deploy release `ref` (version, tag or SHA) from `store` to `env`; `migrate` allows
     building a new read model beside the one in use when the release needs one."""
@@ -106,11 +107,13 @@ def deploy(
         sha, version = artifact.commit, artifact.version
         host = op.connect()
         with op.timed("plan"):
-            ahead = plan(ws.root, env, artifact, host.state(PLAN_STATE), units)
+            ahead_state = host.state(PLAN_STATE)
+            ahead = plan(ws.root, env, artifact, ahead_state, units)
         for line in ahead.header():
             reporter.note(line)
         if forced is not None and not forced.strip():
             raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
+        require_no_drift(env, units, ahead_state.unit_files, apply=apply_units)
         enforce(op, peer or (lambda name: load(ws.root, name)), sha, forced)
         if promoted_from:
             op.context["promoted_from"] = promoted_from

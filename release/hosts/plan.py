@@ -20,6 +20,7 @@ from release.errors import GitError
 from release.hosts.environments import Environment
 from release.hosts.history import last_success_for
 from release.hosts.host import HostState
+from release.hosts.units import drift
 
 #: Events per second a read model is built from on the test node (make bench: 47 000 on
 #: 2026-12-01; docs/PERFORMANCE.md).
@@ -68,7 +69,7 @@ class Plan:
             if self.dependencies[kind]:
                 lines.append(f"dependencies {kind}: {', '.join(self.dependencies[kind])}")
         if self.units_changed:
-            lines.append(f"units rewritten: {', '.join(self.units_changed)}")
+            lines += [f"host set-up changes: {change}" for change in self.units_changed]
         if self.projections_rebuild:
             estimate = f", about {self.rebuild_seconds:.0f} s" if self.rebuild_seconds else ""
             lines.append(f"read model rebuilt: {self.projections}{estimate} (MIGRATE=1)")
@@ -110,7 +111,7 @@ def plan(
         changelog=_changelog(Git(root), artifact, state.version_of(current)),
         lock_changed=state.current_lock is not None and state.current_lock != lock_now,
         dependencies=_dependencies(state.current_lock or "", lock_now),
-        units_changed=sorted(n for n, text in units.items() if state.unit_files.get(n) != text),
+        units_changed=drift(units, state.unit_files),
         projections_rebuild=rebuild,
         projections=(
             f"projections schema {current_contract['projections'] if current_contract else '-'}"

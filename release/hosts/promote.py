@@ -29,6 +29,7 @@ def promote(
     forced: str | None = None,
     migrate: bool = False,
     peer: Callable[[str], Environment] | None = None,
+    apply_units: bool = False,
 ) -> DeployResult:
     """Deploy to `target` the SHA `source` serves, if `source` is healthy on a published build."""
     if source.name == target.name:
@@ -65,4 +66,5 @@ def promote(
         migrate=migrate,
         promoted_from=source.name,
         peer=peer,
+        apply_units=apply_units,
     )

@@ -15,7 +15,7 @@ from release.hosts.history import last_deployed_first
 from release.hosts.host import HostState
 from release.hosts.operation import Operation, RemoteFactory, Reporter
 from release.hosts.remote import SshRemote
-from release.hosts.units import render_units
+from release.hosts.units import render_units, require_no_drift
 
 
 def pick_target(state: HostState, to: str | None) -> str:
@@ -79,6 +79,7 @@ def rollback(
     *,
     forced: str | None = None,
     wait: float = 0.0,
+    apply_units: bool = False,
 ) -> DeployResult:
     """Roll `env` back; exits through OperationFailed if the target is not healthy either.
 
@@ -90,7 +91,8 @@ def rollback(
         host = op.connect()
         # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
         # (not even the env directory's mtime, which taking the lock would).
-        before = host.state({"events": True})
+        before = host.state({"events": True, "details": True})
+        require_no_drift(env, units, before.unit_files, apply=apply_units)
         require_readable(before, pick_target(before, to), forced)
         with op.locked(f"rollback{' to ' + to if to else ''}") as state:
             target = pick_target(state, to)

@@ -10,7 +10,7 @@ from release.hosts.environments import Environment
 from release.hosts.lock import describe, holder_gone
 from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
 from release.hosts.remote import SshRemote
-from release.hosts.units import render_units
+from release.hosts.units import render_units, require_no_drift
 
 
 def restart(
@@ -20,14 +20,19 @@ def restart(
     remote_factory: RemoteFactory = SshRemote,
     *,
     wait: float = 0.0,
+    apply_units: bool = False,
 ) -> str:
     """Restart the current release and hold it to the health gate."""
-    with (
-        Operation(
-            env, "restart", reporter, render_units(root, env), remote_factory, wait=wait
-        ) as op,
-        op.locked("restart") as state,
-    ):
+    units = render_units(root, env)
+    with Operation(env, "restart", reporter, units, remote_factory, wait=wait) as op:
+        # A changed set-up is refused before the lock: the host stays as it was.
+        on_host = op.connect().state({"details": True}).unit_files
+        require_no_drift(env, units, on_host, apply=apply_units)
+        return _restart(op, env)
+
+
+def _restart(op: Operation, env: Environment) -> str:
+    with op.locked("restart") as state:
         if state.current is None:
             raise UsageError(f"nothing is deployed to {env.name}", hint="make deploy first")
         version = state.version_of(state.current)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from release.hosts.host import HostState
 from release.hosts.lock import describe_now
 from release.hosts.operation import RemoteFactory, reading
 from release.hosts.remote import SshRemote
+from release.hosts.units import drift
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Status:
     releases: list[dict[str, Any]]
     lock: str | None
     leftovers: list[str]
+    #: Units on the host that differ from what a deploy from here would install.
+    drift: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -64,8 +67,9 @@ def judge(state: HostState) -> tuple[bool, str | None]:
     return True, None
 
 
-def status_of(env: Environment, state: HostState) -> Status:
-    """Combine host state and the deploy log into a Status."""
+def status_of(env: Environment, state: HostState, units: dict[str, str] | None = None) -> Status:
+    """Combine host state and the deploy log (and, given the rendered `units`, any set-up
+    drift) into a Status."""
     healthy, problem = judge(state)
     last = last_success_for(state.log, state.current)
     unit = state.unit
@@ -91,13 +95,18 @@ def status_of(env: Environment, state: HostState) -> Status:
         releases=release_states(state),
         lock=describe_now(state.lock) if state.lock else None,
         leftovers=state.partials,
+        drift=drift(units, state.unit_files) if units is not None else [],
     )
 
 
-def read_status(env: Environment, remote_factory: RemoteFactory = SshRemote) -> Status:
-    """Connect and read the status of one environment."""
+def read_status(
+    env: Environment,
+    remote_factory: RemoteFactory = SshRemote,
+    units: dict[str, str] | None = None,
+) -> Status:
+    """Connect and read the status of one environment (with set-up drift, given `units`)."""
     with reading(env, remote_factory) as host:
-        return status_of(env, host.state({"probe": True}))
+        return status_of(env, host.state({"probe": True, "details": units is not None}), units)
 
 
 @dataclass(frozen=True)

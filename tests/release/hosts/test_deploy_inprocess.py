@@ -18,6 +18,7 @@ from release.hosts.promote import promote
 from release.hosts.rollback import rollback
 from release.hosts.service import restart, stop, unlock
 from release.hosts.status import read_all, read_status
+from release.hosts.units import render_units
 from release.progress import NoProgress
 from tests.release.inprocess import Notes, PretendHost, pretend_host
 
@@ -608,3 +609,51 @@ def test_a_release_that_stays_good_through_the_watch_stays(host: PretendHost) ->
     sha = host.artifact("0.1.0")
     assert run_deploy(host, env, "0.1.0").outcome == "succeeded"
     assert host.current(env) == sha
+
+
+def test_a_deploy_never_changes_the_hosts_set_up_silently(host: PretendHost) -> None:
+    # Set up to listen on every address; deployed from a shell that says nothing about it.
+    exposed = host.env("staging", listen_address="0.0.0.0")
+    host.set_up(exposed)
+    host.artifact("0.1.0")
+    sha = host.artifact("0.2.0")
+    plain = host.env("staging")
+    socket_file = host.system.units_dir / f"{plain.unit}.socket"
+    before = socket_file.read_text()
+    with pytest.raises(UsageError) as refused:
+        run_deploy(host, plain, "0.1.0")
+    assert str(refused.value).startswith(
+        "staging on node1 is set up differently from what this would install: "
+        "helionyx-staging.socket: ListenStream=0.0.0.0:8001 -> ListenStream=127.0.0.1:8001"
+    )
+    assert "APPLY=1" in str(refused.value)
+    assert socket_file.read_text() == before and host.current(plain) is None
+    assert run_deploy(host, exposed, "0.1.0").outcome == "succeeded", "as set up: fine"
+    calls = len(host.system.systemctl_calls)
+    done = deploy(
+        Workspace(host.workspace),
+        plain,
+        "0.2.0",
+        host.store,
+        reporter=Notes(),
+        progress=NoProgress(),
+        remote_factory=host.remote,
+        peer=host.peer,
+        apply_units=True,
+    )
+    assert done.sha == sha
+    assert "ListenStream=127.0.0.1:8001" in socket_file.read_text()
+    assert ("restart", f"{plain.unit}.socket") in host.system.systemctl_calls[calls:], (
+        "the socket restarted to listen where its unit now says"
+    )
+
+
+def test_status_names_a_set_up_that_differs_from_this_checkout(host: PretendHost) -> None:
+    exposed = host.env("staging", listen_address="0.0.0.0")
+    host.set_up(exposed)
+    plain = host.env("staging")
+    units = render_units(host.workspace, plain)
+    assert read_status(exposed, host.remote, render_units(host.workspace, exposed)).drift == []
+    assert read_status(plain, host.remote, units).drift == [
+        "helionyx-staging.socket: ListenStream=0.0.0.0:8001 -> ListenStream=127.0.0.1:8001"
+    ]
