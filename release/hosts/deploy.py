@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from release.errors import OperationFailed, ReleaseError, RequestNotSent, UsageE
 from release.hosts.environments import Environment, load
 from release.hosts.gate import enforce
 from release.hosts.host import HostState
+from release.hosts.notify import tell
 from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
 from release.hosts.plan import Plan, needs_rebuild, plan
 from release.hosts.remote import SshRemote
@@ -96,7 +98,9 @@ def deploy(
     """Deploy release `ref` (version, tag or SHA) from `store` to `env`; `migrate` allows
     building a new read model beside the one in use when the release needs one."""
     # An unknown version is refused before anything is announced or dialled.
+    started = time.monotonic()
     info = resolve(store.releases(), ref)
+    what = f"promotion from {promoted_from} of" if promoted_from else "deploy of"
     reporter.headline(f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {env.host}")
     units = render_units(ws.root, env)
     with Operation(env, "deploy", reporter, units, remote_factory, wait=wait) as op:
@@ -105,27 +109,12 @@ def deploy(
         with op.timed("fetch + verify", info.version):
             artifact = fetch_verified(ws, env, info, store, progress)
         sha, version = artifact.commit, artifact.version
-        host = op.connect()
-        with op.timed("plan"):
-            ahead_state = host.state(PLAN_STATE)
-            ahead = plan(ws.root, env, artifact, ahead_state, units)
-        for line in ahead.header():
-            reporter.note(line)
+        ahead = _look_ahead(op, ws.root, artifact, migrate=migrate, apply_units=apply_units)
         if forced is not None and not forced.strip():
             raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
-        require_no_drift(env, units, ahead_state.unit_files, apply=apply_units)
         enforce(op, peer or (lambda name: load(ws.root, name)), sha, forced)
         if promoted_from:
             op.context["promoted_from"] = promoted_from
-        if ahead.projections_rebuild and not migrate:
-            # Before the lock: a refused deploy leaves the host exactly as it was.
-            raise UsageError(
-                f"{version} needs a new read model ({ahead.projections})",
-                hint=f"deploy with MIGRATE=1: it is built from the event log "
-                f"({ahead.events_in_log} events) beside the one {ahead.current_version} uses, "
-                "which keeps serving meanwhile",
-                env=env.name,
-            )
         with op.locked(f"deploy {version}") as state:
             op.context.update(
                 {
@@ -141,28 +130,18 @@ def deploy(
                 # Killed deploys leave releases behind too: a no-op keeps retention as well.
                 _prune_and_report(op, sha)
                 return DeployResult(NOOP, version, sha, state.current, tuple(op.notices))
-            target = contract_of(artifact.manifest)
-            current = (
-                state.releases[state.current].data_contract
-                if state.current in state.releases
-                else None
-            )
-            rebuild = needs_rebuild(state, current, target)
-            if rebuild and not migrate:
-                raise UsageError(
-                    f"{version} needs a new read model (another deploy changed the host)",
-                    hint="run make plan again, then deploy with MIGRATE=1",
-                    env=env.name,
-                )
-            if rebuild:
-                op.context["migrated"] = ahead.projections
+            rebuild = _rebuild(op, state, artifact, migrate=migrate, projections=ahead.projections)
             try:
                 done = _install_and_go_live(op, artifact, state, rebuild)
             except ReleaseError as exc:
                 if not op.finished_on_host:
                     op.finish = op.finish_event(FAILED, str(exc))
                 raise
+            release = f"{version} ({sha[:12]})"
             if done["outcome"] != SUCCEEDED:
+                outcome = "rolled back" if done["outcome"] == ROLLED_BACK else "failed"
+                told = f"{outcome}: {done['reason']}"
+                tell(env, what, release, told, started=started, warn=reporter.note)
                 raise OperationFailed(
                     f"deploy of {version} failed: {done['reason']}",
                     details=done["journal"],
@@ -170,7 +149,52 @@ def deploy(
                     host=env.host,
                 )
             _prune_and_report(op, sha)
+            tell(env, what, release, "succeeded", started=started, warn=reporter.note)
             return DeployResult(SUCCEEDED, version, sha, state.current, tuple(op.notices))
+
+
+def _look_ahead(
+    op: Operation, root: Path, artifact: Artifact, *, migrate: bool, apply_units: bool
+) -> Plan:
+    """Read the host before the lock, print the plan, and refuse what needs the operator's
+    say-so (a new read model without MIGRATE=1, a changed set-up without APPLY=1): a refused
+    deploy leaves the host exactly as it was."""
+    env = op.env
+    host = op.connect()
+    with op.timed("plan"):
+        state = host.state(PLAN_STATE)
+        ahead = plan(root, env, artifact, state, op.units)
+    for line in ahead.header():
+        op.reporter.note(line)
+    require_no_drift(env, op.units, state.unit_files, apply=apply_units)
+    if ahead.projections_rebuild and not migrate:
+        raise UsageError(
+            f"{artifact.version} needs a new read model ({ahead.projections})",
+            hint=f"deploy with MIGRATE=1: it is built from the event log "
+            f"({ahead.events_in_log} events) beside the one {ahead.current_version} uses, "
+            "which keeps serving meanwhile",
+            env=env.name,
+        )
+    return ahead
+
+
+def _rebuild(
+    op: Operation, state: HostState, artifact: Artifact, *, migrate: bool, projections: str
+) -> bool:
+    """Whether the release's read model must be built (checked again under the lock)."""
+    running = state.releases.get(state.current or "")
+    rebuild = needs_rebuild(
+        state, running.data_contract if running else None, contract_of(artifact.manifest)
+    )
+    if rebuild and not migrate:
+        raise UsageError(
+            f"{artifact.version} needs a new read model (another deploy changed the host)",
+            hint="run make plan again, then deploy with MIGRATE=1",
+            env=op.env.name,
+        )
+    if rebuild:
+        op.context["migrated"] = projections
+    return rebuild
 
 
 def _install_and_go_live(

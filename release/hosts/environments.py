@@ -39,6 +39,8 @@ class Environment:
     soak: float = 0.0
     #: Seconds a deploy keeps watching a release after its health gate (0: none).
     watch: float = 0.0
+    #: `telegram:<chat id>`: a message per deploy, promotion and rollback (hosts/notify.py).
+    notify: str | None = None
 
     @property
     def releases_dir(self) -> str:

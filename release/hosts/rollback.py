@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from release.agent.contract import explain, unreadable
@@ -13,6 +14,7 @@ from release.hosts.deploy import DeployResult
 from release.hosts.environments import Environment
 from release.hosts.history import last_deployed_first
 from release.hosts.host import HostState
+from release.hosts.notify import tell
 from release.hosts.operation import Operation, RemoteFactory, Reporter
 from release.hosts.remote import SshRemote
 from release.hosts.units import render_units, require_no_drift
@@ -86,6 +88,7 @@ def rollback(
     `forced` (the operator's reason) overrides the check that the target can read the log."""
     if forced is not None and not forced.strip():
         raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
+    started = time.monotonic()
     units = render_units(root, env)
     with Operation(env, "rollback", reporter, units, remote_factory, wait=wait) as op:
         host = op.connect()
@@ -117,6 +120,8 @@ def rollback(
                 )
             if gate["healthy"]:
                 op.finish = op.finish_event(SUCCEEDED)
+                told = f"{version} ({target[:12]})"
+                tell(env, "rollback to", told, "succeeded", started=started, warn=reporter.note)
                 return DeployResult(SUCCEEDED, version or "?", target, state.current)
             assert op.host is not None
             journal = op.host.journal(20)
@@ -139,6 +144,8 @@ def rollback(
                     "" if back["healthy"] else " (unhealthy)"
                 )
             op.finish = op.finish_event(FAILED, reason)
+            told = f"{version} ({target[:12]})"
+            tell(env, "rollback to", told, f"failed: {reason}", started=started, warn=reporter.note)
             raise OperationFailed(
                 f"rollback to {version} ({target[:12]}) is not healthy: {reason}",
                 details=journal,

@@ -20,6 +20,7 @@ from release.hosts.service import restart, stop, unlock
 from release.hosts.status import read_all, read_status
 from release.hosts.units import render_units
 from release.progress import NoProgress
+from tests.helionyx.telegram.botapi_standin import serving as botapi_serving
 from tests.release.inprocess import Notes, PretendHost, pretend_host
 
 
@@ -657,3 +658,60 @@ def test_status_names_a_set_up_that_differs_from_this_checkout(host: PretendHost
     assert read_status(plain, host.remote, units).drift == [
         "helionyx-staging.socket: ListenStream=0.0.0.0:8001 -> ListenStream=127.0.0.1:8001"
     ]
+
+
+NOTIFY_TOKEN = "4242:notify-test-token"
+
+
+def test_a_deploy_and_a_rollback_are_announced_in_the_envs_chat(
+    host: PretendHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = host.env("staging", notify="telegram:-100777")
+    host.set_up(env)
+    first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
+    with botapi_serving(NOTIFY_TOKEN) as telegram:
+        monkeypatch.setenv("HELIONYX_NOTIFY_BOT_TOKEN", NOTIFY_TOKEN)
+        monkeypatch.setenv("TELEGRAM_API_URL", telegram.base_url)
+        monkeypatch.setenv("DEPLOY_OPERATOR", "ops@laptop")
+        run_deploy(host, env, "0.1.0")
+        run_deploy(host, env, "0.2.0")
+        rollback(host.workspace, env, None, Notes(), host.remote)
+        sent = telegram.replies_to(-100777)
+    assert [re.sub(r", [\d.]+ s$", "", text) for text in sent] == [
+        f"helionyx staging: deploy of 0.1.0 ({first[:12]}) succeeded, by ops@laptop",
+        f"helionyx staging: deploy of 0.2.0 ({second[:12]}) succeeded, by ops@laptop",
+        f"helionyx staging: rollback to 0.1.0 ({first[:12]}) succeeded, by ops@laptop",
+    ]
+
+
+def test_a_failed_notification_is_one_warning_and_the_deploy_stands(
+    host: PretendHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = host.env("staging", notify="telegram:-100777")
+    host.set_up(env)
+    sha = host.artifact("0.1.0")
+    notes = Notes()
+    with botapi_serving(NOTIFY_TOKEN) as telegram:
+        telegram.fail_sending(403, "Forbidden: bot was kicked from the group chat")
+        monkeypatch.setenv("HELIONYX_NOTIFY_BOT_TOKEN", NOTIFY_TOKEN)
+        monkeypatch.setenv("TELEGRAM_API_URL", telegram.base_url)
+        done = run_deploy(host, env, "0.1.0", notes)
+    assert done.sha == sha and host.current(env) == sha
+    assert notes.lines[-1] == (
+        "the notification to chat -100777 failed "
+        "(403 Forbidden: bot was kicked from the group chat)"
+    )
+
+
+def test_without_a_token_nothing_is_sent_and_it_says_so(
+    host: PretendHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = host.env("staging", notify="telegram:-100777")
+    host.set_up(env)
+    host.artifact("0.1.0")
+    monkeypatch.delenv("HELIONYX_NOTIFY_BOT_TOKEN", raising=False)
+    notes = Notes()
+    run_deploy(host, env, "0.1.0", notes)
+    assert notes.lines[-1] == (
+        "staging notifies chat -100777, but HELIONYX_NOTIFY_BOT_TOKEN is not set; nothing sent"
+    )
