@@ -160,10 +160,13 @@ class Bench:
         sh("git", "commit", "--quiet", "-am", "bench: projections schema 2", cwd=self.project)
         self.cli("artifact")
         self.schema2 = sh("git", "rev-parse", "HEAD", cwd=self.project).strip()
-        fill_settings(
-            REPO / ".env.dev.example", self.project / ".env.dev", {"HELIONYX_API_TOKEN": self.token}
-        )
-        self.cli("setup-host", "--env", "dev")
+        for env in ("dev", "staging", "live"):
+            fill_settings(
+                REPO / f".env.{env}.example",
+                self.project / f".env.{env}",
+                {"HELIONYX_API_TOKEN": self.token},
+            )
+            self.cli("setup-host", "--env", env)
 
     def load(self, port: int) -> Load:
         """Steady load on a port of the node."""
@@ -260,6 +263,19 @@ class Bench:
         seconds = line.rsplit(" in ", 1)[-1].removesuffix(" s")
         if events.isdigit() and seconds:
             self.rebuild_rates.append(int(events) / float(seconds))
+
+    def status_of_every_env(self) -> None:
+        """`make status` without ENV: three envs on the node, read concurrently."""
+        store = f"dir:{self.project / 'dist' / 'releases'}"
+        sha = self.builds[0]
+        self.cli("deploy", "--env", "staging", "--version", sha, "--store", store)
+        # Straight to live, past the staging gate's soak: the bench measures status, not soak.
+        self.cli(
+            *("deploy", "--env", "live", "--version", sha, "--store", store),
+            *("--force", "--reason", "bench: status of every env"),
+        )
+        for _ in range(REPS):
+            self.measure("status of every env (3, concurrently)", None, lambda: self.cli("status"))
 
     def baseline(self) -> None:
         """The in-place way: one venv per env, pip install --upgrade the new wheel, restart."""
@@ -399,6 +415,7 @@ def main() -> int:
         bench.prepare()
         bench.helionyx()
         bench.migration()
+        bench.status_of_every_env()
         bench.baseline()
         data = bench.report()
     finally:
