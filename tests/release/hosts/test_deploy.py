@@ -51,6 +51,7 @@ def test_a_deploy_serves_the_release_built_offline_with_bytecode(
         "environment": "staging",
         "version": "0.1.0",
         "commit": sha,
+        "server_errors": 0,
     }
     assert node.current("staging") == sha
     assert node.ssh("ip route | grep -c default || true").strip() == "0", (
