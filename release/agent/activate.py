@@ -4,10 +4,9 @@ all of it and on failure goes back, on the host alone (it also writes the finish
 from __future__ import annotations
 
 import json
-import os
 import time
 
-from . import contract, deploylog
+from . import contract, deploylog, units
 from .errors import AgentError
 from .files import flip
 from .layout import Context, Layout
@@ -28,7 +27,6 @@ from .protocol import (
     RestartRequest,
     StopAnswer,
 )
-from .system import System
 from .timestamps import utc_timestamp
 
 
@@ -78,63 +76,13 @@ def _since(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-def install_units(system: System, units: dict[str, str]) -> list[str]:
-    """Write unit files that differ from `units` and reload systemd if any did."""
-    changed = []
-    for name, text in sorted(units.items()):
-        path = system.units_dir / name
-        if not path.exists() or path.read_text() != text:
-            temporary = path.with_name(f".{name}.tmp")
-            temporary.write_text(text)
-            temporary.chmod(0o644)
-            os.replace(temporary, path)
-            changed.append(f"installed {path}")
-    if changed:
-        systemctl_checked(system, "daemon-reload")
-    return changed
-
-
-def systemctl_checked(system: System, *args: str, timeout: float = 120) -> None:
-    code, error = system.systemctl(*args, timeout=timeout)
-    if code != 0:
-        raise AgentError(f"systemctl {' '.join(args[:2])} failed: {error or code}")
-
-
-def ensure_socket(ctx: Context) -> list[str]:
-    """Have systemd listen on the env's port; migrates a service that still binds it itself."""
-    layout, system = ctx.layout, ctx.system
-    socket_unit = f"{layout.unit}.socket"
-    if not (system.units_dir / socket_unit).exists():
-        return []
-    if system.systemctl("is-active", "--quiet", socket_unit)[0] == 0:
-        return []
-    done = []
-    if system.systemctl("is-active", "--quiet", f"{layout.unit}.service")[0] == 0:
-        # Set up before socket activation: the running process owns the port. Stop it so the
-        # socket can bind; the restart that follows starts the service on the socket.
-        systemctl_checked(system, "stop", f"{layout.unit}.service", timeout=60)
-        done.append(f"moved the listening socket of {layout.unit} to systemd")
-    system.systemctl("reset-failed", socket_unit)
-    systemctl_checked(system, "enable", "--quiet", socket_unit)
-    systemctl_checked(system, "start", socket_unit)
-    return done
-
-
 def restart(ctx: Context, req: RestartRequest) -> Gate:
     """Restart the unit and run the health gate against the expected version and SHA."""
     layout, system = ctx.layout, ctx.system
     started = time.monotonic()
-    changes = install_units(system, req["units"])
-    socket = f"{layout.unit}.socket"
-    moved = any(change.endswith(f"/{socket}") for change in changes)
-    if moved and system.systemctl("is-active", "--quiet", socket)[0] == 0:
-        # The listening socket keeps its old address until restarted; it can only restart
-        # with its service stopped. Connections waiting in its backlog are dropped.
-        systemctl_checked(system, "stop", f"{layout.unit}.service", timeout=60)
-        systemctl_checked(system, "restart", socket)
-        changes.append(f"restarted {socket} on its new settings")
+    changes = units.refresh(ctx, req["units"], req.get("settings"))
     system.systemctl("reset-failed", f"{layout.unit}.service")
-    changes += ensure_socket(ctx)
+    changes += units.ensure_socket(ctx)
     code, error = system.systemctl("restart", f"{layout.unit}.service", timeout=120)
     if code != 0:
         reason = f"systemctl restart failed: {error or code}"
@@ -275,16 +223,16 @@ def _finish(layout: Layout, req: GoLiveRequest, outcome: str, reason: str | None
 def start(ctx: Context) -> None:
     """Start the env's socket and service."""
     for unit in (f"{ctx.layout.unit}.socket", f"{ctx.layout.unit}.service"):
-        systemctl_checked(ctx.system, "start", unit, timeout=60)
+        units.systemctl_checked(ctx.system, "start", unit, timeout=60)
 
 
 def stop(ctx: Context, req: Empty) -> StopAnswer:
     """Stop the unit, and its socket: a listening socket would start it again on a request."""
     layout, system = ctx.layout, ctx.system
-    units = [f"{layout.unit}.socket", f"{layout.unit}.service"]
-    present = [u for u in units if (system.units_dir / u).exists()]
+    names = [f"{layout.unit}.socket", f"{layout.unit}.service"]
+    present = [u for u in names if (system.units_dir / u).exists()]
     if present:
-        systemctl_checked(system, "stop", *present, timeout=60)
+        units.systemctl_checked(system, "stop", *present, timeout=60)
     return {"unit": system.unit_state(layout.unit)}
 
 

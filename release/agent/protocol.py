@@ -19,6 +19,8 @@ DEPLOY_LOG = "deploy-log.jsonl"
 LOCK_DIR = ".lock"
 HOLDER_FILE = "holder.json"
 BUILD_LOCK = ".build.lock"
+#: The settings that shape an env on the host, as set up (listen address, port, paths).
+HOST_SETTINGS = "host-settings.json"
 RELEASES_DIR = "releases"
 CURRENT = "current"
 PREVIOUS = "previous"
@@ -183,6 +185,8 @@ class StateAnswer(TypedDict):
     read_models: list[int]
     current_lock: NotRequired[str | None]
     unit_files: NotRequired[dict[str, str]]
+    #: The settings recorded when the env was set up (None on hosts set up before records).
+    host_settings: NotRequired[dict[str, str] | None]
 
 
 class LockRequest(TypedDict):
@@ -235,6 +239,9 @@ class RestartRequest(TypedDict):
     version: str | None
     timeout: float
     units: dict[str, str]
+    #: Recorded as the host's settings once the units are installed (the operator has checked
+    #: they equal the recorded ones, or was told to apply them).
+    settings: NotRequired[dict[str, str]]
 
 
 class ActivateRequest(RestartRequest):
@@ -307,6 +314,7 @@ class MigrateAnswer(TypedDict):
 class SetupRequest(TypedDict):
     config_upload: str
     units: dict[str, str]
+    settings: NotRequired[dict[str, str]]
 
 
 class SetupAnswer(TypedDict):

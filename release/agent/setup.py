@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .activate import ensure_socket, install_units, systemctl_checked
 from .layout import Context
 from .protocol import SERVICE_USER, SetupAnswer, SetupRequest
+from .units import ensure_socket, refresh, systemctl_checked
 
 
 def setup(ctx: Context, req: SetupRequest) -> SetupAnswer:
@@ -38,7 +38,7 @@ def setup(ctx: Context, req: SetupRequest) -> SetupAnswer:
     else:
         upload.unlink()
     config.chmod(0o600)
-    done += install_units(system, req["units"])
+    done += refresh(ctx, req["units"], req.get("settings"))
     systemctl_checked(
         system, "enable", "--quiet", f"{layout.unit}.socket", f"{layout.unit}.service"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import contract, deploylog, readmodels
 from .layout import Context
-from .protocol import MANIFEST, Health, ReleaseEntry, StateAnswer, StateRequest
+from .protocol import HOST_SETTINGS, MANIFEST, Health, ReleaseEntry, StateAnswer, StateRequest
 
 
 def state(ctx: Context, req: StateRequest) -> StateAnswer:
@@ -60,6 +60,10 @@ def state(ctx: Context, req: StateRequest) -> StateAnswer:
     if req.get("details"):
         lock = layout.current / "requirements.lock"
         answer["current_lock"] = lock.read_text() if lock.is_file() else None
+        recorded = layout.base / HOST_SETTINGS
+        with contextlib.suppress(OSError, ValueError):
+            answer["host_settings"] = None
+            answer["host_settings"] = json.loads(recorded.read_text())
         answer["unit_files"] = {
             path.name: path.read_text()
             for kind in ("service", "socket")

@@ -166,7 +166,7 @@ def _look_ahead(
         ahead = plan(root, env, artifact, state, op.units)
     for line in ahead.header():
         op.reporter.note(line)
-    require_no_drift(env, op.units, state.unit_files, apply=apply_units)
+    op.settings = require_no_drift(env, state, apply=apply_units)
     if ahead.projections_rebuild and not migrate:
         raise UsageError(
             f"{artifact.version} needs a new read model ({ahead.projections})",
@@ -263,6 +263,7 @@ def _install_and_go_live(
                         "previous": previous,
                         "timeout": env.health_timeout,
                         "units": op.units,
+                        "settings": op.settings or {},
                         "back_to": back_to,
                         "back_version": state.version_of(back_to) if back_to else None,
                         "back_previous": state.previous,

@@ -65,6 +65,8 @@ class HostState:
     event_count: int | None = None
     current_lock: str | None = None
     unit_files: dict[str, str] = field(default_factory=dict)
+    #: What the env was set up with (None: set up before settings were recorded).
+    host_settings: dict[str, str] | None = None
 
     def version_of(self, sha: str | None) -> str | None:
         """The version of a release on the host."""
@@ -99,6 +101,7 @@ class HostState:
             event_count=raw.get("event_count"),
             current_lock=raw.get("current_lock"),
             unit_files=raw.get("unit_files", {}),
+            host_settings=raw.get("host_settings"),
         )
 
 

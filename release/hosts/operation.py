@@ -58,6 +58,8 @@ class Operation:
     lock: EnvLock | None = None
     #: Set once a step that writes the operation's finish record on the host was sent.
     finished_on_host: bool = False
+    #: The host settings the operation sets up (checked against the host's before the lock).
+    settings: dict[str, str] | None = None
     #: Seconds to wait for a lock another operation holds (WAIT=), 0 to refuse at once.
     wait: float = 0.0
     #: The closing record the lock's release writes; None (a refusal) writes none.

@@ -20,7 +20,7 @@ from release.errors import GitError
 from release.hosts.environments import Environment
 from release.hosts.history import last_success_for
 from release.hosts.host import HostState
-from release.hosts.units import drift
+from release.hosts.units import drift, host_settings
 
 #: Events per second a read model is built from on the test node (make bench: 47 000 on
 #: 2026-12-01; docs/PERFORMANCE.md).
@@ -111,7 +111,7 @@ def plan(
         changelog=_changelog(Git(root), artifact, state.version_of(current)),
         lock_changed=state.current_lock is not None and state.current_lock != lock_now,
         dependencies=_dependencies(state.current_lock or "", lock_now),
-        units_changed=drift(units, state.unit_files),
+        units_changed=drift(host_settings(env), state),
         projections_rebuild=rebuild,
         projections=(
             f"projections schema {current_contract['projections'] if current_contract else '-'}"

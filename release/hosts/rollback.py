@@ -95,7 +95,7 @@ def rollback(
         # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
         # (not even the env directory's mtime, which taking the lock would).
         before = host.state({"events": True, "details": True})
-        require_no_drift(env, units, before.unit_files, apply=apply_units)
+        op.settings = require_no_drift(env, before, apply=apply_units)
         require_readable(before, pick_target(before, to), forced)
         with op.locked(f"rollback{' to ' + to if to else ''}") as state:
             target = pick_target(state, to)
@@ -111,6 +111,7 @@ def rollback(
                     ACTIVATE(
                         {
                             "units": op.units,
+                            "settings": op.settings or {},
                             "sha": target,
                             "previous": state.current,
                             "version": version,
@@ -133,6 +134,7 @@ def rollback(
                     ACTIVATE(
                         {
                             "units": op.units,
+                            "settings": op.settings or {},
                             "previous": state.previous,
                             "version": state.version_of(state.current),
                             "sha": state.current,

@@ -26,8 +26,9 @@ def restart(
     units = render_units(root, env)
     with Operation(env, "restart", reporter, units, remote_factory, wait=wait) as op:
         # A changed set-up is refused before the lock: the host stays as it was.
-        on_host = op.connect().state({"details": True}).unit_files
-        require_no_drift(env, units, on_host, apply=apply_units)
+        op.settings = require_no_drift(
+            env, op.connect().state({"details": True}), apply=apply_units
+        )
         return _restart(op, env)
 
 
@@ -46,6 +47,7 @@ def _restart(op: Operation, env: Environment) -> str:
                         "sha": state.current,
                         "timeout": env.health_timeout,
                         "units": op.units,
+                        "settings": op.settings or {},
                     }
                 ),
             )

@@ -8,13 +8,13 @@ import tempfile
 from pathlib import Path
 
 from helionyx.config import ConfigError, load_settings
-from release.agent.protocol import SETUP
+from release.agent.protocol import SETUP, SetupRequest
 from release.agent.settings import parse_env
 from release.errors import UsageError
 from release.hosts.environments import Environment
 from release.hosts.operation import RemoteFactory, reading
 from release.hosts.remote import SshRemote
-from release.hosts.units import render_units
+from release.hosts.units import host_settings, render_units
 
 _PLACEHOLDER = re.compile(r"<[^<>\n]*>")
 
@@ -107,5 +107,10 @@ def setup_host(
         if prepared.code != 0:
             raise UsageError(f"cannot write {upload} on {env.host}: {prepared.stderr.strip()}")
         remote.put(local, upload)
-        done = host.call(SETUP({"config_upload": upload, "units": units}))["done"]
+        request: SetupRequest = {
+            "config_upload": upload,
+            "units": units,
+            "settings": host_settings(env),
+        }
+        done = host.call(SETUP(request))["done"]
     return done

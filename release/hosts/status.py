@@ -15,7 +15,7 @@ from release.hosts.host import HostState
 from release.hosts.lock import describe_now
 from release.hosts.operation import RemoteFactory, reading
 from release.hosts.remote import SshRemote
-from release.hosts.units import drift
+from release.hosts.units import drift, host_settings
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def status_of(env: Environment, state: HostState, units: dict[str, str] | None =
         releases=release_states(state),
         lock=describe_now(state.lock) if state.lock else None,
         leftovers=state.partials,
-        drift=drift(units, state.unit_files) if units is not None else [],
+        drift=drift(host_settings(env), state) if units is not None else [],
     )
 
 

@@ -57,6 +57,7 @@ def test_health_reports_env_version_and_commit_from_the_package(tmp_path: Path) 
             "environment": "dev",
             "version": __version__,
             "commit": __commit__,
+            "server_errors": 0,
         }
         assert service.stop() == 0
     log = service.log()

@@ -624,8 +624,7 @@ def test_a_deploy_never_changes_the_hosts_set_up_silently(host: PretendHost) -> 
     with pytest.raises(UsageError) as refused:
         run_deploy(host, plain, "0.1.0")
     assert str(refused.value).startswith(
-        "staging on node1 is set up differently from what this would install: "
-        "helionyx-staging.socket: ListenStream=0.0.0.0:8001 -> ListenStream=127.0.0.1:8001"
+        "staging on node1 is set up with other settings: listen: 0.0.0.0:8001 -> 127.0.0.1:8001"
     )
     assert "APPLY=1" in str(refused.value)
     assert socket_file.read_text() == before and host.current(plain) is None
@@ -656,7 +655,7 @@ def test_status_names_a_set_up_that_differs_from_this_checkout(host: PretendHost
     units = render_units(host.workspace, plain)
     assert read_status(exposed, host.remote, render_units(host.workspace, exposed)).drift == []
     assert read_status(plain, host.remote, units).drift == [
-        "helionyx-staging.socket: ListenStream=0.0.0.0:8001 -> ListenStream=127.0.0.1:8001"
+        "listen: 0.0.0.0:8001 -> 127.0.0.1:8001"
     ]
 
 
@@ -715,3 +714,16 @@ def test_without_a_token_nothing_is_sent_and_it_says_so(
     assert notes.lines[-1] == (
         "staging notifies chat -100777, but HELIONYX_NOTIFY_BOT_TOKEN is not set; nothing sent"
     )
+
+
+def test_a_host_set_up_before_settings_were_recorded_is_judged_by_its_socket(
+    host: PretendHost,
+) -> None:
+    exposed = host.env("staging", listen_address="0.0.0.0")
+    host.set_up(exposed)
+    (Path(exposed.base_dir) / "host-settings.json").unlink()
+    host.artifact("0.1.0")
+    with pytest.raises(UsageError, match="listen: 0.0.0.0:8001 -> 127.0.0.1:8001"):
+        run_deploy(host, host.env("staging"), "0.1.0")
+    assert run_deploy(host, exposed, "0.1.0").outcome == "succeeded"
+    assert (Path(exposed.base_dir) / "host-settings.json").is_file(), "recorded from now on"
