@@ -11,12 +11,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from release import show
 from release.artifacts import contract, releasing
 from release.artifacts.artifact import contract_of
-from release.artifacts.store import DEFAULT_STORE, ReleaseInfo, Store, open_store
+from release.artifacts.store import DEFAULT_STORE, Store, open_store
 from release.errors import ReleaseError
 from release.hosts import backup, deploy, environments, promote, rollback, service, status
-from release.hosts.plan import Plan
 from release.hosts.units import render_units
 from release.progress import NoProgress, Progressable, TransferProgress
 
@@ -186,7 +186,7 @@ def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progr
         print(f"two builds of {same.commit} are identical ({same.version})")
         return 0
     if args.command == "list":
-        return _list(_store(args.store, ws).releases(), args.format)
+        return show.releases(_store(args.store, ws).releases(), args.format)
     if args.command == "status" and not args.env:
         return _status_all(ws, args.format)
     if args.command == "promote":
@@ -194,25 +194,9 @@ def _dispatch(args: argparse.Namespace, ws: releasing.Workspace, progress: Progr
     return _host_command(args, ws, progress)
 
 
-class PrintReporter:
-    """Steps with their durations, on stdout."""
-
-    def headline(self, message: str) -> None:
-        """The operation's first line."""
-        print(message, flush=True)
-
-    def step(self, name: str, seconds: float, detail: str = "") -> None:
-        """One finished step."""
-        print(f"  {name:<18} {seconds:6.2f} s  {detail}".rstrip(), flush=True)
-
-    def note(self, message: str) -> None:
-        """A remark."""
-        print(f"  · {message}", flush=True)
-
-
 def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: Progressable) -> int:
     env = environments.load(ws.root, args.env)
-    reporter = PrintReporter()
+    reporter = show.PrintReporter()
     started = time.monotonic()
     if args.command == "setup-host":
         # setup validates the settings with the service's own config (pydantic): load it only here.
@@ -232,7 +216,7 @@ def _host_command(args: argparse.Namespace, ws: releasing.Workspace, progress: P
             data = current.to_dict() if args.command == "status" else current.releases
             print(json.dumps(data, indent=2))
         else:
-            _print_status(current, releases_only=args.command == "releases")
+            show.env_status(current, releases_only=args.command == "releases")
         return 0 if current.healthy or args.command == "releases" else 1
     if args.command == "restart":
         which = service.restart(
@@ -256,7 +240,7 @@ def _backup_command(
     args: argparse.Namespace,
     ws: releasing.Workspace,
     env: environments.Environment,
-    reporter: PrintReporter,
+    reporter: show.PrintReporter,
     started: float,
 ) -> int:
     if args.command == "backup":
@@ -301,7 +285,7 @@ def _release_command(
     progress: Progressable,
 ) -> int:
     """deploy, plan and rollback: what puts a release live, or says what would."""
-    reporter = PrintReporter()
+    reporter = show.PrintReporter()
     started = time.monotonic()
     if args.command == "deploy":
         result = deploy.deploy(
@@ -325,7 +309,7 @@ def _release_command(
         if args.format == "json":
             print(json.dumps(ahead.to_dict(), indent=2))
         else:
-            _print_plan(ahead)
+            show.plan(ahead)
         return 0
     if args.command == "rollback":
         print(f"rolling back {env.name} on {env.host}")
@@ -345,21 +329,6 @@ def _release_command(
     raise AssertionError(args.command)
 
 
-def _print_plan(ahead: Plan) -> None:
-    first, *rest = ahead.header()
-    print(first)
-    for line in rest:
-        print(f"  {line}")
-    if ahead.deployed_by:
-        print(f"  running since {ahead.deployed_at}, deployed by {ahead.deployed_by}")
-    for commit in ahead.commits:
-        print(f"  commit {commit}")
-    for version, notes in ahead.changelog.items():
-        print(f"  ## {version}")
-        for line in notes.splitlines():
-            print(f"    {line}")
-
-
 def _promote(args: argparse.Namespace, ws: releasing.Workspace, progress: Progressable) -> int:
     source = environments.load(ws.root, args.source)
     target = environments.load(ws.root, args.target)
@@ -369,7 +338,7 @@ def _promote(args: argparse.Namespace, ws: releasing.Workspace, progress: Progre
         source,
         target,
         _store(args.store, ws),
-        reporter=PrintReporter(),
+        reporter=show.PrintReporter(),
         progress=progress,
         wait=args.wait,
         forced=(args.reason or "") if args.force else None,
@@ -389,80 +358,5 @@ def _status_all(ws: releasing.Workspace, output: str) -> int:
     if output == "json":
         print(json.dumps([row.to_dict() for row in rows], indent=2))
     else:
-        print(f"{'env':<9}{'version':<12}{'sha':<14}{'since':<26}{'by':<18}{'health':<10}behind")
-        for row in rows:
-            now = row.status
-            if now is None:
-                print(f"{row.env:<9}{'?':<12}{'-':<14}{'-':<26}{'-':<18}{'unknown':<10}{row.error}")
-                continue
-            health = "healthy" if now.healthy else "UNHEALTHY"
-            print(
-                f"{row.env:<9}{now.version or '-':<12}{(now.sha or '-')[:12]:<14}"
-                f"{now.deployed_at or '-':<26}{now.deployed_by or '-':<18}{health:<10}"
-                f"{row.behind or '-'}"
-            )
-            if now.problem:
-                print(f"{'':<9}{now.problem}")
-            if now.lock:
-                print(f"{'':<9}locked by {now.lock}")
+        show.overview(rows)
     return 0 if all(row.status and row.status.healthy for row in rows) else 1
-
-
-def _print_status(current: status.Status, *, releases_only: bool) -> None:
-    if not releases_only:
-        service_state = current.service
-        uptime = service_state.get("uptime_seconds")
-        print(f"env        {current.env} ({current.unit} on {current.host})")
-        print(f"current    {current.version or '-'} ({current.sha or 'none'})")
-        if current.deployed_at:
-            who = f"by {current.deployed_by} from {current.deployed_from}"
-            print(f"deployed   {current.deployed_at} {who}")
-        print(
-            f"service    {service_state.get('state')} ({service_state.get('sub_state')})"
-            + (f", up {uptime:.0f} s, pid {service_state.get('pid')}" if uptime is not None else "")
-        )
-        body = current.health.get("body")
-        answer = json.dumps(body) if body else f"no answer ({current.health.get('status')})"
-        print(f"health     {answer}")
-        print(
-            f"verdict    {'healthy' if current.healthy else 'NOT HEALTHY: ' + str(current.problem)}"
-        )
-        print(f"lock       {current.lock or 'free'}")
-        if current.leftovers:
-            print(
-                f"leftovers  {', '.join(current.leftovers)} "
-                "(an interrupted deploy; the next deploy removes them)"
-            )
-        for change in current.drift:
-            print(f"set-up     differs from this checkout's: {change} (APPLY=1 on the next deploy)")
-        print("releases")
-    if not current.releases:
-        print("  (none)")
-    for row in current.releases:
-        marker = "*" if row["state"] == "current" else " "
-        print(f"  {marker} {row['sha'][:12]}  {row['version']!s:<36} {row['state']}")
-
-
-def _list(infos: list[ReleaseInfo], fmt: str) -> int:
-    if fmt == "json":
-        # A release made outside this tool has no known commit: null, never a branch name.
-        rows = [{**asdict(info), "sha": info.sha or None} for info in infos]
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not infos:
-        print("no releases")
-        return 0
-    print(f"{'VERSION':<36} {'SHA':<12} {'BUILT':<21} {'SIZE':>10}")
-    for info in infos:
-        sha = info.sha[:12] or "-"
-        print(f"{info.version:<36} {sha:<12} {info.built_at:<21} {_size(info.size):>10}")
-    return 0
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024 or unit == "MiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
-        value /= 1024
-    return f"{size} B"

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from helionyx.domain.projections import read_model_path
 from release.agent.checksums import sha256_file
@@ -26,11 +27,15 @@ from release.agent.serve import handle
 from release.agent.settings import read_env_file
 from release.agent.system import Probe
 from release.artifacts.artifact import FileEntry, Manifest, artifact_files, write_manifest
+from release.artifacts.releasing import Workspace
 from release.artifacts.store import DirStore
 from release.hosts.bundle import AGENT_BUNDLE
+from release.hosts.deploy import DeployResult, deploy
 from release.hosts.environments import Environment, load
+from release.hosts.promote import promote
 from release.hosts.remote import Result
 from release.hosts.setup import fill_settings, setup_host
+from release.progress import NoProgress
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "in-process-token-0123456789abcdef"
@@ -279,6 +284,36 @@ class PretendHost:
         self.system.add(env)
         self.known[name] = env
         return env
+
+    def deploy(
+        self, env: Environment, version: str, notes: Notes | None = None, **options: Any
+    ) -> DeployResult:
+        """`make deploy` through the real operator code and this host's transport."""
+        return deploy(
+            Workspace(self.workspace),
+            env,
+            version,
+            self.store,
+            reporter=notes or Notes(),
+            progress=NoProgress(),
+            remote_factory=self.remote,
+            peer=self.peer,
+            **options,
+        )
+
+    def promote(self, source: Environment, target: Environment, **options: Any) -> DeployResult:
+        """`make promote` through the real operator code and this host's transport."""
+        return promote(
+            Workspace(self.workspace),
+            source,
+            target,
+            self.store,
+            reporter=Notes(),
+            progress=NoProgress(),
+            remote_factory=self.remote,
+            peer=self.peer,
+            **options,
+        )
 
     def peer(self, name: str) -> Environment:
         """An env made here, by name (how the staging gate finds the env it requires)."""

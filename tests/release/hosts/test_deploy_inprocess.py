@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 
 from release.agent.protocol import FAILED, FINISH, NOOP, ROLLED_BACK, SUCCEEDED, DataContract
-from release.artifacts.releasing import Workspace
 from release.errors import LockHeld, NotFound, NotSetUp, OperationFailed, UsageError
-from release.hosts.deploy import deploy
 from release.hosts.environments import Environment
-from release.hosts.promote import promote
 from release.hosts.rollback import rollback
 from release.hosts.service import restart, stop, unlock
 from release.hosts.status import read_all, read_status
 from release.hosts.units import render_units
-from release.progress import NoProgress
 from tests.helionyx.telegram.botapi_standin import serving as botapi_serving
 from tests.release.inprocess import Notes, PretendHost, pretend_host
 
@@ -36,26 +32,13 @@ def dev(host: PretendHost) -> Environment:
     return env
 
 
-def run_deploy(host: PretendHost, env: Environment, version: str, notes: Notes | None = None):  # type: ignore[no-untyped-def]
-    return deploy(
-        Workspace(host.workspace),
-        env,
-        version,
-        host.store,
-        reporter=notes or Notes(),
-        progress=NoProgress(),
-        remote_factory=host.remote,
-        peer=host.peer,
-    )
-
-
 def finishes(host: PretendHost, env: Environment) -> list[dict[str, object]]:
     return [r for r in host.log(env) if r["step"] == FINISH]
 
 
 def test_a_deploy_builds_flips_and_records_it(host: PretendHost, dev: Environment) -> None:
     sha = host.artifact("0.1.0")
-    done = run_deploy(host, dev, "0.1.0")
+    done = host.deploy(dev, "0.1.0")
     assert (done.outcome, done.sha) == (SUCCEEDED, sha)
     assert host.current(dev) == sha
     assert host.system.services[dev.unit].serving == ("0.1.0", sha)
@@ -66,8 +49,8 @@ def test_a_deploy_builds_flips_and_records_it(host: PretendHost, dev: Environmen
 
 def test_a_second_deploy_keeps_the_first_as_previous(host: PretendHost, dev: Environment) -> None:
     first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
-    run_deploy(host, dev, "0.1.0")
-    run_deploy(host, dev, "0.2.0")
+    host.deploy(dev, "0.1.0")
+    host.deploy(dev, "0.2.0")
     assert host.current(dev) == second
     assert (Path(dev.base_dir) / "previous").readlink().name == first
 
@@ -76,9 +59,9 @@ def test_identical_files_are_linked_from_the_donor_not_sent(
     host: PretendHost, dev: Environment
 ) -> None:
     first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     notes = Notes()
-    run_deploy(host, dev, "0.2.0", notes)
+    host.deploy(dev, "0.2.0", notes)
     releases = Path(dev.base_dir) / "releases"
     lock_now, lock_before = (
         releases / second / "requirements.lock",
@@ -92,9 +75,9 @@ def test_redeploying_what_runs_is_a_no_op_that_still_prunes(
     host: PretendHost, dev: Environment
 ) -> None:
     sha = host.artifact("0.1.0")
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     restarts = host.system.services[dev.unit].restarts
-    done = run_deploy(host, dev, "0.1.0")
+    done = host.deploy(dev, "0.1.0")
     assert done.outcome == NOOP
     assert host.system.services[dev.unit].restarts == restarts, "nothing was restarted"
     assert finishes(host, dev)[-1]["outcome"] == NOOP
@@ -106,9 +89,9 @@ def test_a_release_that_fails_its_health_gate_is_rolled_back_on_the_host(
 ) -> None:
     good, bad = host.artifact("0.1.0"), host.artifact("0.2.0")
     host.system.broken.add(bad)
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     with pytest.raises(OperationFailed, match="rolled back to") as failed:
-        run_deploy(host, dev, "0.2.0")
+        host.deploy(dev, "0.2.0")
     assert failed.value.details == (f"{dev.unit}: deliberately broken release",)
     assert host.current(dev) == good
     assert host.system.services[dev.unit].serving == ("0.1.0", good)
@@ -122,17 +105,17 @@ def test_a_first_release_that_cannot_start_fails_with_nothing_to_go_back_to(
     bad = host.artifact("0.1.0")
     host.system.broken.add(bad)
     with pytest.raises(OperationFailed, match="no previous release to roll back to"):
-        run_deploy(host, dev, "0.1.0")
+        host.deploy(dev, "0.1.0")
     assert finishes(host, dev)[-1]["outcome"] == FAILED
 
 
 def test_a_failed_smoke_check_changes_nothing_live(host: PretendHost, dev: Environment) -> None:
     good, bad = host.artifact("0.1.0"), host.artifact("0.2.0")
     host.system.unconfigurable.add(bad)
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     restarts = host.system.services[dev.unit].restarts
     with pytest.raises(Exception, match="smoke check"):
-        run_deploy(host, dev, "0.2.0")
+        host.deploy(dev, "0.2.0")
     assert host.current(dev) == good
     assert host.system.services[dev.unit].restarts == restarts
     assert bad not in host.releases(dev), "no half-built release is left"
@@ -149,7 +132,7 @@ def test_an_unknown_version_is_refused_before_anything_is_announced(
     before = host.log(dev) if (Path(dev.base_dir) / "deploy-log.jsonl").exists() else []
     dialled = len(host.remotes)
     with pytest.raises(NotFound, match="unknown version '9.9.9'"):
-        run_deploy(host, dev, "9.9.9", notes)
+        host.deploy(dev, "9.9.9", notes)
     assert notes.lines == [], "not even the headline"
     assert len(host.remotes) == dialled, "no connection was made"
     assert (host.log(dev) if before else []) == before
@@ -160,14 +143,14 @@ def test_a_dev_build_is_refused_where_only_tags_go(host: PretendHost) -> None:
     host.set_up(live)
     host.artifact("0.1.1.dev3", tag=False)
     with pytest.raises(UsageError, match="unpublished dev build"):
-        run_deploy(host, live, "0.1.1.dev3")
+        host.deploy(live, "0.1.1.dev3")
     assert host.current(live) is None
 
 
 def test_an_env_never_set_up_is_refused_in_one_line(host: PretendHost) -> None:
     host.artifact("0.1.0")
     with pytest.raises(NotSetUp, match="make setup-host ENV=staging"):
-        run_deploy(host, host.env("staging"), "0.1.0")
+        host.deploy(host.env("staging"), "0.1.0")
 
 
 def test_a_held_lock_refuses_and_changes_nothing(host: PretendHost, dev: Environment) -> None:
@@ -177,7 +160,7 @@ def test_a_held_lock_refuses_and_changes_nothing(host: PretendHost, dev: Environ
     holder = '{"holder": "ops@elsewhere", "host": "elsewhere", "pid": 1, "command": "deploy",'
     (lock / "holder.json").write_text(holder + ' "started_at": "now", "token": "t"}')
     with pytest.raises(LockHeld, match="ops@elsewhere"):
-        run_deploy(host, dev, "0.1.0")
+        host.deploy(dev, "0.1.0")
     assert host.current(dev) is None
     assert lock.is_dir(), "somebody else's lock stays"
 
@@ -205,15 +188,15 @@ def test_a_lock_left_by_a_dead_process_here_is_broken_with_a_notice(
         '"command": "deploy", "started_at": "then", "token": "old"}'
     )
     notes = Notes()
-    run_deploy(host, dev, "0.1.0", notes)
+    host.deploy(dev, "0.1.0", notes)
     assert host.current(dev) == sha
     assert any(line.startswith("removed a stale lock") for line in notes.lines)
 
 
 def test_rollback_goes_to_the_previous_good_release(host: PretendHost, dev: Environment) -> None:
     first, _ = host.artifact("0.1.0"), host.artifact("0.2.0")
-    run_deploy(host, dev, "0.1.0")
-    run_deploy(host, dev, "0.2.0")
+    host.deploy(dev, "0.1.0")
+    host.deploy(dev, "0.2.0")
     done = rollback(host.workspace, dev, None, Notes(), host.remote)
     assert (done.outcome, done.sha) == (SUCCEEDED, first)
     assert host.current(dev) == first
@@ -223,10 +206,10 @@ def test_rollback_goes_to_the_previous_good_release(host: PretendHost, dev: Envi
 def test_rollback_skips_a_release_that_failed(host: PretendHost, dev: Environment) -> None:
     first, second, third = (host.artifact(v) for v in ("0.1.0", "0.2.0", "0.3.0"))
     host.system.broken.add(second)
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     with pytest.raises(OperationFailed):
-        run_deploy(host, dev, "0.2.0")
-    run_deploy(host, dev, "0.3.0")
+        host.deploy(dev, "0.2.0")
+    host.deploy(dev, "0.3.0")
     done = rollback(host.workspace, dev, None, Notes(), host.remote)
     assert done.sha == first, "0.2.0 failed its gate: never a rollback target"
     assert third in host.releases(dev)
@@ -240,14 +223,14 @@ def test_rollback_to_a_named_version_tag_or_sha_prefix(
     for version in ("0.2.0", "0.3.0"):
         host.artifact(version)
     for version in ("0.1.0", "0.2.0", "0.3.0"):
-        run_deploy(host, dev, version)
+        host.deploy(dev, version)
     assert first.startswith("0100100")
     assert rollback(host.workspace, dev, ref, Notes(), host.remote).sha == first
 
 
 def test_rollback_with_nowhere_to_go_changes_nothing(host: PretendHost, dev: Environment) -> None:
     host.artifact("0.1.0")
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     log = host.log(dev)
     with pytest.raises(UsageError, match="no previous good release"):
         rollback(host.workspace, dev, None, Notes(), host.remote)
@@ -260,8 +243,8 @@ def test_a_rollback_target_that_cannot_start_restores_the_running_release(
     host: PretendHost, dev: Environment
 ) -> None:
     first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
-    run_deploy(host, dev, "0.1.0")
-    run_deploy(host, dev, "0.2.0")
+    host.deploy(dev, "0.1.0")
+    host.deploy(dev, "0.2.0")
     host.system.broken.add(first)
     with pytest.raises(OperationFailed, match=f"restored {second[:12]}"):
         rollback(host.workspace, dev, None, Notes(), host.remote)
@@ -275,7 +258,7 @@ def test_retention_keeps_the_newest_and_never_current_or_previous(
     versions = [f"0.{n}.0" for n in range(1, 7)]
     shas = [host.artifact(v) for v in versions]
     for version in versions:
-        run_deploy(host, dev, version)
+        host.deploy(dev, version)
     assert host.releases(dev) == set(shas[-dev.keep_releases :])
     assert host.current(dev) == shas[-1]
 
@@ -288,13 +271,13 @@ def test_a_failed_release_goes_before_older_good_ones(host: PretendHost) -> None
     host.system.broken.add(shas[1])
     for version in versions:
         with contextlib.suppress(OperationFailed):
-            run_deploy(host, env, version)
+            host.deploy(env, version)
     assert host.releases(env) == {shas[0], shas[2], shas[3]}, "0.2.0 failed: first to go"
 
 
 def test_restart_and_stop_are_recorded(host: PretendHost, dev: Environment) -> None:
     host.artifact("0.1.0")
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     assert restart(host.workspace, dev, Notes(), host.remote).startswith("0.1.0")
     stop(dev, Notes(), host.remote)
     assert host.system.services[dev.unit].active == "inactive"
@@ -304,7 +287,7 @@ def test_restart_and_stop_are_recorded(host: PretendHost, dev: Environment) -> N
 
 def test_status_tells_the_truth_after_a_stop(host: PretendHost, dev: Environment) -> None:
     sha = host.artifact("0.1.0")
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     healthy = read_status(dev, host.remote)
     assert (healthy.healthy, healthy.sha, healthy.version) == (True, sha, "0.1.0")
     assert healthy.deployed_by is not None
@@ -337,8 +320,8 @@ def test_rollback_to_a_release_that_cannot_read_the_log_is_refused(
 ) -> None:
     host.artifact("0.1.0")
     host.artifact("0.2.0", contract=reads_notes(2))
-    run_deploy(host, dev, "0.1.0")
-    run_deploy(host, dev, "0.2.0")
+    host.deploy(dev, "0.1.0")
+    host.deploy(dev, "0.2.0")
     host.write_events(dev, ("NoteCaptured", 1), ("NoteCaptured", 2))
     log = host.log(dev)
     with pytest.raises(UsageError) as refused:
@@ -356,8 +339,8 @@ def test_a_forced_rollback_needs_a_reason_and_records_it(
 ) -> None:
     first = host.artifact("0.1.0")
     host.artifact("0.2.0", contract=reads_notes(2))
-    run_deploy(host, dev, "0.1.0")
-    run_deploy(host, dev, "0.2.0")
+    host.deploy(dev, "0.1.0")
+    host.deploy(dev, "0.2.0")
     host.write_events(dev, ("NoteCaptured", 2))
     with pytest.raises(UsageError, match="needs a reason"):
         rollback(host.workspace, dev, None, Notes(), host.remote, forced=" ")
@@ -370,8 +353,8 @@ def test_a_forced_rollback_needs_a_reason_and_records_it(
 def test_a_log_the_target_can_read_rolls_back_as_ever(host: PretendHost, dev: Environment) -> None:
     first = host.artifact("0.1.0", contract=reads_notes(2))
     host.artifact("0.2.0", contract=reads_notes(2))
-    run_deploy(host, dev, "0.1.0")
-    run_deploy(host, dev, "0.2.0")
+    host.deploy(dev, "0.1.0")
+    host.deploy(dev, "0.2.0")
     host.write_events(dev, ("NoteCaptured", 2))
     assert rollback(host.workspace, dev, None, Notes(), host.remote).sha == first
 
@@ -382,12 +365,12 @@ def test_no_automatic_rollback_to_a_release_that_cannot_read_the_log(
     first = host.artifact("0.1.0")
     broken = host.artifact("0.2.0", contract=reads_notes(2))
     host.system.broken.add(broken)
-    run_deploy(host, dev, "0.1.0")
+    host.deploy(dev, "0.1.0")
     host.write_events(dev, ("NoteCaptured", 2))  # e.g. written by a release rolled back by force
     with pytest.raises(
         OperationFailed, match="not rolled back: 0.1.0 .* cannot read the event log"
     ):
-        run_deploy(host, dev, "0.2.0")
+        host.deploy(dev, "0.2.0")
     assert host.current(dev) == broken, "left where it is, for the operator to roll forward"
     assert first in host.releases(dev)
 
@@ -424,14 +407,10 @@ class ReleasingNotes(Notes):
 def test_with_wait_a_deploy_queues_behind_a_held_lock(host: PretendHost, dev: Environment) -> None:
     sha = host.artifact("0.1.0")
     notes = ReleasingNotes(hold_lock(dev))
-    done = deploy(
-        Workspace(host.workspace),
+    done = host.deploy(
         dev,
         "0.1.0",
-        host.store,
-        reporter=notes,
-        progress=NoProgress(),
-        remote_factory=host.remote,
+        notes,
         wait=30,
     )
     assert done.sha == sha and host.current(dev) == sha
@@ -449,14 +428,10 @@ def test_a_wait_that_runs_out_is_refused_with_the_holder(
     host.artifact("0.1.0")
     lock = hold_lock(dev)
     with pytest.raises(LockHeld, match=r"ops@other .*\(still, after waiting 0.3 s\)"):
-        deploy(
-            Workspace(host.workspace),
+        host.deploy(
             dev,
             "0.1.0",
-            host.store,
-            reporter=Notes(),
-            progress=NoProgress(),
-            remote_factory=host.remote,
+            Notes(),
             wait=0.3,
         )
     assert lock.is_dir() and host.current(dev) is None
@@ -467,9 +442,9 @@ def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
     for env in envs[1:]:
         host.set_up(env)
     first, second = host.artifact("0.1.0"), host.artifact("0.2.0")
-    run_deploy(host, envs[1], "0.1.0")
-    run_deploy(host, envs[2], "0.1.0")
-    run_deploy(host, envs[1], "0.2.0")
+    host.deploy(envs[1], "0.1.0")
+    host.deploy(envs[2], "0.1.0")
+    host.deploy(envs[1], "0.2.0")
     rows = {row.env: row for row in read_all(host.workspace, envs, host.remote)}
     dev = rows["dev"].status
     assert dev is not None and not dev.healthy and dev.problem == "nothing is deployed"
@@ -477,7 +452,7 @@ def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
     assert rows["live"].status is not None and rows["live"].status.sha == first
     assert rows["live"].behind == "differs from staging", "no repository here to count commits"
     assert rows["staging"].behind is None, "staging is promoted from nothing"
-    run_deploy(host, envs[2], "0.2.0")
+    host.deploy(envs[2], "0.2.0")
     again = {row.env: row for row in read_all(host.workspace, envs, host.remote)}
     assert again["live"].behind == "same as staging"
 
@@ -501,16 +476,12 @@ def test_live_refuses_what_staging_never_ran_unless_forced(
         match="live takes only what staging verified: 010010010010 "
         "was never deployed to staging successfully",
     ):
-        run_deploy(host, live, "0.1.0")
+        host.deploy(live, "0.1.0")
     assert host.current(live) is None
-    done = deploy(
-        Workspace(host.workspace),
+    done = host.deploy(
         live,
         "0.1.0",
-        host.store,
-        reporter=Notes(),
-        progress=NoProgress(),
-        remote_factory=host.remote,
+        Notes(),
         forced="hotfix, staging is down",
     )
     assert done.sha == sha
@@ -524,29 +495,11 @@ def test_promote_moves_what_staging_serves_to_live(
 ) -> None:
     staging, live = gated
     sha = host.artifact("0.1.0")
-    run_deploy(host, staging, "0.1.0")
-    done = promote(
-        Workspace(host.workspace),
-        staging,
-        live,
-        host.store,
-        reporter=Notes(),
-        progress=NoProgress(),
-        remote_factory=host.remote,
-        peer=host.peer,
-    )
+    host.deploy(staging, "0.1.0")
+    done = host.promote(staging, live)
     assert (done.outcome, done.sha) == ("succeeded", sha) and host.current(live) == sha
     assert finishes(host, live)[-1]["promoted_from"] == "staging"
-    again = promote(
-        Workspace(host.workspace),
-        staging,
-        live,
-        host.store,
-        reporter=Notes(),
-        progress=NoProgress(),
-        remote_factory=host.remote,
-        peer=host.peer,
-    )
+    again = host.promote(staging, live)
     assert again.outcome == "noop"
 
 
@@ -555,29 +508,11 @@ def test_promote_refuses_an_unhealthy_source_or_a_dev_build(
 ) -> None:
     staging, live = gated
     with pytest.raises(UsageError, match="staging is not healthy \\(nothing is deployed\\)"):
-        promote(
-            Workspace(host.workspace),
-            staging,
-            live,
-            host.store,
-            reporter=Notes(),
-            progress=NoProgress(),
-            remote_factory=host.remote,
-            peer=host.peer,
-        )
+        host.promote(staging, live)
     host.artifact("0.1.1.dev2", tag=False)
-    run_deploy(host, host.env("staging", allow_dev_builds=True), "0.1.1.dev2")
+    host.deploy(host.env("staging", allow_dev_builds=True), "0.1.1.dev2")
     with pytest.raises(UsageError, match="staging runs an unpublished dev build"):
-        promote(
-            Workspace(host.workspace),
-            staging,
-            live,
-            host.store,
-            reporter=Notes(),
-            progress=NoProgress(),
-            remote_factory=host.remote,
-            peer=host.peer,
-        )
+        host.promote(staging, live)
     assert host.current(live) is None
 
 
@@ -594,10 +529,10 @@ def test_a_release_that_turns_bad_during_the_watch_is_rolled_back(
     env = host.env("staging", watch=0.5)
     host.set_up(env)
     good, bad = host.artifact("0.1.0"), host.artifact("0.2.0")
-    run_deploy(host, env, "0.1.0")
+    host.deploy(env, "0.1.0")
     getattr(host.system, trouble).add(bad)
     with pytest.raises(OperationFailed, match=re.escape(reason)):
-        run_deploy(host, env, "0.2.0")
+        host.deploy(env, "0.2.0")
     assert host.current(env) == good
     last = finishes(host, env)[-1]
     assert (last["sha"], last["outcome"]) == (bad, "rolled_back")
@@ -608,7 +543,7 @@ def test_a_release_that_stays_good_through_the_watch_stays(host: PretendHost) ->
     env = host.env("staging", watch=0.5)
     host.set_up(env)
     sha = host.artifact("0.1.0")
-    assert run_deploy(host, env, "0.1.0").outcome == "succeeded"
+    assert host.deploy(env, "0.1.0").outcome == "succeeded"
     assert host.current(env) == sha
 
 
@@ -622,23 +557,18 @@ def test_a_deploy_never_changes_the_hosts_set_up_silently(host: PretendHost) -> 
     socket_file = host.system.units_dir / f"{plain.unit}.socket"
     before = socket_file.read_text()
     with pytest.raises(UsageError) as refused:
-        run_deploy(host, plain, "0.1.0")
+        host.deploy(plain, "0.1.0")
     assert str(refused.value).startswith(
         "staging on node1 is set up with other settings: listen: 0.0.0.0:8001 -> 127.0.0.1:8001"
     )
     assert "APPLY=1" in str(refused.value)
     assert socket_file.read_text() == before and host.current(plain) is None
-    assert run_deploy(host, exposed, "0.1.0").outcome == "succeeded", "as set up: fine"
+    assert host.deploy(exposed, "0.1.0").outcome == "succeeded", "as set up: fine"
     calls = len(host.system.systemctl_calls)
-    done = deploy(
-        Workspace(host.workspace),
+    done = host.deploy(
         plain,
         "0.2.0",
-        host.store,
-        reporter=Notes(),
-        progress=NoProgress(),
-        remote_factory=host.remote,
-        peer=host.peer,
+        Notes(),
         apply_units=True,
     )
     assert done.sha == sha
@@ -672,8 +602,8 @@ def test_a_deploy_and_a_rollback_are_announced_in_the_envs_chat(
         monkeypatch.setenv("HELIONYX_NOTIFY_BOT_TOKEN", NOTIFY_TOKEN)
         monkeypatch.setenv("TELEGRAM_API_URL", telegram.base_url)
         monkeypatch.setenv("DEPLOY_OPERATOR", "ops@laptop")
-        run_deploy(host, env, "0.1.0")
-        run_deploy(host, env, "0.2.0")
+        host.deploy(env, "0.1.0")
+        host.deploy(env, "0.2.0")
         rollback(host.workspace, env, None, Notes(), host.remote)
         sent = telegram.replies_to(-100777)
     assert [re.sub(r", [\d.]+ s$", "", text) for text in sent] == [
@@ -694,7 +624,7 @@ def test_a_failed_notification_is_one_warning_and_the_deploy_stands(
         telegram.fail_sending(403, "Forbidden: bot was kicked from the group chat")
         monkeypatch.setenv("HELIONYX_NOTIFY_BOT_TOKEN", NOTIFY_TOKEN)
         monkeypatch.setenv("TELEGRAM_API_URL", telegram.base_url)
-        done = run_deploy(host, env, "0.1.0", notes)
+        done = host.deploy(env, "0.1.0", notes)
     assert done.sha == sha and host.current(env) == sha
     assert notes.lines[-1] == (
         "the notification to chat -100777 failed "
@@ -710,7 +640,7 @@ def test_without_a_token_nothing_is_sent_and_it_says_so(
     host.artifact("0.1.0")
     monkeypatch.delenv("HELIONYX_NOTIFY_BOT_TOKEN", raising=False)
     notes = Notes()
-    run_deploy(host, env, "0.1.0", notes)
+    host.deploy(env, "0.1.0", notes)
     assert notes.lines[-1] == (
         "staging notifies chat -100777, but HELIONYX_NOTIFY_BOT_TOKEN is not set; nothing sent"
     )
@@ -724,6 +654,6 @@ def test_a_host_set_up_before_settings_were_recorded_is_judged_by_its_socket(
     (Path(exposed.base_dir) / "host-settings.json").unlink()
     host.artifact("0.1.0")
     with pytest.raises(UsageError, match="listen: 0.0.0.0:8001 -> 127.0.0.1:8001"):
-        run_deploy(host, host.env("staging"), "0.1.0")
-    assert run_deploy(host, exposed, "0.1.0").outcome == "succeeded"
+        host.deploy(host.env("staging"), "0.1.0")
+    assert host.deploy(exposed, "0.1.0").outcome == "succeeded"
     assert (Path(exposed.base_dir) / "host-settings.json").is_file(), "recorded from now on"

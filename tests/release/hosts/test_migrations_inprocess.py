@@ -10,7 +10,7 @@ import pytest
 from release.agent.protocol import FINISH, DataContract
 from release.artifacts.releasing import Workspace
 from release.errors import UsageError
-from release.hosts.deploy import DeployResult, deploy, preview
+from release.hosts.deploy import preview
 from release.hosts.environments import Environment
 from release.hosts.rollback import rollback
 from release.progress import NoProgress
@@ -37,21 +37,6 @@ def dev(host: PretendHost) -> Environment:
     return env
 
 
-def run_deploy(
-    host: PretendHost, env: Environment, version: str, *, migrate: bool = False
-) -> DeployResult:
-    return deploy(
-        Workspace(host.workspace),
-        env,
-        version,
-        host.store,
-        reporter=Notes(),
-        progress=NoProgress(),
-        remote_factory=host.remote,
-        migrate=migrate,
-    )
-
-
 def read_models(env: Environment) -> list[str]:
     return sorted(p.name for p in (Path(env.data_dir) / "projections").glob("*.db"))
 
@@ -63,10 +48,10 @@ def finish(host: PretendHost, env: Environment) -> dict[str, object]:
 def test_a_release_that_needs_a_new_read_model_is_refused_without_migrate(
     host: PretendHost, dev: Environment
 ) -> None:
-    run_deploy(host, dev, "1.0.0")
+    host.deploy(dev, "1.0.0")
     before = tree_listing(Path(dev.base_dir), Path(dev.data_dir))
     with pytest.raises(UsageError) as refused:
-        run_deploy(host, dev, "2.0.0")
+        host.deploy(dev, "2.0.0")
     assert str(refused.value).startswith("2.0.0 needs a new read model (projections schema 1 -> 2)")
     assert "MIGRATE=1" in str(refused.value)
     assert tree_listing(Path(dev.base_dir), Path(dev.data_dir)) == before, "host untouched"
@@ -75,8 +60,8 @@ def test_a_release_that_needs_a_new_read_model_is_refused_without_migrate(
 def test_with_migrate_the_read_model_is_built_beside_the_one_in_use(
     host: PretendHost, dev: Environment
 ) -> None:
-    run_deploy(host, dev, "1.0.0")
-    done = run_deploy(host, dev, "2.0.0", migrate=True)
+    host.deploy(dev, "1.0.0")
+    done = host.deploy(dev, "2.0.0", migrate=True)
     assert done.outcome == "succeeded"
     assert read_models(dev) == ["projections.db", "projections.v2.db"], "v1's is kept"
     record = finish(host, dev)
@@ -88,8 +73,8 @@ def test_rolling_back_needs_no_migration_its_read_model_is_still_there(
     host: PretendHost, dev: Environment
 ) -> None:
     first = host.artifact("0.9.0", contract=V1)
-    run_deploy(host, dev, "0.9.0")
-    run_deploy(host, dev, "2.0.0", migrate=True)
+    host.deploy(dev, "0.9.0")
+    host.deploy(dev, "2.0.0", migrate=True)
     ran = len(host.system.ran)
     assert rollback(host.workspace, dev, None, Notes(), host.remote).sha == first
     assert not any("rebuild-projections" in a for a in host.system.ran[ran:]), "no rebuild"
@@ -98,15 +83,15 @@ def test_rolling_back_needs_no_migration_its_read_model_is_still_there(
 def test_going_forward_again_reuses_the_read_model_on_disk(
     host: PretendHost, dev: Environment
 ) -> None:
-    run_deploy(host, dev, "1.0.0")
-    run_deploy(host, dev, "2.0.0", migrate=True)
+    host.deploy(dev, "1.0.0")
+    host.deploy(dev, "2.0.0", migrate=True)
     rollback(host.workspace, dev, None, Notes(), host.remote)
     # 2.0.0's read model is still there: it catches up from the log when 2.0.0 starts.
-    assert run_deploy(host, dev, "2.0.0").outcome in ("succeeded", "noop")
+    assert host.deploy(dev, "2.0.0").outcome in ("succeeded", "noop")
 
 
 def test_a_first_deploy_needs_no_migration(host: PretendHost, dev: Environment) -> None:
-    assert run_deploy(host, dev, "2.0.0").outcome == "succeeded"
+    assert host.deploy(dev, "2.0.0").outcome == "succeeded"
 
 
 def test_a_read_model_goes_only_when_no_kept_release_uses_it(host: PretendHost) -> None:
@@ -115,12 +100,12 @@ def test_a_read_model_goes_only_when_no_kept_release_uses_it(host: PretendHost) 
     host.artifact("1.0.0", contract=V1)
     for number in range(1, 4):
         host.artifact(f"2.{number}.0", contract=V2)
-    run_deploy(host, env, "1.0.0")
-    run_deploy(host, env, "2.1.0", migrate=True)
+    host.deploy(env, "1.0.0")
+    host.deploy(env, "2.1.0", migrate=True)
     assert read_models(env) == ["projections.db", "projections.v2.db"]
-    run_deploy(host, env, "2.2.0")
+    host.deploy(env, "2.2.0")
     assert read_models(env) == ["projections.db", "projections.v2.db"], "1.0.0 is still kept"
-    run_deploy(host, env, "2.3.0")
+    host.deploy(env, "2.3.0")
     assert read_models(env) == ["projections.v2.db"], "1.0.0 pruned, and its read model"
 
 
@@ -128,7 +113,7 @@ def test_the_plan_says_what_a_migrating_deploy_would_do(
     host: PretendHost, dev: Environment
 ) -> None:
     first = host.artifact("0.9.0", contract=V1)
-    run_deploy(host, dev, "0.9.0")
+    host.deploy(dev, "0.9.0")
     host.write_events(dev, ("NoteCaptured", 1), ("NoteCaptured", 1))
     before = tree_listing(Path(dev.base_dir), Path(dev.data_dir))
     plan = preview(
@@ -151,7 +136,7 @@ def test_the_plan_says_what_a_migrating_deploy_would_do(
 def test_the_plan_says_when_rolling_back_would_not_be_safe(
     host: PretendHost, dev: Environment
 ) -> None:
-    run_deploy(host, dev, "2.0.0")
+    host.deploy(dev, "2.0.0")
     plan = preview(
         Workspace(host.workspace),
         dev,

@@ -1,0 +1,121 @@
+"""How the CLI shows results: step lines, the plan, status screens and release lists."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from release.artifacts.store import ReleaseInfo
+from release.hosts import status
+from release.hosts.plan import Plan
+
+
+class PrintReporter:
+    """Steps with their durations, on stdout."""
+
+    def headline(self, message: str) -> None:
+        """The operation's first line."""
+        print(message, flush=True)
+
+    def step(self, name: str, seconds: float, detail: str = "") -> None:
+        """One finished step."""
+        print(f"  {name:<18} {seconds:6.2f} s  {detail}".rstrip(), flush=True)
+
+    def note(self, message: str) -> None:
+        """A remark."""
+        print(f"  · {message}", flush=True)
+
+
+def plan(ahead: Plan) -> None:
+    first, *rest = ahead.header()
+    print(first)
+    for line in rest:
+        print(f"  {line}")
+    if ahead.deployed_by:
+        print(f"  running since {ahead.deployed_at}, deployed by {ahead.deployed_by}")
+    for commit in ahead.commits:
+        print(f"  commit {commit}")
+    for version, notes in ahead.changelog.items():
+        print(f"  ## {version}")
+        for line in notes.splitlines():
+            print(f"    {line}")
+
+
+def env_status(current: status.Status, *, releases_only: bool) -> None:
+    if not releases_only:
+        service_state = current.service
+        uptime = service_state.get("uptime_seconds")
+        print(f"env        {current.env} ({current.unit} on {current.host})")
+        print(f"current    {current.version or '-'} ({current.sha or 'none'})")
+        if current.deployed_at:
+            who = f"by {current.deployed_by} from {current.deployed_from}"
+            print(f"deployed   {current.deployed_at} {who}")
+        print(
+            f"service    {service_state.get('state')} ({service_state.get('sub_state')})"
+            + (f", up {uptime:.0f} s, pid {service_state.get('pid')}" if uptime is not None else "")
+        )
+        body = current.health.get("body")
+        answer = json.dumps(body) if body else f"no answer ({current.health.get('status')})"
+        print(f"health     {answer}")
+        print(
+            f"verdict    {'healthy' if current.healthy else 'NOT HEALTHY: ' + str(current.problem)}"
+        )
+        print(f"lock       {current.lock or 'free'}")
+        if current.leftovers:
+            print(
+                f"leftovers  {', '.join(current.leftovers)} "
+                "(an interrupted deploy; the next deploy removes them)"
+            )
+        for change in current.drift:
+            print(f"set-up     differs from this checkout's: {change} (APPLY=1 on the next deploy)")
+        print("releases")
+    if not current.releases:
+        print("  (none)")
+    for row in current.releases:
+        marker = "*" if row["state"] == "current" else " "
+        print(f"  {marker} {row['sha'][:12]}  {row['version']!s:<36} {row['state']}")
+
+
+def releases(infos: list[ReleaseInfo], fmt: str) -> int:
+    if fmt == "json":
+        # A release made outside this tool has no known commit: null, never a branch name.
+        rows = [{**asdict(info), "sha": info.sha or None} for info in infos]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not infos:
+        print("no releases")
+        return 0
+    print(f"{'VERSION':<36} {'SHA':<12} {'BUILT':<21} {'SIZE':>10}")
+    for info in infos:
+        sha = info.sha[:12] or "-"
+        print(f"{info.version:<36} {sha:<12} {info.built_at:<21} {size(info.size):>10}")
+    return 0
+
+
+def size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024 or unit == "MiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1024
+    return f"{size} B"
+
+
+def overview(rows: list[status.Overview]) -> None:
+    """`make status` without ENV: one line per env."""
+    print(f"{'env':<9}{'version':<12}{'sha':<14}{'since':<26}{'by':<18}{'health':<10}behind")
+    for row in rows:
+        now = row.status
+        if now is None:
+            print(f"{row.env:<9}{'?':<12}{'-':<14}{'-':<26}{'-':<18}{'unknown':<10}{row.error}")
+            continue
+        health = "healthy" if now.healthy else "UNHEALTHY"
+        print(
+            f"{row.env:<9}{now.version or '-':<12}{(now.sha or '-')[:12]:<14}"
+            f"{now.deployed_at or '-':<26}{now.deployed_by or '-':<18}{health:<10}"
+            f"{row.behind or '-'}"
+        )
+        if now.problem:
+            print(f"{'':<9}{now.problem}")
+        if now.lock:
+            print(f"{'':<9}locked by {now.lock}")
