@@ -148,7 +148,8 @@ rollback: $(STAMP) ## point ENV back at the previous good release (or TO=version
 
 .PHONY: status
 status: $(STAMP) ## what ENV runs, who deployed it, health, releases; without ENV every env on one screen (FORMAT=json)
-	@$(RELEASE) status $(if $(ENV),--env "$(ENV)") --format "$(FORMAT)"
+	@# ENV's default (dev) does not count here: without ENV on the command line, every env.
+	@$(RELEASE) status $(if $(filter file,$(origin ENV)),,--env "$(ENV)") --format "$(FORMAT)"
 
 .PHONY: releases
 releases: $(STAMP) ## releases on ENV's host, marked current/previous/failed (FORMAT=json)
