@@ -7,7 +7,7 @@ import json
 import time
 
 from . import contract, deploylog, units
-from .errors import AgentError
+from .errors import AgentError, WatchCut
 from .files import flip
 from .layout import Context, Layout
 from .protocol import (
@@ -15,6 +15,7 @@ from .protocol import (
     MANIFEST,
     ROLLED_BACK,
     SUCCEEDED,
+    WATCH_CUT,
     ActivateAnswer,
     ActivateRequest,
     Empty,
@@ -123,10 +124,16 @@ def watch(ctx: Context, seconds: float) -> str | None:
     `seconds` (the unit failed or restarted, /health/ready failed, 5xx answers appeared), or
     None."""
     layout, system = ctx.layout, ctx.system
+    cut = layout.base / WATCH_CUT
+    cut.unlink(missing_ok=True)  # a request left by an earlier watch ends nothing now
     restarts = system.unit_state(layout.unit).get("NRestarts", "0")
     errors = _server_errors(ctx)
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
     while time.monotonic() < deadline:
+        if cut.exists():
+            cut.unlink(missing_ok=True)
+            raise WatchCut(time.monotonic() - started)
         state = system.unit_state(layout.unit)
         if state.get("ActiveState") != "active":
             return f"the unit went {state.get('ActiveState')} ({state.get('Result')})"
@@ -143,6 +150,12 @@ def watch(ctx: Context, seconds: float) -> str | None:
     return None
 
 
+def cut_watch(ctx: Context, req: Empty) -> Empty:
+    """Ask the watch running for this env (in another agent) to end now, leaving the release."""
+    (ctx.layout.base / WATCH_CUT).touch()
+    return {}
+
+
 def _server_errors(ctx: Context) -> int | None:
     """The service's own count of 5xx answers since its start (None if it reports none)."""
     status, body, _ = ctx.system.probe(ctx.layout.port, "/health", timeout=1.0)
@@ -155,11 +168,14 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
     before = switch(layout, req["sha"], req["previous"])
     gate = restart(ctx, req)
     seconds = float(req.get("watch", 0))
+    outcome, reason, journal = SUCCEEDED, None, []
     if gate["healthy"] and seconds > 0:
-        turned = watch(ctx, seconds)
+        try:
+            turned = watch(ctx, seconds)
+        except WatchCut as cut:
+            turned, reason = None, f"watch cut short by the operator after {cut.seconds:.0f} s"
         if turned is not None:
             gate = {**gate, "healthy": False, "reason": f"during the {seconds:g} s watch: {turned}"}
-    outcome, reason, journal = SUCCEEDED, None, []
     if not gate["healthy"]:
         reason = gate.get("reason", "unhealthy")
         journal = ctx.system.journal(layout.unit, 20)

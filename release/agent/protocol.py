@@ -19,6 +19,8 @@ DEPLOY_LOG = "deploy-log.jsonl"
 LOCK_DIR = ".lock"
 HOLDER_FILE = "holder.json"
 BUILD_LOCK = ".build.lock"
+#: Present while a watch runs and the operator asked to end it early (Ctrl-C).
+WATCH_CUT = ".watch-cut"
 #: The settings that shape an env on the host, as set up (listen address, port, paths).
 HOST_SETTINGS = "host-settings.json"
 RELEASES_DIR = "releases"
@@ -398,6 +400,7 @@ STOP: Command[Empty, StopAnswer] = Command("stop")
 JOURNAL: Command[JournalRequest, JournalAnswer] = Command("journal")
 PRUNE: Command[PruneRequest, PruneAnswer] = Command("prune")
 MIGRATE: Command[MigrateRequest, MigrateAnswer] = Command("migrate")
+CUT_WATCH: Command[Empty, Empty] = Command("cut_watch")
 SETUP: Command[SetupRequest, SetupAnswer] = Command("setup")
 BACKUP: Command[BackupRequest, BackupAnswer] = Command("backup")
 BACKUPS: Command[Empty, BackupsAnswer] = Command("backups")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from release.agent.protocol import (
+    CUT_WATCH,
     FAILED,
     GO_LIVE,
     INSTALL,
@@ -31,10 +32,17 @@ from release.agent.protocol import (
 from release.artifacts.artifact import Artifact, contract_of
 from release.artifacts.releasing import Workspace, verify_from
 from release.artifacts.store import ReleaseInfo, Store, resolve
-from release.errors import OperationFailed, ReleaseError, RequestNotSent, UsageError
+from release.errors import (
+    ConnectionFailed,
+    HostError,
+    OperationFailed,
+    ReleaseError,
+    RequestNotSent,
+    UsageError,
+)
 from release.hosts.environments import Environment, load
 from release.hosts.gate import enforce
-from release.hosts.host import HostState
+from release.hosts.host import Host, HostState
 from release.hosts.notify import tell
 from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
 from release.hosts.plan import Plan, needs_rebuild, plan
@@ -275,11 +283,29 @@ def _install_and_go_live(
     except RequestNotSent:
         op.finished_on_host = False
         raise
+    except KeyboardInterrupt:
+        if env.watch:
+            _cut_watch(op)
+        raise
     if done["outcome"] == SUCCEEDED:
         op.reporter.note(f"healthy after {done['seconds'] or 0:.2f} s")
     elif done["outcome"] == ROLLED_BACK:
         op.reporter.note(f"unhealthy, rolled back on the host: {done['reason']}")
     return done
+
+
+def _cut_watch(op: Operation) -> None:
+    """Ctrl-C during go live: ask the host, over a second agent, to end the watch now and
+    leave the release in place (the first agent then answers, and the lock goes back)."""
+    op.reporter.note("interrupted: ending the watch early; the release stays in place")
+    side = Host(op.remote_factory(op.env), op.env)
+    try:
+        side.call(CUT_WATCH({}))
+    except (ConnectionFailed, HostError) as exc:
+        op.reporter.note(f"could not end the watch early ({exc.message}); it runs to its end")
+    finally:
+        side.close()
+        side.remote.close()
 
 
 def _prune_and_report(op: Operation, sha: str) -> None:

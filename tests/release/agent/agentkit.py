@@ -23,20 +23,22 @@ def target(root: Path, env: str = "dev") -> Target:
     }
 
 
-def send(system: FakeSystem, request: Request[Any], **extra: Any) -> Answer:
+def send(
+    system: FakeSystem, request: Request[Any], where: Target | None = None, **extra: Any
+) -> Answer:
     """One request line through the agent's `handle`, as the serve loop would pass it."""
     message: Message = {
         "command": request.command,
-        "target": target(system.root),
+        "target": where or target(system.root),
         "request": request.body,
     }
     message.update(extra)  # type: ignore[typeddict-item]
     return handle(message, system)
 
 
-def ask(system: FakeSystem, request: Request[A]) -> A:
+def ask(system: FakeSystem, request: Request[A], where: Target | None = None) -> A:
     """The answer to a request that must succeed."""
-    answer = send(system, request)
+    answer = send(system, request, where)
     assert answer["ok"], answer
     result: A = answer["result"]
     return result

@@ -9,14 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from release.agent.protocol import FAILED, FINISH, NOOP, ROLLED_BACK, SUCCEEDED, DataContract
+from release.agent.protocol import (
+    CUT_WATCH,
+    FAILED,
+    FINISH,
+    NOOP,
+    ROLLED_BACK,
+    SUCCEEDED,
+    DataContract,
+)
 from release.errors import LockHeld, NotFound, NotSetUp, OperationFailed, UsageError
 from release.hosts.environments import Environment
+from release.hosts.host import target_of
 from release.hosts.rollback import rollback
 from release.hosts.service import restart, stop, unlock
 from release.hosts.status import read_all, read_status
 from release.hosts.units import render_units
+from tests.helionyx.servicekit import poll
 from tests.helionyx.telegram.botapi_standin import serving as botapi_serving
+from tests.release.agent.agentkit import ask
 from tests.release.inprocess import Notes, PretendHost, pretend_host
 
 
@@ -657,3 +668,29 @@ def test_a_host_set_up_before_settings_were_recorded_is_judged_by_its_socket(
         host.deploy(host.env("staging"), "0.1.0")
     assert host.deploy(exposed, "0.1.0").outcome == "succeeded"
     assert (Path(exposed.base_dir) / "host-settings.json").is_file(), "recorded from now on"
+
+
+def test_a_watch_cut_short_leaves_the_release_in_place_and_says_so(host: PretendHost) -> None:
+    import threading  # noqa: PLC0415
+
+    quick, watched = host.env("staging"), host.env("staging", watch=60.0)
+    host.set_up(quick)
+    host.artifact("0.1.0")
+    sha = host.artifact("0.2.0")
+    host.deploy(quick, "0.1.0")
+    results: list[object] = []
+    deploying = threading.Thread(target=lambda: results.append(host.deploy(watched, "0.2.0")))
+    deploying.start()
+    # Once the new release serves, the watch is on: ask to end it, as Ctrl-C does.
+    poll(
+        lambda: host.system.services[watched.unit].serving == ("0.2.0", sha) or None,
+        30,
+        "0.2.0 to serve",
+    )
+    assert ask(host.system, CUT_WATCH({}), target_of(watched)) == {}
+    deploying.join(timeout=30)
+    assert not deploying.is_alive(), "the watch ended long before its 60 s"
+    assert host.current(watched) == sha
+    last = finishes(host, watched)[-1]
+    assert last["outcome"] == "succeeded"
+    assert str(last["reason"]).startswith("watch cut short by the operator after")

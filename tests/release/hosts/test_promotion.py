@@ -6,11 +6,19 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from tests.release.conftest import Result
-from tests.release.deploykit import NodeHandle, Project, deploy, setup_env, wait_until
+from tests.release.deploykit import (
+    NodeHandle,
+    Project,
+    deploy,
+    deploy_in_background,
+    setup_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -142,3 +150,36 @@ def test_a_release_that_crashes_after_its_health_gate_is_rolled_back_by_the_watc
     assert code == 200 and health["version"] == "0.1.0"
     finish = json.loads(node.ssh("grep '\"finish\"' /opt/helionyx/dev/deploy-log.jsonl | tail -1"))
     assert (finish["sha"], finish["outcome"]) == (crashing, "rolled_back")
+
+
+def test_ctrl_c_during_the_watch_ends_it_and_leaves_the_release_in_place(
+    project: Project, node: NodeHandle, tmp_path: Path
+) -> None:
+    dev = project.repo / "deployment" / "environments" / "dev.toml"
+    before = dev.read_text()
+    dev.write_text(before.replace("watch = 0", "watch = 120"))
+    try:
+        setup_env(project, node, "dev")
+        dev.write_text(before)
+        assert deploy(project, node, "dev", "0.1.0").code == 0
+        dev.write_text(before.replace("watch = 0", "watch = 120"))
+        started = time.monotonic()
+        running = deploy_in_background(project, node, "dev", "0.2.0", tmp_path / "deploy.log")
+        # The new release serves: go live is in its watch now.
+        wait_until(lambda: node.current("dev") == project.shas["0.2.0"] or None, 120, "the flip")
+        wait_until(
+            lambda: (node.http("dev", "/health")[1] or {}).get("version") == "0.2.0" or None,
+            60,
+            "0.2.0 to serve",
+        )
+        running.interrupt()
+        code = running.process.wait(timeout=60)
+    finally:
+        dev.write_text(before)
+    assert code == 130, running.stderr()
+    assert time.monotonic() - started < 100, "ended long before the 120 s watch"
+    assert node.current("dev") == project.shas["0.2.0"]
+    finish = json.loads(node.ssh("grep '\"finish\"' /opt/helionyx/dev/deploy-log.jsonl | tail -1"))
+    assert finish["outcome"] == "succeeded"
+    assert finish["reason"].startswith("watch cut short by the operator after")
+    assert ".lock" not in node.ssh("ls -a /opt/helionyx/dev").split(), "the lock was given back"
