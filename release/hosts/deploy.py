@@ -171,7 +171,7 @@ def _look_ahead(
     host = op.connect()
     with op.timed("plan"):
         state = host.state(PLAN_STATE)
-        ahead = plan(root, env, artifact, state, op.units)
+        ahead = plan(root, env, artifact, state, changelog=False)
     for line in ahead.header():
         op.reporter.note(line)
     op.settings = require_no_drift(env, state, apply=apply_units)
@@ -349,4 +349,4 @@ def preview(
     artifact = fetch_verified(ws, env, info, store, progress)
     with reading(env, remote_factory) as host:
         state = host.state({**PLAN_STATE, "events": True})
-    return plan(ws.root, env, artifact, state, render_units(ws.root, env))
+    return plan(ws.root, env, artifact, state)

@@ -88,9 +88,10 @@ def _changed(flag: bool) -> str:
 
 
 def plan(
-    root: Path, env: Environment, artifact: Artifact, state: HostState, units: dict[str, str]
+    root: Path, env: Environment, artifact: Artifact, state: HostState, *, changelog: bool = True
 ) -> Plan:
-    """Compare what runs on the host (`state`) with what deploying `artifact` would give."""
+    """Compare what runs on the host (`state`) with what deploying `artifact` would give;
+    `changelog=False` leaves out the CHANGELOG sections (a deploy's header does not show them)."""
     current = state.current if state.current in state.releases else None
     target_contract = contract_of(artifact.manifest)
     current_contract = state.releases[current].data_contract if current else None
@@ -108,7 +109,7 @@ def plan(
         target_version=artifact.version,
         noop=current == artifact.commit,
         commits=_commits(Git(root), current, artifact.commit),
-        changelog=_changelog(Git(root), artifact, state.version_of(current)),
+        changelog=_changelog(Git(root), artifact, state.version_of(current)) if changelog else {},
         lock_changed=state.current_lock is not None and state.current_lock != lock_now,
         dependencies=_dependencies(state.current_lock or "", lock_now),
         units_changed=drift(host_settings(env), state),
