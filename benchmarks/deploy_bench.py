@@ -264,6 +264,29 @@ class Bench:
         if events.isdigit() and seconds:
             self.rebuild_rates.append(int(events) / float(seconds))
 
+    def socket_restart(self) -> None:
+        """What APPLY=1 costs under load: restarts that move the listening socket (between the
+        node's own address and 0.0.0.0, both reachable from here) beside restarts that keep it."""
+        addresses = [self.env["DEPLOY_HOST"], "0.0.0.0"]
+        with self.load(8000) as load:
+            for _ in range(REPS):
+                self.measure(
+                    "restart, socket kept", load, lambda: self.cli("restart", "--env", "dev")
+                )
+            for number in range(REPS):
+                moved = {**self.env, "DEPLOY_LISTEN_ADDRESS": addresses[number % 2]}
+                self.measure(
+                    "restart, socket moved (APPLY=1)",
+                    load,
+                    lambda e=moved: self._cli_with(e, "restart", "--env", "dev", "--apply-units"),  # type: ignore[misc]
+                )
+        if REPS % 2:
+            self.cli("restart", "--env", "dev", "--apply-units")  # back on 0.0.0.0
+
+    def _cli_with(self, environ: dict[str, str], *args: str) -> str:
+        command = [sys.executable, "-m", "release", "--repo", str(self.project), *args]
+        return sh(*command, env=environ)
+
     def status_of_every_env(self) -> None:
         """`make status` without ENV: three envs on the node, read concurrently (staging and
         live are set up with nothing deployed, so it exits 1: timed all the same)."""
@@ -415,6 +438,7 @@ def main() -> int:
         bench.helionyx()
         bench.migration()
         bench.status_of_every_env()
+        bench.socket_restart()
         bench.baseline()
         data = bench.report()
     finally:

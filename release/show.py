@@ -3,27 +3,57 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 
+from release.agent.protocol import Progress
 from release.artifacts.store import ReleaseInfo
 from release.hosts import status
 from release.hosts.plan import Plan
 
 
 class PrintReporter:
-    """Steps with their durations, on stdout."""
+    """Steps with their durations, on stdout; a long step's countdown on stderr."""
+
+    #: Seconds between countdown lines when stderr is not a terminal (a log, CI).
+    LOG_EVERY = 10.0
+
+    def __init__(self) -> None:
+        self._counting = False
+        self._logged: float | None = None
 
     def headline(self, message: str) -> None:
         """The operation's first line."""
+        self._end_countdown()
         print(message, flush=True)
 
     def step(self, name: str, seconds: float, detail: str = "") -> None:
         """One finished step."""
+        self._end_countdown()
         print(f"  {name:<18} {seconds:6.2f} s  {detail}".rstrip(), flush=True)
 
     def note(self, message: str) -> None:
         """A remark."""
+        self._end_countdown()
         print(f"  · {message}", flush=True)
+
+    def progress(self, progress: Progress) -> None:
+        """`watch: 27 s left of 30 s`, redrawn in place on a terminal, every 10 s in a log."""
+        left = max(0.0, progress["total"] - progress["done"])
+        line = f"  {progress['step']}: {left:.0f} s left of {progress['total']:g} s"
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r{line}\x1b[K")
+            sys.stderr.flush()
+            self._counting = True
+        elif self._logged is None or self._logged - left >= self.LOG_EVERY:
+            self._logged = left
+            print(line, file=sys.stderr, flush=True)
+
+    def _end_countdown(self) -> None:
+        if self._counting:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+        self._counting, self._logged = False, None
 
 
 def plan(ahead: Plan) -> None:

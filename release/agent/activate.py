@@ -130,7 +130,11 @@ def watch(ctx: Context, seconds: float) -> str | None:
     errors = _server_errors(ctx)
     started = time.monotonic()
     deadline = started + seconds
-    while time.monotonic() < deadline:
+    next_report = started
+    while (now := time.monotonic()) < deadline:
+        if now >= next_report:
+            ctx.report({"step": "watch", "done": round(now - started, 1), "total": seconds})
+            next_report += 1
         if cut.exists():
             cut.unlink(missing_ok=True)
             raise WatchCut(time.monotonic() - started)
@@ -143,9 +147,9 @@ def watch(ctx: Context, seconds: float) -> str | None:
         if status != 200:
             reason = body.get("reason") if isinstance(body, dict) else error
             return f"/health/ready answered {status or 'nothing'} ({reason})"
-        now = _server_errors(ctx)
-        if errors is not None and now is not None and now > errors:
-            return f"it answered {now - errors} request(s) with a server error (5xx)"
+        count = _server_errors(ctx)
+        if errors is not None and count is not None and count > errors:
+            return f"it answered {count - errors} request(s) with a server error (5xx)"
         time.sleep(0.25)
     return None
 

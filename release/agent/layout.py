@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -17,6 +18,7 @@ from .protocol import (
     RELEASES_DIR,
     HolderRecord,
     LockHolder,
+    Progress,
     Target,
 )
 from .system import System
@@ -93,9 +95,15 @@ class Layout:
         return [p for p in self.releases.iterdir() if not p.name.startswith(".") and p.is_dir()]
 
 
+def _unreported(progress: Progress) -> None:
+    """Progress nobody is listening to."""
+
+
 @dataclass(frozen=True)
 class Context:
     """What every command handler gets: the environment's layout and the machine."""
 
     layout: Layout
     system: System
+    #: Tells the operator how far a long step has got (never fails: the step goes on).
+    report: Callable[[Progress], None] = _unreported

@@ -428,6 +428,14 @@ class Answer(TypedDict):
     error: NotRequired[str]
 
 
+class Progress(TypedDict):
+    """How far a long step has got: the agent may send `{"progress": …}` lines before an answer."""
+
+    step: str
+    done: float
+    total: float
+
+
 #: The agent's first line, before any request: proves the connection and the interpreter.
 class Hello(TypedDict):
     agent: int

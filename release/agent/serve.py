@@ -44,6 +44,7 @@ from .protocol import (
     Hello,
     LogRecord,
     Message,
+    Progress,
 )
 from .system import HostSystem, System
 from .timestamps import utc_timestamp
@@ -88,10 +89,13 @@ def _handler(name: str) -> Handler:
     return handler
 
 
-def handle(message: Message, system: System) -> Answer:
-    """Run one request; return its answer, recording its outcome in the deploy log if asked."""
+def handle(
+    message: Message, system: System, report: Callable[[Progress], None] | None = None
+) -> Answer:
+    """Run one request; return its answer, recording its outcome in the deploy log if asked.
+    `report` carries the step's progress to the operator before the answer."""
     layout = Layout.of(message["target"])
-    ctx = Context(layout, system)
+    ctx = Context(layout, system, report) if report else Context(layout, system)
     started = utc_timestamp()
     answer: Answer
     try:
@@ -112,6 +116,15 @@ def handle(message: Message, system: System) -> Answer:
     return answer
 
 
+def _report(progress: Progress) -> None:
+    """A progress line; an operator who has gone away must not stop the step (a watch)."""
+    try:
+        sys.stdout.write(json.dumps({"progress": progress}) + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass
+
+
 def serve(system: System | None = None) -> int:
     """Answer request lines from stdin until it closes."""
     system = system or HostSystem()
@@ -123,7 +136,7 @@ def serve(system: System | None = None) -> int:
     for line in sys.stdin:
         if not line.strip():
             continue
-        answer = handle(json.loads(line), system)
+        answer = handle(json.loads(line), system, _report)
         try:
             sys.stdout.write(json.dumps(answer) + "\n")
             sys.stdout.flush()

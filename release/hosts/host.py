@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -18,6 +18,7 @@ from release.agent.protocol import (
     LockHolder,
     LogRecord,
     Message,
+    Progress,
     Request,
     StateAnswer,
     StateRequest,
@@ -30,6 +31,8 @@ from release.hosts.remote import Remote, Session
 
 #: How long any agent call may take beyond its own deadline (builds included).
 CALL_LIMIT = 600.0
+#: How a progress line starts (the agent writes it so), told from an answer without parsing it.
+_PROGRESS = '{"progress"'
 
 Ans = TypeVar("Ans")
 
@@ -127,6 +130,8 @@ class Host:
         self._greeted = False
         #: A call was cut short (Ctrl-C) after its request left: its answer is still coming.
         self._unanswered = False
+        #: Where the progress lines of a long step go (nowhere unless set).
+        self.on_progress: Callable[[Progress], None] | None = None
 
     def call(
         self,
@@ -205,6 +210,11 @@ class Host:
                 raise RequestNotSent("lost the SSH connection", host=self.remote.host) from None
         self._unanswered = True
         line = session.ask(message, timeout=wait)
+        while line.startswith(_PROGRESS):
+            # A long step says how far it has got before it answers (the watch counting down).
+            if self.on_progress is not None:
+                self.on_progress(json.loads(line)["progress"])
+            line = session.receive(timeout=wait)
         self._unanswered = False
         return line
 

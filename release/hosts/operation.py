@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, TypeVar
 
-from release.agent.protocol import FAILED, FINISH, SUCCEEDED, Gate, LogRecord, Request
+from release.agent.protocol import FAILED, FINISH, SUCCEEDED, Gate, LogRecord, Progress, Request
 from release.agent.timestamps import utc_timestamp
 from release.errors import ConnectionFailed, HostError, OperationFailed
 from release.hosts.environments import Environment
@@ -37,6 +37,9 @@ class Reporter(Protocol):
 
     def note(self, message: str) -> None:
         """Something the operator should know."""
+
+    def progress(self, progress: Progress) -> None:
+        """How far a long step on the host has got (the watch counting down)."""
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Operation:
         with self.timed("connect", self.env.host):
             if self.host is None:
                 self.host = Host(self.remote_factory(self.env), self.env)
+            self.host.on_progress = self.reporter.progress
             self.host.open()
         return self.host
 

@@ -169,13 +169,16 @@ class Project:
         log.write_text(
             log.read_text().replace("## [Unreleased]\n", f"## [Unreleased]\n\n- {changelog}\n", 1)
         )
+        changed = ["CHANGELOG.md"]
         if edit is not None:
             path, old, new = edit
             target = self.repo / path
             text = target.read_text()
             assert old in text, f"{old!r} not in {path}"
             target.write_text(text.replace(old, new, 1))
-        git(self.repo, "commit", "--quiet", "-am", message)
+            changed.append(path)
+        # Only what this commit changes: a test's passing edit of a TOML must not be kept.
+        git(self.repo, "commit", "--quiet", "-m", message, "--", *changed)
 
     def release(self, version: str) -> str:
         """`make release VERSION=…`; returns the commit SHA."""

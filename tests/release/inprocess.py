@@ -22,7 +22,7 @@ from helionyx.domain.projections import read_model_path
 from release.agent.checksums import sha256_file
 from release.agent.contract import of_manifest
 from release.agent.errors import AgentError
-from release.agent.protocol import MANIFEST, DataContract
+from release.agent.protocol import MANIFEST, DataContract, Progress
 from release.agent.serve import handle
 from release.agent.settings import read_env_file
 from release.agent.system import Probe
@@ -197,15 +197,24 @@ class InProcessSession:
         self.system = system
         self.greeted = False
         self.requests: list[str] = []
+        self.pending: list[str] = []
 
     def receive(self, *, timeout: float | None = 30.0) -> str:
+        if self.greeted:
+            return self.pending.pop(0)
         self.greeted = True
         return json.dumps({"ok": True, "result": {"agent": os.getpid()}})
 
     def ask(self, line: str, *, timeout: float | None = None) -> str:
         message = json.loads(line)
         self.requests.append(message["command"])
-        return json.dumps(handle(message, self.system))
+        # The agent's progress lines come first, as they would down the pipe.
+        answer = handle(message, self.system, self._report)
+        self.pending.append(json.dumps(answer))
+        return self.pending.pop(0)
+
+    def _report(self, progress: Progress) -> None:
+        self.pending.append(json.dumps({"progress": progress}))
 
     def close(self) -> None:
         pass
@@ -246,6 +255,7 @@ class Notes:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.progressed: list[Progress] = []
 
     def headline(self, message: str) -> None:
         self.lines.append(message)
@@ -255,6 +265,9 @@ class Notes:
 
     def note(self, message: str) -> None:
         self.lines.append(message)
+
+    def progress(self, progress: Progress) -> None:
+        self.progressed.append(progress)
 
 
 @dataclass

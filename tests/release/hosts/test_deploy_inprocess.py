@@ -558,6 +558,18 @@ def test_a_release_that_stays_good_through_the_watch_stays(host: PretendHost) ->
     assert host.current(env) == sha
 
 
+def test_the_watch_counts_down_to_the_operator_while_it_runs(host: PretendHost) -> None:
+    env = host.env("staging", watch=2.2)
+    host.set_up(env)
+    host.artifact("0.1.0")
+    notes = Notes()
+    assert host.deploy(env, "0.1.0", notes).outcome == "succeeded"
+    # One line a second from the host, before its answer: 0, 1, 2 s of the 2.2 s watch.
+    assert [p["step"] for p in notes.progressed] == ["watch"] * 3
+    assert [round(p["done"]) for p in notes.progressed] == [0, 1, 2]
+    assert {p["total"] for p in notes.progressed} == {2.2}
+
+
 def test_a_deploy_never_changes_the_hosts_set_up_silently(host: PretendHost) -> None:
     # Set up to listen on every address; deployed from a shell that says nothing about it.
     exposed = host.env("staging", listen_address="0.0.0.0")

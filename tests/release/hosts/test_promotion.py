@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helionyx.telegram.botapi_standin import serving as botapi_serving
 from tests.release.conftest import Result
 from tests.release.deploykit import (
+    TOKEN,
     NodeHandle,
     Project,
     deploy,
@@ -165,13 +168,11 @@ def test_ctrl_c_during_the_watch_ends_it_and_leaves_the_release_in_place(
         dev.write_text(before.replace("watch = 0", "watch = 120"))
         started = time.monotonic()
         running = deploy_in_background(project, node, "dev", "0.2.0", tmp_path / "deploy.log")
-        # The new release serves: go live is in its watch now.
-        wait_until(lambda: node.current("dev") == project.shas["0.2.0"] or None, 120, "the flip")
+        # The countdown shows: the new release passed its gate and go live is in its watch.
         wait_until(
-            lambda: (node.http("dev", "/health")[1] or {}).get("version") == "0.2.0" or None,
-            60,
-            "0.2.0 to serve",
+            lambda: "watch: 120 s left of 120 s" in running.stderr() or None, 120, "the watch"
         )
+        assert node.current("dev") == project.shas["0.2.0"]
         running.interrupt()
         code = running.process.wait(timeout=60)
     finally:
@@ -183,3 +184,60 @@ def test_ctrl_c_during_the_watch_ends_it_and_leaves_the_release_in_place(
     assert finish["outcome"] == "succeeded"
     assert finish["reason"].startswith("watch cut short by the operator after")
     assert ".lock" not in node.ssh("ls -a /opt/helionyx/dev").split(), "the lock was given back"
+
+
+NOTIFY_TOKEN = "4242:node-notify-token-abcdef"
+CHATS = {"staging": -1002, "live": -1003}
+
+
+def strip_seconds(text: str) -> str:
+    """A message without its duration, which differs run to run."""
+    return re.sub(r", [\d.]+ s$", "", text)
+
+
+def test_every_operation_is_announced_once_and_no_message_carries_a_secret(
+    project: Project, node: NodeHandle
+) -> None:
+    tomls = {e: project.repo / "deployment" / "environments" / f"{e}.toml" for e in CHATS}
+    before = {e: path.read_text() for e, path in tomls.items()}
+    shas = project.shas
+    for env, path in tomls.items():
+        setup_env(project, node, env)
+        path.write_text(before[env] + f'notify = "telegram:{CHATS[env]}"\n')
+    try:
+        with botapi_serving(NOTIFY_TOKEN) as telegram:
+            told = {
+                **node.env,
+                "HELIONYX_NOTIFY_BOT_TOKEN": NOTIFY_TOKEN,
+                "TELEGRAM_API_URL": telegram.base_url,
+                "DEPLOY_OPERATOR": "ops@laptop",
+            }
+            assert deploy(project, node, "staging", "0.1.0", **told).code == 0
+            promoting = ["promote", "--from", "staging", "--to", "live", "--store", project.store]
+            assert project.cli(*promoting, env=told).code == 0
+            assert deploy(project, node, "staging", "0.2.0", **told).code == 0
+            back = project.cli("rollback", "--env", "staging", env=told)
+            assert back.code == 0, back.stderr
+            assert deploy(project, node, "staging", "0.2.1", **told).code == 1
+            sent = {env: telegram.replies_to(chat) for env, chat in CHATS.items()}
+            messages = list(telegram.sent)
+    finally:
+        for env, path in tomls.items():
+            path.write_text(before[env])
+    by = "by ops@laptop"
+    assert [strip_seconds(t) for t in sent["live"]] == [
+        f"helionyx live: promotion from staging of 0.1.0 ({shas['0.1.0'][:12]}) succeeded, {by}"
+    ]
+    staging = [strip_seconds(t) for t in sent["staging"]]
+    assert staging[:3] == [
+        f"helionyx staging: deploy of 0.1.0 ({shas['0.1.0'][:12]}) succeeded, {by}",
+        f"helionyx staging: deploy of 0.2.0 ({shas['0.2.0'][:12]}) succeeded, {by}",
+        f"helionyx staging: rollback to 0.1.0 ({shas['0.1.0'][:12]}) succeeded, {by}",
+    ]
+    assert len(staging) == 4
+    assert staging[3].startswith(
+        f"helionyx staging: deploy of 0.2.1 ({shas['0.2.1'][:12]}) rolled back: "
+    )
+    secrets = [NOTIFY_TOKEN.split(":")[1], TOKEN, Path(node.env["DEPLOY_SSH_KEY"]).read_text()]
+    for text in [*sent["staging"], *sent["live"], *(json.dumps(m) for m in messages)]:
+        assert not [s for s in secrets if s.strip() in text], text
