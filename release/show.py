@@ -38,15 +38,20 @@ class PrintReporter:
         print(f"  · {message}", flush=True)
 
     def progress(self, progress: Progress) -> None:
-        """`watch: 27 s left of 30 s`, redrawn in place on a terminal, every 10 s in a log."""
-        left = max(0.0, progress["total"] - progress["done"])
-        line = f"  {progress['step']}: {left:.0f} s left of {progress['total']:g} s"
+        """`watch: 27 s left of 30 s`, redrawn in place on a terminal, every 10 s in a log
+        (`read model: 42 s, about 30 s expected` once a step outlasts its estimate)."""
+        step, done, total = progress["step"], progress["done"], progress["total"]
+        left = total - done
+        if left >= 0:
+            line = f"  {step}: {left:.0f} s left of {total:g} s"
+        else:
+            line = f"  {step}: {done:.0f} s" + (f", about {total:g} s expected" if total else "")
         if sys.stderr.isatty():
             sys.stderr.write(f"\r{line}\x1b[K")
             sys.stderr.flush()
             self._counting = True
-        elif self._logged is None or self._logged - left >= self.LOG_EVERY:
-            self._logged = left
+        elif self._logged is None or done - self._logged >= self.LOG_EVERY:
+            self._logged = done
             print(line, file=sys.stderr, flush=True)
 
     def _end_countdown(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from . import contract, deploylog, units
+from . import contract, deploylog, readmodels, units
 from .errors import AgentError, WatchCut
 from .files import flip
 from .layout import Context, Layout
@@ -101,8 +101,13 @@ def restart(ctx: Context, req: RestartRequest) -> Gate:
 
 
 def activate(ctx: Context, req: ActivateRequest) -> ActivateAnswer:
-    """Switch and restart with the health gate in one round trip (rollbacks)."""
-    before = switch(ctx.layout, req["sha"], req["previous"])
+    """Switch and restart with the health gate in one round trip (rollbacks). A rollback the
+    operator forced onto a release that cannot read the whole log leaves it the record that
+    lets it skip those events (`readmodels.settle_forced`)."""
+    layout, sha = ctx.layout, req["sha"]
+    before = switch(layout, sha, req["previous"])
+    skips = [f"{p.event_type} v{p.version}" for p in _unreadable(layout, sha)]
+    readmodels.settle_forced(layout, sha, req.get("forced"), skips)
     return {**restart(ctx, req), "before": before}
 
 
@@ -208,6 +213,9 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
                     f"{reason}; the rollback to {back_to[:12]} is not healthy either: "
                     f"{back.get('reason')}"
                 )
+    if outcome == SUCCEEDED:
+        # Kept until now: a failed deploy may still go back to a release forced onto this log.
+        readmodels.settle_forced(layout, req["sha"], None, [])
     return {
         "healthy": outcome == SUCCEEDED,
         "outcome": outcome,
@@ -219,17 +227,30 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
     }
 
 
-def _cannot_read(layout: Layout, sha: str) -> str | None:
-    """Why release `sha` cannot serve this env's event log, if it cannot."""
+def _unreadable(layout: Layout, sha: str) -> list[contract.Unreadable]:
+    """The event types in this env's log that release `sha` cannot read."""
     try:
         manifest = json.loads((layout.releases / sha / MANIFEST).read_text())
     except (OSError, ValueError):
-        return None
-    problems = contract.unreadable(
+        return []
+    return contract.unreadable(
         contract.of_manifest(manifest), contract.log_versions(layout.data_dir / "events")
     )
-    name = f"{manifest.get('version')} ({sha[:12]})"
-    return contract.explain(name, problems[0]) if problems else None
+
+
+def _cannot_read(layout: Layout, sha: str) -> str | None:
+    """Why release `sha` cannot serve this env's event log, if it cannot (a release the
+    operator forced onto this log already may: it skips those events)."""
+    if readmodels.forced_release(layout) == sha:
+        return None
+    problems = _unreadable(layout, sha)
+    if not problems:
+        return None
+    try:
+        version = json.loads((layout.releases / sha / MANIFEST).read_text()).get("version")
+    except (OSError, ValueError):
+        version = None
+    return contract.explain(f"{version} ({sha[:12]})", problems[0])
 
 
 def _finish(layout: Layout, req: GoLiveRequest, outcome: str, reason: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Durable file-system steps: directory fsync, atomic symlink flips, append-only writes."""
+"""Durable file-system steps: directory fsync, atomic symlink flips and replacements,
+append-only writes."""
 
 from __future__ import annotations
 
@@ -34,3 +35,12 @@ def append_durably(path: Path, data: bytes, mode: int = 0o640) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_whole(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write `text` to a staged file and rename it over `path`: a reader sees old or new."""
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(text)
+    staged.chmod(mode)
+    os.replace(staged, path)
+    fsync_dir(path.parent)

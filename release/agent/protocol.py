@@ -23,6 +23,8 @@ BUILD_LOCK = ".build.lock"
 WATCH_CUT = ".watch-cut"
 #: The settings that shape an env on the host, as set up (listen address, port, paths).
 HOST_SETTINGS = "host-settings.json"
+#: Beside the read models: the release a forced rollback let serve a log it cannot wholly read.
+FORCED_READ = "forced-read.json"
 RELEASES_DIR = "releases"
 CURRENT = "current"
 PREVIOUS = "previous"
@@ -248,6 +250,8 @@ class RestartRequest(TypedDict):
 
 class ActivateRequest(RestartRequest):
     previous: str | None
+    #: The operator's reason for a rollback to a release that cannot read the whole log.
+    forced: NotRequired[str]
 
 
 class ActivateAnswer(Gate):
@@ -304,6 +308,8 @@ class PruneAnswer(TypedDict):
 
 class MigrateRequest(TypedDict):
     sha: str
+    #: Seconds the build should take (events at the measured rate): its progress counts to it.
+    estimate: NotRequired[float]
 
 
 class MigrateAnswer(TypedDict):

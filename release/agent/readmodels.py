@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import contract
 from .errors import AgentError
+from .files import replace_whole
 from .install import build_lock
 from .layout import Context, Layout
-from .protocol import MANIFEST, MigrateAnswer, MigrateRequest
+from .protocol import FORCED_READ, MANIFEST, MigrateAnswer, MigrateRequest
 from .settings import read_env_file
+from .timestamps import utc_timestamp
 
 _VERSIONED = re.compile(r"^(?P<stem>.+)\.v(?P<schema>\d+)$")
 #: Files SQLite and the service keep beside a database.
@@ -72,7 +77,7 @@ def migrate(ctx: Context, req: MigrateRequest) -> MigrateAnswer:
         raise AgentError(f"release {sha} is not complete on this host")
     started = time.monotonic()
     # The next deploy's agent waits here if this one outlives its operator.
-    with build_lock(layout):
+    with build_lock(layout), _ticking(ctx, "read model", float(req.get("estimate") or 0)):
         output = rebuild(ctx, sha, what="building the read model (helionyx rebuild-projections)")
     schema = schema_of(layout, sha)
     return {
@@ -81,6 +86,26 @@ def migrate(ctx: Context, req: MigrateRequest) -> MigrateAnswer:
         "seconds": round(time.monotonic() - started, 3),
         "output": output,
     }
+
+
+@contextmanager
+def _ticking(ctx: Context, step: str, total: float) -> Iterator[None]:
+    """Report `step`'s elapsed time against `total` once a second while the block runs (a
+    build is one subprocess: its time, not its rows, is what can be told)."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(1.0):
+            ctx.report({"step": step, "done": round(time.monotonic() - started, 1), "total": total})
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
 
 
 def rebuild(ctx: Context, sha: str, *, what: str) -> str:
@@ -103,6 +128,35 @@ def rebuild(ctx: Context, sha: str, *, what: str) -> str:
         cwd=layout.data_dir,
     )
     return output.strip()
+
+
+def forced_file(layout: Layout) -> Path:
+    """Left by a rollback forced onto a release that cannot read the whole log: the service
+    of the release it names skips those events and keeps its read model apart (the service's
+    `helionyx.domain.projections.FORCED_READ`)."""
+    return configured_path(layout).parent / FORCED_READ
+
+
+def forced_release(layout: Layout) -> str | None:
+    """The release a forced rollback allowed to serve a log it cannot wholly read, if any."""
+    try:
+        return str(json.loads(forced_file(layout).read_text())["commit"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def settle_forced(layout: Layout, sha: str, forced: str | None, unreadable: list[str]) -> None:
+    """After a switch to `sha`: record that the operator let it skip `unreadable` events, or
+    forget what an earlier forced rollback allowed another release (and its read model)."""
+    if forced and unreadable:
+        record = {"commit": sha, "reason": forced, "at": utc_timestamp(), "skips": unreadable}
+        replace_whole(forced_file(layout), json.dumps(record, indent=2) + "\n")
+        return
+    if forced_release(layout) not in (None, sha):
+        forced_file(layout).unlink(missing_ok=True)
+        configured = configured_path(layout)
+        for path in configured.parent.glob(f"{configured.stem}*.forced{configured.suffix}*"):
+            path.unlink(missing_ok=True)
 
 
 def prune(layout: Layout) -> list[str]:

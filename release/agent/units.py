@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .errors import AgentError
+from .files import replace_whole
 from .layout import Context, Layout
 from .protocol import HOST_SETTINGS
 from .system import System
@@ -64,9 +65,9 @@ def listen_line(path: Path) -> str | None:
 
 def record_settings(layout: Layout, settings: dict[str, str]) -> None:
     """Write the settings the env is now set up with (renamed into place whole)."""
-    staged = layout.base / f".{HOST_SETTINGS}.tmp"
-    staged.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-    os.replace(staged, layout.base / HOST_SETTINGS)
+    replace_whole(
+        layout.base / HOST_SETTINGS, json.dumps(settings, indent=2, sort_keys=True) + "\n"
+    )
 
 
 def refresh(ctx: Context, units: dict[str, str], settings: dict[str, str] | None) -> list[str]:

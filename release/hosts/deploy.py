@@ -27,6 +27,7 @@ from release.agent.protocol import (
     ROLLED_BACK,
     SUCCEEDED,
     GoLiveAnswer,
+    MigrateRequest,
     StateRequest,
 )
 from release.artifacts.artifact import Artifact, contract_of
@@ -140,7 +141,9 @@ def deploy(
                 return DeployResult(NOOP, version, sha, state.current, tuple(op.notices))
             rebuild = _rebuild(op, state, artifact, migrate=migrate, projections=ahead.projections)
             try:
-                done = _install_and_go_live(op, artifact, state, rebuild)
+                done = _install_and_go_live(
+                    op, artifact, state, rebuild, estimate=ahead.rebuild_seconds
+                )
             except ReleaseError as exc:
                 if not op.finished_on_host:
                     op.finish = op.finish_event(FAILED, str(exc))
@@ -206,7 +209,12 @@ def _rebuild(
 
 
 def _install_and_go_live(
-    op: Operation, artifact: Artifact, state: HostState, rebuild: bool
+    op: Operation,
+    artifact: Artifact,
+    state: HostState,
+    rebuild: bool,
+    *,
+    estimate: float | None = None,
 ) -> GoLiveAnswer:
     assert op.host is not None
     sha, version, env = artifact.commit, artifact.version, op.env
@@ -251,7 +259,10 @@ def _install_and_go_live(
             "(the current release serves meanwhile)"
         )
         with op.timed("read model", "built from the event log beside the one in use"):
-            model = op.call("read model", MIGRATE({"sha": sha}))
+            migrating: MigrateRequest = {"sha": sha}
+            if estimate:
+                migrating["estimate"] = round(estimate, 1)
+            model = op.call("read model", MIGRATE(migrating))
         op.reporter.note(f"read model: {model['output']} in {model['seconds']:.2f} s")
     previous = state.current if state.current != sha else state.previous
     back_to = state.current if state.current in state.releases else None

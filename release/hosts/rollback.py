@@ -7,7 +7,7 @@ from pathlib import Path
 
 from release.agent.contract import explain, unreadable
 from release.agent.deploylog import failed_shas
-from release.agent.protocol import ACTIVATE, FAILED, SUCCEEDED
+from release.agent.protocol import ACTIVATE, FAILED, SUCCEEDED, ActivateRequest
 from release.artifacts.store import ReleaseInfo, resolve
 from release.errors import NotFound, OperationFailed, UsageError
 from release.hosts.deploy import DeployResult
@@ -66,9 +66,9 @@ def require_readable(state: HostState, target: str, forced: str | None) -> None:
     if problems and not forced:
         raise UsageError(
             explain(f"{release.version} ({target[:12]})", problems[0]),
-            hint='roll forward with make deploy instead; FORCE=1 REASON="…" skips this check '
-            "(recorded), but a release that cannot read its log refuses to start and the env "
-            "is put back on the current release",
+            hint='roll forward with make deploy instead; FORCE=1 REASON="…" rolls back all the '
+            "same (recorded): the release then serves without the events it cannot read, from "
+            "a read model of its own, until a release that reads them is deployed",
         )
 
 
@@ -105,20 +105,18 @@ def rollback(
             op.context.update(
                 {"version": version, "sha": target, "previous_sha": state.current, "source": "host"}
             )
+            request: ActivateRequest = {
+                "units": op.units,
+                "settings": op.settings or {},
+                "sha": target,
+                "previous": state.current,
+                "version": version,
+                "timeout": env.health_timeout,
+            }
+            if forced:
+                request["forced"] = forced
             with op.timed("switch + restart", f"current -> releases/{target[:12]}, health gate"):
-                gate = op.call(
-                    "activate",
-                    ACTIVATE(
-                        {
-                            "units": op.units,
-                            "settings": op.settings or {},
-                            "sha": target,
-                            "previous": state.current,
-                            "version": version,
-                            "timeout": env.health_timeout,
-                        }
-                    ),
-                )
+                gate = op.call("activate", ACTIVATE(request))
             if gate["healthy"]:
                 op.finish = op.finish_event(SUCCEEDED)
                 told = f"{version} ({target[:12]})"

@@ -14,13 +14,14 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from helionyx.domain.projections import read_model_path
+from helionyx.domain.projections import FORCED_READ, forced_read_model_path, read_model_path
 from release.agent.checksums import sha256_file
-from release.agent.contract import of_manifest
+from release.agent.contract import log_versions, of_manifest, unreadable
 from release.agent.errors import AgentError
 from release.agent.protocol import MANIFEST, DataContract, Progress
 from release.agent.serve import handle
@@ -67,6 +68,8 @@ class FakeSystem:
         self.services: dict[str, Service] = {}
         #: Commits whose service exits at start-up.
         self.broken: set[str] = set()
+        #: Seconds `helionyx rebuild-projections` takes.
+        self.rebuild_takes = 0.0
         #: Commits whose smoke check (check-config) fails.
         self.unconfigurable: set[str] = set()
         #: Commits that pass their health gate, then crash (after a few probes).
@@ -102,6 +105,7 @@ class FakeSystem:
             if manifest["commit"] in self.unconfigurable:
                 raise AgentError(f"{what} failed: HELIONYX_API_TOKEN is not set")
         if "rebuild-projections" in args:
+            time.sleep(self.rebuild_takes)  # the build's own duration, for its progress
             configured = (env or {}).get("PROJECTIONS_DB_PATH")
             if configured:
                 model = self._read_model(Path(args[0]).parents[2], configured)
@@ -146,7 +150,20 @@ class FakeSystem:
         settings = read_env_file(self.root / "etc" / "helionyx" / f"{service.env}.env")
         if "PROJECTIONS_DB_PATH" in settings:
             # Like the service: a missing read model is created (and caught up) at start.
-            model = self._read_model(service.base / "current", settings["PROJECTIONS_DB_PATH"])
+            configured = Path(settings["PROJECTIONS_DB_PATH"])
+            model = self._read_model(service.base / "current", str(configured))
+            events = Path(settings.get("EVENT_STORE_PATH", configured.parents[1] / "events"))
+            if unreadable(of_manifest(manifest), log_versions(events)):
+                # It refuses a log it cannot read, unless a forced rollback left it the record.
+                try:
+                    forced = json.loads((configured.parent / FORCED_READ).read_text())["commit"]
+                except OSError:
+                    forced = None
+                if forced != manifest["commit"]:
+                    service.active, service.serving = "failed", None
+                    return
+                schema = of_manifest(manifest)["projections"]
+                model = forced_read_model_path(configured, schema)
             model.parent.mkdir(parents=True, exist_ok=True)
             model.touch()
         if manifest["commit"] in self.broken:

@@ -20,3 +20,13 @@ def test_a_new_countdown_starts_over_after_a_step(capsys: pytest.CaptureFixture[
     reporter.step("go live", 5.0)
     reporter.progress({"step": "watch", "done": 1.0, "total": 5.0})
     assert capsys.readouterr().err.count("watch:") == 2
+
+
+def test_a_step_that_outlasts_its_estimate_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    reporter = PrintReporter()
+    reporter.progress({"step": "read model", "done": 1.0, "total": 0.2})
+    reporter.progress({"step": "read model", "done": 11.0, "total": 0.2})
+    assert capsys.readouterr().err.splitlines() == [
+        "  read model: 1 s, about 0.2 s expected",
+        "  read model: 11 s, about 0.2 s expected",
+    ]

@@ -108,7 +108,7 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "status": "healthy",
             "environment": settings.environment,
             "version": __version__,
@@ -116,6 +116,10 @@ def create_app(
             # 5xx answers since start: a deploy's watch reads it (docs/DEPLOYMENT.md).
             "server_errors": errors.count,
         }
+        if assistant.store.unreadable:
+            # Rolled back by force onto a log it cannot wholly read: what it does not show.
+            body["unreadable_events"] = assistant.store.unreadable
+        return body
 
     @app.get("/health/ready", responses={503: {"description": "not ready, with the reason"}})
     def ready() -> JSONResponse:

@@ -29,6 +29,19 @@ READABLE_SCHEMA_VERSIONS: Final[dict[str, int]] = {}
 _REQUIRED = ("event_id", "event_type", "schema_version", "occurred_at", "payload")
 
 
+class UnreadableVersion(ValueError):
+    """A known event type at a schema version newer than this release reads."""
+
+    def __init__(self, event_type: str, version: int) -> None:
+        super().__init__(f"unsupported schema_version {version!r} for {event_type}")
+        self.event_type, self.version = event_type, version
+
+    @property
+    def kind(self) -> str:
+        """`NoteCaptured v2`."""
+        return f"{self.event_type} v{self.version}"
+
+
 def utc_now() -> datetime:
     """The current time in UTC."""
     return datetime.now(UTC)
@@ -79,6 +92,8 @@ class Event:
         if event_type not in SCHEMA_VERSIONS:
             raise ValueError(f"unknown event type {event_type!r}")
         readable = READABLE_SCHEMA_VERSIONS.get(event_type, SCHEMA_VERSIONS[event_type])
+        if isinstance(version, int) and not isinstance(version, bool) and version > readable:
+            raise UnreadableVersion(event_type, version)
         if not isinstance(version, int) or not 1 <= version <= readable:
             raise ValueError(f"unsupported schema_version {version!r} for {event_type}")
         if not isinstance(data["payload"], dict):

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from helionyx.domain.errors import EventLogCorrupt, StoreUnavailable
-from helionyx.domain.events import Event, utc_now
+from helionyx.domain.events import Event, UnreadableVersion, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,13 @@ class EventStore:
         *,
         fsync: bool = True,
         observer: Callable[[Event], None] | None = None,
+        skip_unreadable: bool = False,
     ) -> None:
         self.directory = directory
+        # Only a release rolled back by force reads past events it cannot read (runtime.py).
+        self._skip_unreadable = skip_unreadable
+        #: Events passed over because this release cannot read them, by kind (`NoteCaptured v2`).
+        self.unreadable: dict[str, int] = {}
         self._clock = clock
         # Only benchmarks turn this off, to measure the ceiling; see docs/CONFIG.md.
         self._fsync = fsync
@@ -102,8 +107,11 @@ class EventStore:
             found = [q for path in self.files() if (q := self._repair_tail(path)) is not None]
         self.quarantined = found
         self._count, self._by_type, self._last = 0, {}, None
+        self.unreadable = {}
         for event in self.read():
             self._note(event)
+        # Passed over, but in the log all the same: positions count them.
+        self._count += sum(self.unreadable.values())
         return found
 
     def _note(self, event: Event) -> None:
@@ -217,12 +225,17 @@ class EventStore:
                     if index >= start:
                         try:
                             yield Event.from_line(line)
+                        except UnreadableVersion as exc:
+                            if not self._skip_unreadable:
+                                raise EventLogCorrupt(path, line_number, str(exc)) from exc
+                            self.unreadable[exc.kind] = self.unreadable.get(exc.kind, 0) + 1
                         except ValueError as exc:
                             raise EventLogCorrupt(path, line_number, str(exc)) from exc
                     index += 1
 
-    def read_after(self, position: LogPosition) -> Iterator[tuple[Event, LogPosition]]:
-        """Every complete event after `position`, each with the position just after it."""
+    def read_after(self, position: LogPosition) -> Iterator[tuple[Event | None, LogPosition]]:
+        """Every complete event after `position`, each with the position just after it (None
+        for one passed over as unreadable, when this store skips those)."""
         count = position.count
         for path in self.files():
             if position.last_file is not None and path.name < position.last_file:
@@ -238,11 +251,14 @@ class EventStore:
                         break  # a tail still being written by another process: not an event yet
                     offset += len(line)
                     count += 1
+                    event: Event | None
                     try:
                         event = Event.from_line(line)
                     except ValueError as exc:
-                        where = f"at byte {offset - len(line)}: {exc}"
-                        raise EventLogCorrupt(path, 0, where) from exc
+                        if not (self._skip_unreadable and isinstance(exc, UnreadableVersion)):
+                            where = f"at byte {offset - len(line)}: {exc}"
+                            raise EventLogCorrupt(path, 0, where) from exc
+                        event = None
                     yield event, LogPosition(count, path.name, offset)
 
     @property

@@ -243,25 +243,40 @@ def test_a_release_that_changes_data_goes_out_explicitly_and_comes_back_safely(
         in refused.stderr
     )
     assert node.current(ENV) == shas["3.0.0"]
-    # FORCE=1 overrides the pipeline's refusal, not the release's own: 2.0.0 will not start on
-    # a log it cannot read, and the env goes back to 3.0.0, serving; the attempt is recorded.
+    # FORCE=1: done and recorded. 2.0.0 serves what it can read, says what it skips, and keeps
+    # its read model apart from 3.0.0's (the same schema), which it never touches.
+    newer_model = f"md5sum /var/lib/helionyx/{ENV}/projections/projections.v2.db*"
     forced = cli(
         project, node, "rollback", "--env", ENV, "--force", "--reason", "3.0.0 loses todos"
     )
-    assert forced.code == 1
-    assert f"restored {shas['3.0.0'][:12]}" in forced.stderr
-    assert "unsupported schema_version 2 for NoteCaptured" in forced.stderr, "the journal says why"
-    assert node.current(ENV) == shas["3.0.0"]
+    assert forced.code == 0, forced.stderr
+    assert node.current(ENV) == shas["2.0.0"]
     code, health = node.http(ENV, "/health")
-    assert code == 200 and health["version"] == "3.0.0"
+    assert code == 200 and health["version"] == "2.0.0"
+    assert health["unreadable_events"] == {"NoteCaptured v2": 1}
+    models_before = node.ssh(newer_model)  # 3.0.0 stopped: its read model as it left it
+    node.ingest(ENV, "note: written by 2.0.0, forced")
+    code, notes = node.http(ENV, "/api/v1/notes", token=True)
+    texts = [n["text"] for n in notes]
+    assert "written by 2.0.0, forced" in texts and "written as version 2" not in texts
+    assert node.ssh(newer_model) == models_before, "3.0.0's read model untouched"
     finish = json.loads(
         node.ssh(f"grep '\"finish\"' /opt/helionyx/{ENV}/deploy-log.jsonl | tail -1")
     )
     assert (finish["action"], finish["outcome"], finish["forced"]) == (
         "rollback",
-        "failed",
+        "succeeded",
         "3.0.0 loses todos",
     )
+
+    # Forward to 3.0.0 again: every note, both releases' own, in a read model that equals a
+    # rebuild; the forced read model is gone.
+    assert deploy(project, node, ENV, "3.0.0").code == 0
+    code, notes = node.http(ENV, "/api/v1/notes", token=True)
+    texts = [n["text"] for n in notes]
+    assert {"written as version 2", "written by 2.0.0, forced"} <= set(texts)
+    state_equals_a_rebuild(node, shas["3.0.0"], 2)
+    assert "projections.v2.forced.db" not in read_models(node)
 
 
 def test_a_migrating_deploy_killed_during_the_build_leaves_the_old_release_serving(

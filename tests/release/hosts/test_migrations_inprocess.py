@@ -3,13 +3,14 @@ beside the one in use, rollbacks that find their own, and retention of read mode
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from release.agent.protocol import FINISH, DataContract
+from release.agent.protocol import FINISH, FORCED_READ, DataContract
 from release.artifacts.releasing import Workspace
-from release.errors import UsageError
+from release.errors import OperationFailed, UsageError
 from release.hosts.deploy import preview
 from release.hosts.environments import Environment
 from release.hosts.rollback import rollback
@@ -67,6 +68,20 @@ def test_with_migrate_the_read_model_is_built_beside_the_one_in_use(
     record = finish(host, dev)
     assert record["migrated"] == "projections schema 1 -> 2"
     assert record["operator"], "who allowed it is on record"
+
+
+def test_a_read_model_build_over_a_second_shows_its_progress(
+    host: PretendHost, dev: Environment
+) -> None:
+    host.deploy(dev, "1.0.0")
+    host.write_events(dev, *[("NoteCaptured", 1)] * 9000)
+    host.system.rebuild_takes = 1.3
+    notes = Notes()
+    host.deploy(dev, "2.0.0", notes, migrate=True)
+    # Once a second while it runs, counting to the plan's estimate (9 000 events at 45 000/s).
+    assert [(p["step"], round(p["done"]), p["total"]) for p in notes.progressed] == [
+        ("read model", 1, 0.2)
+    ]
 
 
 def test_rolling_back_needs_no_migration_its_read_model_is_still_there(
@@ -151,4 +166,49 @@ def test_the_plan_says_when_rolling_back_would_not_be_safe(
     assert (
         "cannot read the event log: it holds NoteCaptured events of schema version 2"
         in (plan["rollback_problem"])
+    )
+
+
+def forced_onto_newer_events(host: PretendHost, dev: Environment) -> str:
+    """2.0.0, then 3.0.0 writing NoteCaptured v2, then a rollback to 2.0.0 forced; its SHA."""
+    two = host.deploy(dev, "2.0.0").sha
+    host.deploy(dev, "3.0.0")
+    host.write_events(dev, ("NoteCaptured", 1), ("NoteCaptured", 2))
+    with pytest.raises(UsageError, match="cannot read the event log"):
+        rollback(host.workspace, dev, None, Notes(), host.remote)
+    done = rollback(host.workspace, dev, None, Notes(), host.remote, forced="3.0.0 loses todos")
+    assert done.outcome == "succeeded" and host.current(dev) == two
+    return two
+
+
+def test_a_forced_rollback_serves_the_log_it_cannot_read_from_a_read_model_of_its_own(
+    host: PretendHost, dev: Environment
+) -> None:
+    two = forced_onto_newer_events(host, dev)
+    record = json.loads((Path(dev.data_dir) / "projections" / FORCED_READ).read_text())
+    assert (record["commit"], record["reason"]) == (two, "3.0.0 loses todos")
+    assert record["skips"] == ["NoteCaptured v2"]
+    # 3.0.0's read model (the same schema) stays as it left it; 2.0.0 builds one apart.
+    assert read_models(dev) == ["projections.v2.db", "projections.v2.forced.db"]
+    assert finish(host, dev)["forced"] == "3.0.0 loses todos"
+
+
+def test_rolling_forward_again_forgets_the_forced_read(host: PretendHost, dev: Environment) -> None:
+    forced_onto_newer_events(host, dev)
+    host.deploy(dev, "3.0.0")
+    assert not (Path(dev.data_dir) / "projections" / FORCED_READ).exists()
+    assert read_models(dev) == ["projections.v2.db"]
+
+
+def test_a_failed_deploy_goes_back_to_the_release_forced_onto_the_log(
+    host: PretendHost, dev: Environment
+) -> None:
+    two = forced_onto_newer_events(host, dev)
+    broken = host.artifact("3.0.1", contract=V3)
+    host.system.broken.add(broken)
+    with pytest.raises(OperationFailed, match="rolled back to"):
+        host.deploy(dev, "3.0.1")
+    assert host.current(dev) == two
+    assert (
+        json.loads((Path(dev.data_dir) / "projections" / FORCED_READ).read_text())["commit"] == two
     )
