@@ -265,9 +265,10 @@ class Bench:
             self.rebuild_rates.append(int(events) / float(seconds))
 
     def socket_restart(self) -> None:
-        """What APPLY=1 costs under load: restarts that move the listening socket (between the
-        node's own address and 0.0.0.0, both reachable from here) beside restarts that keep it."""
-        addresses = [self.env["DEPLOY_HOST"], "0.0.0.0"]
+        """What APPLY=1 costs under load: restarts that move the listening socket (between
+        `[::]`, dual-stack, and 0.0.0.0: both reach the node's loopback, where its health gate
+        asks, and its address, where the load comes from) beside restarts that keep it."""
+        addresses = ["[::]", "0.0.0.0"]
         with self.load(8000) as load:
             for _ in range(REPS):
                 self.measure(

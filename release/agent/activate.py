@@ -103,12 +103,17 @@ def restart(ctx: Context, req: RestartRequest) -> Gate:
 def activate(ctx: Context, req: ActivateRequest) -> ActivateAnswer:
     """Switch and restart with the health gate in one round trip (rollbacks). A rollback the
     operator forced onto a release that cannot read the whole log leaves it the record that
-    lets it skip those events (`readmodels.settle_forced`)."""
+    lets it skip those events (`readmodels.allow_forced`)."""
     layout, sha = ctx.layout, req["sha"]
     before = switch(layout, sha, req["previous"])
     skips = [f"{p.event_type} v{p.version}" for p in _unreadable(layout, sha)]
-    readmodels.settle_forced(layout, sha, req.get("forced"), skips)
-    return {**restart(ctx, req), "before": before}
+    reason = req.get("forced")
+    if reason and skips:
+        readmodels.allow_forced(layout, sha, reason, skips)
+    gate = restart(ctx, req)
+    if gate["healthy"]:
+        readmodels.forget_forced(layout, sha)
+    return {**gate, "before": before}
 
 
 def go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
@@ -215,7 +220,7 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
                 )
     if outcome == SUCCEEDED:
         # Kept until now: a failed deploy may still go back to a release forced onto this log.
-        readmodels.settle_forced(layout, req["sha"], None, [])
+        readmodels.forget_forced(layout, req["sha"])
     return {
         "healthy": outcome == SUCCEEDED,
         "outcome": outcome,

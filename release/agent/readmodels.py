@@ -145,18 +145,21 @@ def forced_release(layout: Layout) -> str | None:
         return None
 
 
-def settle_forced(layout: Layout, sha: str, forced: str | None, unreadable: list[str]) -> None:
-    """After a switch to `sha`: record that the operator let it skip `unreadable` events, or
-    forget what an earlier forced rollback allowed another release (and its read model)."""
-    if forced and unreadable:
-        record = {"commit": sha, "reason": forced, "at": utc_timestamp(), "skips": unreadable}
-        replace_whole(forced_file(layout), json.dumps(record, indent=2) + "\n")
+def allow_forced(layout: Layout, sha: str, reason: str, skips: list[str]) -> None:
+    """Record that the operator let release `sha` serve a log holding `skips` it cannot read."""
+    record = {"commit": sha, "reason": reason, "at": utc_timestamp(), "skips": skips}
+    replace_whole(forced_file(layout), json.dumps(record, indent=2) + "\n")
+
+
+def forget_forced(layout: Layout, sha: str) -> None:
+    """Release `sha` is live and healthy: forget what a forced rollback allowed another release,
+    and that release's read model (kept until now: going back to it needed them)."""
+    if forced_release(layout) in (None, sha):
         return
-    if forced_release(layout) not in (None, sha):
-        forced_file(layout).unlink(missing_ok=True)
-        configured = configured_path(layout)
-        for path in configured.parent.glob(f"{configured.stem}*.forced{configured.suffix}*"):
-            path.unlink(missing_ok=True)
+    forced_file(layout).unlink(missing_ok=True)
+    configured = configured_path(layout)
+    for path in configured.parent.glob(f"{configured.stem}*.forced{configured.suffix}*"):
+        path.unlink(missing_ok=True)
 
 
 def prune(layout: Layout) -> list[str]:

@@ -212,3 +212,15 @@ def test_a_failed_deploy_goes_back_to_the_release_forced_onto_the_log(
     assert (
         json.loads((Path(dev.data_dir) / "projections" / FORCED_READ).read_text())["commit"] == two
     )
+
+
+def test_a_failed_rollback_away_from_the_forced_release_goes_back_to_it(
+    host: PretendHost, dev: Environment
+) -> None:
+    two = forced_onto_newer_events(host, dev)
+    three = ("300" * 40)[:40]  # the pretend host's commit of 3.0.0
+    host.system.broken.add(three)
+    with pytest.raises(OperationFailed, match="not healthy"):
+        rollback(host.workspace, dev, "3.0.0", Notes(), host.remote)
+    assert host.current(dev) == two
+    assert host.system.services[dev.unit].serving == ("2.0.0", two), "serving again"
