@@ -55,10 +55,13 @@ class Figure:
     requests: int = 0
     worst_latency: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
+    #: The longest time from a repetition's first failed request to its last.
+    longest_outage: float = 0.0
 
     def add_load(self, phase: Phase) -> None:
         """Fold one phase of load into this figure."""
         self.failed += phase.failed
+        self.longest_outage = max(self.longest_outage, phase.outage)
         for kind, count in phase.failures.items():
             self.failures[kind] = self.failures.get(kind, 0) + count
         self.requests += phase.requests
@@ -80,6 +83,7 @@ class Figure:
             "failed_requests": self.failed,
             "failures_by_kind": self.failures,
             "worst_latency_s": round(self.worst_latency, 3),
+            "longest_outage_s": round(self.longest_outage, 3),
         }
 
 
@@ -400,7 +404,8 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
         for figure in self.figures.values():
             if figure.failures:
                 kinds = ", ".join(f"{k}: {v}" for k, v in sorted(figure.failures.items()))
-                print(f"  {figure.name} failures: {kinds}")
+                away = f"; away for up to {figure.longest_outage:.2f} s"
+                print(f"  {figure.name} failures: {kinds}{away}")
         print()
         for name, value in ratios.items():
             print(f"{name:<22} {value:5.2f}")

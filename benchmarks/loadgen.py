@@ -25,6 +25,13 @@ class Phase:
     requests: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    #: When the first and the last failed request of the phase ended (monotonic seconds).
+    failing: tuple[float, float] | None = None
+
+    @property
+    def outage(self) -> float:
+        """Seconds from the first failed request to the last: how long the service was away."""
+        return self.failing[1] - self.failing[0] if self.failing else 0.0
 
     @property
     def failed(self) -> int:
@@ -124,6 +131,8 @@ class Load:
                     phase.latencies.append(elapsed)
                     if outcome:
                         phase.failures[outcome] += 1
+                        now = started + elapsed
+                        phase.failing = (phase.failing[0] if phase.failing else now, now)
 
     def _one(self, client: httpx.Client, path: str) -> str | None:
         try:
