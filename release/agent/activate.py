@@ -106,8 +106,9 @@ def activate(ctx: Context, req: ActivateRequest) -> ActivateAnswer:
     lets it skip those events (`readmodels.allow_forced`)."""
     layout, sha = ctx.layout, req["sha"]
     before = switch(layout, sha, req["previous"])
-    skips = [f"{p.event_type} v{p.version}" for p in _unreadable(layout, sha)]
     reason = req.get("forced")
+    # Only a forced rollback reads the log here (the operator checked it before the lock).
+    skips = [f"{p.event_type} v{p.version}" for p in _unreadable(layout, sha)] if reason else []
     if reason and skips:
         readmodels.allow_forced(layout, sha, reason, skips)
     gate = restart(ctx, req)
