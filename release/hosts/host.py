@@ -205,17 +205,21 @@ class Host:
             # The agent answers in order: the interrupted call's answer must not be taken for
             # this one's. Waiting for it also lets that step finish before the next goes.
             try:
-                session.receive(timeout=wait)
+                self._answer(session, session.receive(timeout=wait), wait, shown=False)
             except ConnectionFailed:
                 raise RequestNotSent("lost the SSH connection", host=self.remote.host) from None
         self._unanswered = True
-        line = session.ask(message, timeout=wait)
+        line = self._answer(session, session.ask(message, timeout=wait), wait, shown=True)
+        self._unanswered = False
+        return line
+
+    def _answer(self, session: Session, line: str, wait: float, *, shown: bool) -> str:
+        """The answer line, past the progress lines a long step sends before it (the watch
+        counting down), which go to `on_progress` when `shown`."""
         while line.startswith(_PROGRESS):
-            # A long step says how far it has got before it answers (the watch counting down).
-            if self.on_progress is not None:
+            if shown and self.on_progress is not None:
                 self.on_progress(json.loads(line)["progress"])
             line = session.receive(timeout=wait)
-        self._unanswered = False
         return line
 
     def dial(self) -> Host:

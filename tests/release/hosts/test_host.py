@@ -17,7 +17,7 @@ from typing import cast
 import pytest
 
 import release.agent
-from release.agent.protocol import INSTALL, PREPARE, STATE, UNLOCK
+from release.agent.protocol import INSTALL, PREPARE, STATE, UNLOCK, Progress
 from release.errors import ConnectionFailed, RequestNotSent
 from release.hosts.bundle import BOOTSTRAP, agent_bundle, sources
 from release.hosts.environments import load
@@ -34,6 +34,8 @@ class FakeAgent:
         self.seen: list[str] = []
         #: What the next ask does instead of waiting for its answer.
         self.next_ask: type[BaseException] | None = None
+        #: Progress lines each step sends before its answer (a watch counting down).
+        self.progress_lines = 0
 
 
 class FakeSession:
@@ -55,6 +57,9 @@ class FakeSession:
             raise RequestNotSent("lost the SSH connection")
         command = json.loads(line)["command"]
         self.agent.seen.append(command)
+        for done in range(self.agent.progress_lines):
+            progress = {"step": command, "done": float(done), "total": 9.0}
+            self.outbox.append(json.dumps({"progress": progress}) + "\n")
         self.outbox.append(json.dumps({"ok": True, "result": {"answered": command}}) + "\n")
         failure, self.agent.next_ask = self.agent.next_ask, None
         if failure is ConnectionFailed:
@@ -122,6 +127,29 @@ def test_an_interrupted_calls_answer_is_not_taken_for_the_next_ones(
     assert cast(object, host.call(UNLOCK({}))) == {"answered": "unlock"}
     assert agent.seen == ["install", "unlock"]
     assert len(remote.sessions) == 1, "the session outlived the interrupt"
+
+
+def test_progress_before_an_answer_is_shown_and_the_answer_still_read(
+    host: Host, agent: FakeAgent
+) -> None:
+    agent.progress_lines = 3
+    seen: list[Progress] = []
+    host.on_progress = seen.append
+    assert cast(object, host.call(UNLOCK({}))) == {"answered": "unlock"}
+    assert [p["done"] for p in seen] == [0.0, 1.0, 2.0]
+
+
+def test_an_interrupted_calls_progress_and_answer_are_not_taken_for_the_next_ones(
+    host: Host, agent: FakeAgent
+) -> None:
+    agent.progress_lines, agent.next_ask = 2, KeyboardInterrupt
+    seen: list[Progress] = []
+    host.on_progress = seen.append
+    with pytest.raises(KeyboardInterrupt):
+        host.call(INSTALL({"sha": "a", "archive": "b", "donor": None, "reuse": []}))
+    agent.progress_lines = 0
+    assert cast(object, host.call(UNLOCK({}))) == {"answered": "unlock"}
+    assert seen == [], "an interrupted step's progress is not shown as the next one's"
 
 
 def test_a_request_the_host_never_saw_is_sent_once_more_on_a_new_session(
