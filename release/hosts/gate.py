@@ -35,13 +35,15 @@ def refusal(required: HostState, sha: str, *, where: str, soak: float, now: floa
         for i, r in enumerate(finishes)
         if r.get("sha") == sha and r.get("action") in GOING_LIVE and r.get("outcome") == SUCCEEDED
     ]
-    if not good:
-        return f"{short} was never deployed to {where} successfully"
-    start = good[-1]
-    since = _at(finishes[start])
-    for record in finishes[start + 1 :]:
+    start = good[-1] if good else -1
+    # Its last failure there since it last went live (or at all): a deploy rolled back by its
+    # gate or its watch never went live successfully, and that is what to say.
+    for record in reversed(finishes[start + 1 :]):
         if record.get("sha") == sha and record.get("outcome") in (FAILED, ROLLED_BACK):
             return f"{short} failed on {where} at {record.get('ended_at')}"
+    if not good:
+        return f"{short} was never deployed to {where} successfully"
+    since = _at(finishes[start])
     # It served from its switch until the next release went live there (or until now).
     later = [
         r

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from release.agent.protocol import FAILED, FINISH, SUCCEEDED, LogRecord
+from release.agent.protocol import FAILED, FINISH, ROLLED_BACK, SUCCEEDED, LogRecord
 from release.hosts.gate import refusal
 from release.hosts.host import HostRelease, HostState
 
@@ -34,6 +34,13 @@ def test_a_release_never_deployed_there_is_refused() -> None:
     assert refusal(
         staging(B, went_live(B, "10:00:00")), A, where="staging", soak=0, now=at("11:00:00")
     ) == ("aaaaaaaaaaaa was never deployed to staging successfully")
+
+
+def test_one_rolled_back_there_says_it_failed_not_that_it_never_came() -> None:
+    state = staging(B, went_live(B, "10:00:00"), went_live(A, "10:05:00", ROLLED_BACK))
+    assert refusal(state, A, where="staging", soak=0, now=at("11:00:00")) == (
+        "aaaaaaaaaaaa failed on staging at 2026-12-01T10:05:00Z"
+    )
 
 
 def test_one_still_soaking_says_how_long_it_has_to_go() -> None:

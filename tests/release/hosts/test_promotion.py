@@ -133,26 +133,42 @@ CRASH_LATER = (
 def test_a_release_that_crashes_after_its_health_gate_is_rolled_back_by_the_watch(
     project: Project, node: NodeHandle
 ) -> None:
-    dev = project.repo / "deployment" / "environments" / "dev.toml"
-    before = dev.read_text()
-    dev.write_text(before.replace("watch = 0", "watch = 8"))
+    tomls = project.repo / "deployment" / "environments"
+    staging, live = tomls / "staging.toml", tomls / "live.toml"
+    before, live_before = staging.read_text(), live.read_text()
+    # Dev builds allowed for this test, so that what stops one on live is the gate alone.
+    dev_builds = ("allow_dev_builds = false", "allow_dev_builds = true")
+    staging.write_text(before.replace(*dev_builds) + "watch = 8\n")
+    live.write_text(live_before.replace(*dev_builds))
     try:
-        setup_env(project, node, "dev")
-        assert deploy(project, node, "dev", "0.1.0").code == 0
-        project.commit("feat: crash later", "Crashes 3 s after it starts.", CRASH_LATER)
-        crashing = project.dev_build("crashes after its health gate")
-        old, new = CRASH_LATER[2], CRASH_LATER[1]
-        project.commit("fix: no crash", "No crash.", (CRASH_LATER[0], old, new))
-        done = deploy(project, node, "dev", crashing)
+        with behind_staging(project, 0):
+            for env in ("staging", "live"):
+                setup_env(project, node, env)
+            assert deploy(project, node, "staging", "0.1.0").code == 0
+            project.commit("feat: crash later", "Crashes 3 s after it starts.", CRASH_LATER)
+            crashing = project.dev_build("crashes after its health gate")
+            old, new = CRASH_LATER[2], CRASH_LATER[1]
+            project.commit("fix: no crash", "No crash.", (CRASH_LATER[0], old, new))
+            done = deploy(project, node, "staging", crashing)
+            onward = deploy(project, node, "live", crashing)
     finally:
-        dev.write_text(before)
+        staging.write_text(before)
+        live.write_text(live_before)
     assert done.code == 1
-    assert "during the 8 s watch: the unit" in done.stderr, done.stderr
-    assert node.current("dev") == project.shas["0.1.0"]
-    code, health = node.http("dev", "/health")
+    # The unit going away or /health/ready no longer answering, whichever the watch sees first.
+    assert "during the 8 s watch: " in done.stderr and "rolled back to" in done.stderr
+    assert node.current("staging") == project.shas["0.1.0"]
+    code, health = node.http("staging", "/health")
     assert code == 200 and health["version"] == "0.1.0"
-    finish = json.loads(node.ssh("grep '\"finish\"' /opt/helionyx/dev/deploy-log.jsonl | tail -1"))
+    log = "/opt/helionyx/staging/deploy-log.jsonl"
+    finish = json.loads(node.ssh(f"grep '\"finish\"' {log} | tail -1"))
     assert (finish["sha"], finish["outcome"]) == (crashing, "rolled_back")
+    # What the watch rolled back never reaches live.
+    assert onward.code == 2
+    assert f"live takes only what staging verified: {crashing[:12]} failed on staging" in (
+        onward.stderr
+    )
+    assert node.current("live") != crashing
 
 
 def test_ctrl_c_during_the_watch_ends_it_and_leaves_the_release_in_place(
