@@ -95,6 +95,11 @@ def env_status(current: status.Status, *, releases_only: bool) -> None:
         print(
             f"verdict    {'healthy' if current.healthy else 'NOT HEALTHY: ' + str(current.problem)}"
         )
+        skipped = body.get("unreadable_events") if isinstance(body, dict) else None
+        if skipped:
+            # Rolled back by force onto a log it cannot wholly read (docs/DEPLOYMENT.md).
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped.items()))
+            print(f"skipping   {kinds} event(s) it cannot read; roll forward to serve them")
         print(f"lock       {current.lock or 'free'}")
         if current.leftovers:
             print(

@@ -1,6 +1,7 @@
 import pytest
 
-from release.show import PrintReporter
+from release.hosts.status import Status
+from release.show import PrintReporter, env_status
 
 
 def test_a_countdown_in_a_log_is_a_line_every_ten_seconds(
@@ -30,3 +31,35 @@ def test_a_step_that_outlasts_its_estimate_says_so(capsys: pytest.CaptureFixture
         "  read model: 1 s, about 0.2 s expected",
         "  read model: 11 s, about 0.2 s expected",
     ]
+
+
+def a_status(body: dict[str, object]) -> Status:
+    return Status(
+        env="staging",
+        host="node1",
+        unit="helionyx-staging.service",
+        version="2.0.0",
+        sha="2" * 40,
+        deployed_at=None,
+        deployed_by=None,
+        deployed_from=None,
+        healthy=True,
+        problem=None,
+        service={"state": "active", "sub_state": "running"},
+        health={"status": 200, "body": body},
+        releases=[],
+        lock=None,
+        leftovers=[],
+    )
+
+
+def test_status_says_what_a_release_forced_onto_the_log_skips(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env_status(a_status({"status": "healthy"}), releases_only=False)
+    assert "skipping" not in capsys.readouterr().out
+    env_status(a_status({"unreadable_events": {"NoteCaptured v2": 3}}), releases_only=False)
+    assert (
+        "skipping   3 NoteCaptured v2 event(s) it cannot read; roll forward to serve them"
+        in capsys.readouterr().out.splitlines()
+    )

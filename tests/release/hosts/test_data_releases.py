@@ -254,6 +254,8 @@ def test_a_release_that_changes_data_goes_out_explicitly_and_comes_back_safely(
     code, health = node.http(ENV, "/health")
     assert code == 200 and health["version"] == "2.0.0"
     assert health["unreadable_events"] == {"NoteCaptured v2": 1}
+    shown = cli(project, node, "status", "--env", ENV).stdout
+    assert "skipping   1 NoteCaptured v2 event(s) it cannot read" in shown, shown
     models_before = node.ssh(newer_model)  # 3.0.0 stopped: its read model as it left it
     node.ingest(ENV, "note: written by 2.0.0, forced")
     code, notes = node.http(ENV, "/api/v1/notes", token=True)
