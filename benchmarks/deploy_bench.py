@@ -129,9 +129,10 @@ class Bench:
         #: Events per second `helionyx rebuild-projections` built on the node.
         self.rebuild_rates: list[float] = []
 
-    def cli(self, *args: str) -> str:
-        """`python -m release --repo PROJECT …`."""
-        return sh(sys.executable, "-m", "release", "--repo", str(self.project), *args, env=self.env)
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """`python -m release --repo PROJECT …` (with the bench's settings, or `env`)."""
+        command = [sys.executable, "-m", "release", "--repo", str(self.project), *args]
+        return sh(*command, env=env or self.env)
 
     def prepare(self) -> None:
         """A clean node, a scratch clone with REPS + 1 dev builds, dev set up."""
@@ -283,14 +284,10 @@ class Bench:
                 self.measure(
                     "restart, socket moved (APPLY=1)",
                     load,
-                    lambda e=moved: self._cli_with(e, "restart", "--env", "dev", "--apply-units"),  # type: ignore[misc]
+                    lambda e=moved: self.cli("restart", "--env", "dev", "--apply-units", env=e),  # type: ignore[misc]
                 )
         if REPS % 2:
             self.cli("restart", "--env", "dev", "--apply-units")  # back on 0.0.0.0
-
-    def _cli_with(self, environ: dict[str, str], *args: str) -> str:
-        command = [sys.executable, "-m", "release", "--repo", str(self.project), *args]
-        return sh(*command, env=environ)
 
     def status_of_every_env(self) -> None:
         """`make status` without ENV: three envs on the node, read concurrently (staging and

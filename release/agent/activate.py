@@ -108,7 +108,7 @@ def activate(ctx: Context, req: ActivateRequest) -> ActivateAnswer:
     before = switch(layout, sha, req["previous"])
     reason = req.get("forced")
     # Only a forced rollback reads the log here (the operator checked it before the lock).
-    skips = [f"{p.event_type} v{p.version}" for p in _unreadable(layout, sha)] if reason else []
+    skips = [f"{p.event_type} v{p.version}" for p in _unreadable(layout, sha)[1]] if reason else []
     if reason and skips:
         readmodels.allow_forced(layout, sha, reason, skips)
     gate = restart(ctx, req)
@@ -233,13 +233,13 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
     }
 
 
-def _unreadable(layout: Layout, sha: str) -> list[contract.Unreadable]:
-    """The event types in this env's log that release `sha` cannot read."""
+def _unreadable(layout: Layout, sha: str) -> tuple[str | None, list[contract.Unreadable]]:
+    """Release `sha`'s version, and the event types in this env's log it cannot read."""
     try:
         manifest = json.loads((layout.releases / sha / MANIFEST).read_text())
     except (OSError, ValueError):
-        return []
-    return contract.unreadable(
+        return None, []
+    return manifest.get("version"), contract.unreadable(
         contract.of_manifest(manifest), contract.log_versions(layout.data_dir / "events")
     )
 
@@ -249,14 +249,8 @@ def _cannot_read(layout: Layout, sha: str) -> str | None:
     operator forced onto this log already may: it skips those events)."""
     if readmodels.forced_release(layout) == sha:
         return None
-    problems = _unreadable(layout, sha)
-    if not problems:
-        return None
-    try:
-        version = json.loads((layout.releases / sha / MANIFEST).read_text()).get("version")
-    except (OSError, ValueError):
-        version = None
-    return contract.explain(f"{version} ({sha[:12]})", problems[0])
+    version, problems = _unreadable(layout, sha)
+    return contract.explain(f"{version} ({sha[:12]})", problems[0]) if problems else None
 
 
 def _finish(layout: Layout, req: GoLiveRequest, outcome: str, reason: str | None) -> None:

@@ -17,6 +17,7 @@ from tests.release.deploykit import (
     NodeHandle,
     Project,
     deploy,
+    deploy_args,
     deploy_in_background,
     event_ids,
     ingest_url,
@@ -93,18 +94,7 @@ def cli(project: Project, node: NodeHandle, *args: str, **extra: str) -> Any:
 
 def migrate(project: Project, node: NodeHandle, version: str) -> Any:
     """`make deploy MIGRATE=1`."""
-    return cli(
-        project,
-        node,
-        "deploy",
-        "--env",
-        ENV,
-        "--version",
-        version,
-        "--store",
-        project.store,
-        "--migrate",
-    )
+    return cli(project, node, *deploy_args(project, ENV, version), "--migrate")
 
 
 def plan(project: Project, node: NodeHandle, version: str) -> dict[str, Any]:
