@@ -212,6 +212,10 @@ bench: $(STAMP) ## deploy benchmark on the test node vs the in-place way (root; 
 	@$(PY) -m compileall -q release benchmarks >/dev/null
 	@$(PY) -m benchmarks.deploy_bench
 
+.PHONY: bench-github
+bench-github: $(STAMP) ## API requests and time for one version and the list, 300 releases on the GitHub stand-in
+	@$(PY) -m benchmarks.github_bench
+
 .PHONY: bench-service
 bench-service: $(STAMP) ## ingests/s and p50/p99 for 1 and 8 writers against a real service, fsync on and off
 	@$(PY) -m benchmarks.service_bench

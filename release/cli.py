@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -121,6 +122,9 @@ def _host_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = _parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A cron job or LC_ALL=C may give an ASCII stdout; a release name must not end the run.
+        sys.stdout.reconfigure(errors="backslashreplace")
     ws = releasing.Workspace(args.repo.resolve())
     progress: Progressable = TransferProgress() if sys.stderr.isatty() else NoProgress()
     try:
@@ -144,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _store(spec: str, ws: releasing.Workspace) -> Store:
     if spec.startswith("dir:") and not Path(spec[4:]).is_absolute():
         spec = f"dir:{ws.root / spec[4:]}"
-    return open_store(spec, notify=_note)
+    return open_store(spec, notify=_note, cache=ws.cache / "github-assets")
 
 
 def _note(message: str) -> None:

@@ -12,6 +12,7 @@
     │   ├── AlreadyPublished     that version is there with other bytes (immutable)
     │   ├── Conflict             something of that name exists (GitHub 422 already_exists)
     │   ├── AuthError            credentials rejected or not allowed
+    │   ├── ForeignRelease       a release holds a manifest.json this tool did not write
     │   └── RetryLater           an answer worth another attempt (never leaves the client)
     ├── ConnectionFailed         the host is unreachable or did not prove its identity
     │   ├── RequestNotSent       gone before the request left: the host never saw it
@@ -123,6 +124,10 @@ class Conflict(StoreError):
 
 class AuthError(StoreError):
     """The store rejected our credentials."""
+
+
+class ForeignRelease(StoreError):
+    """A release in the store holds a manifest.json that is not one this tool wrote."""
 
 
 class RetryLater(StoreError):

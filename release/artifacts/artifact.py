@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from packaging.version import Version
 
@@ -124,21 +123,68 @@ class Manifest:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        """Parse manifest.json, raising ArtifactError when it is not one."""
+    def from_json(cls, text: str | bytes) -> Manifest:
+        """Parse manifest.json (text or UTF-8 bytes), raising ArtifactError when it is not one."""
         try:
-            data: dict[str, Any] = json.loads(text)
-            files = tuple(FileEntry(**entry) for entry in data.pop("files"))
-            manifest = cls(files=files, **data)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ArtifactError(f"{MANIFEST} is not a valid manifest: {exc}") from None
-        if manifest.schema_version != MANIFEST_SCHEMA:
+            data = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        except UnicodeDecodeError:
+            raise ArtifactError(f"{MANIFEST} is not UTF-8 text") from None
+        except ValueError as exc:
+            raise ArtifactError(f"{MANIFEST} is not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{MANIFEST} holds JSON {_json_kind(data)}, not an object")
+        missing = sorted(k for k in _MANIFEST_FIELDS if k not in data)
+        if missing:
+            raise ArtifactError(f"{MANIFEST} has no {', '.join(missing)}")
+        unknown = sorted(set(data) - set(_MANIFEST_FIELDS) - {"data_contract"})
+        if unknown:
+            raise ArtifactError(f"{MANIFEST} has fields it should not: {', '.join(unknown)}")
+        for key, kinds in _MANIFEST_FIELDS.items():
+            if not isinstance(data[key], kinds) or isinstance(data[key], bool):
+                raise ArtifactError(f"{MANIFEST} field {key} is {_json_kind(data[key])}")
+        if data["schema_version"] != MANIFEST_SCHEMA:
             raise ArtifactError(
-                f"{MANIFEST} has schema version {manifest.schema_version}, expected "
+                f"{MANIFEST} has schema version {data['schema_version']}, expected "
                 f"{MANIFEST_SCHEMA}",
                 hint="use the release tooling of the same generation as the artifact",
             )
-        return manifest
+        if not isinstance(data.get("data_contract"), dict | None):
+            raise ArtifactError(f"{MANIFEST} field data_contract is not an object")
+        entries = []
+        for entry in data["files"]:
+            if not (
+                isinstance(entry, dict)
+                and set(entry) == {"path", "size", "sha256"}
+                and isinstance(entry["path"], str)
+                and isinstance(entry["size"], int)
+                and isinstance(entry["sha256"], str)
+            ):
+                raise ArtifactError(f"{MANIFEST} lists a file that is not path, size and sha256")
+            entries.append(FileEntry(entry["path"], entry["size"], entry["sha256"]))
+        fields = {k: v for k, v in data.items() if k != "files"}
+        return cls(files=tuple(entries), **fields)
+
+
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "schema_version": int,
+    "name": str,
+    "version": str,
+    "tag": (str, type(None)),
+    "commit": str,
+    "built_at": str,
+    "python_requires": str,
+    "platform": str,
+    "files": list,
+}
+
+
+def _json_kind(value: object) -> str:
+    """How JSON would name a value's type, for a message."""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    names.update({list: "a list", dict: "an object"})
+    return names.get(type(value), type(value).__name__)
 
 
 def contract_of(manifest: Manifest) -> DataContract:

@@ -11,9 +11,15 @@ Endpoints used (docs.github.com/rest/releases/releases and /rest/releases/assets
 - GET  /repos/{owner}/{repo}/releases/assets/{asset_id} with Accept: application/octet-stream,
   answered by a 302 to the storage host
 
-A release's commit is the one its own `manifest.json` names. `target_commitish` is never read:
-for a release created from a branch it is the branch name, and for an existing tag GitHub ignores
-it altogether.
+A release's commit is the one its own `manifest.json` names. `target_commitish` is only read to
+recognise a release our own create made; for a release created from a branch it is the branch
+name, and for an existing tag GitHub ignores it altogether.
+
+One version costs a few requests whatever the history: it is looked up by its tag first
+(`v1.2.3`, then `1.2.3`); only a SHA, or a version whose tag is named otherwise, reads the
+list, whose manifests come from a cache checked against GitHub's digest of each asset.
+A release whose `manifest.json` this tool did not write is skipped by the list and named,
+in one line, by whatever asks for it.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from release.agent.checksums import sha256_file
 from release.agent.protocol import MANIFEST, SUMS
 from release.artifacts.artifact import Artifact, Manifest
+from release.artifacts.github_cache import AssetCache
 from release.artifacts.github_client import GitHubClient, json_list, json_object
 from release.artifacts.store import Outcome, ReleaseInfo, newest_built_first, replace_dir, resolve
 from release.clock import Clock
@@ -38,6 +46,7 @@ from release.errors import (
     AlreadyPublished,
     ArtifactError,
     Conflict,
+    ForeignRelease,
     NotFound,
     StoreError,
     UsageError,
@@ -63,7 +72,7 @@ class GitHubStore:
         self,
         owner: str,
         repo: str,
-        token: str,
+        token: str | None,
         *,
         api_url: str = API_URL,
         client: httpx.Client | None = None,
@@ -71,6 +80,7 @@ class GitHubStore:
         backoff: float = 1.0,
         clock: Clock | None = None,
         notify: Callable[[str], None] = lambda _: None,
+        cache: Path | None = None,
     ) -> None:
         self.owner, self.repo = owner, repo
         self.label = f"github:{owner}/{repo}"
@@ -78,7 +88,8 @@ class GitHubStore:
         self._repo_url = f"{self.api}/repos/{owner}/{repo}"
         self._notify = notify
         self._moved_told = False
-        self._manifests: dict[int, bytes] = {}
+        self._assets_cache = AssetCache(cache)
+        self._located: dict[str, _Listed] = {}
         self.http = GitHubClient(
             token,
             client=client,
@@ -97,24 +108,24 @@ class GitHubStore:
         token: str | None,
         api_url: str | None,
         notify: Callable[[str], None] = lambda _: None,
+        cache: Path | None = None,
     ) -> GitHubStore:
-        """`OWNER/REPO`, the token from GITHUB_TOKEN unless given."""
+        """`OWNER/REPO`, the token from GITHUB_TOKEN unless given (reading needs none)."""
         owner, sep, repo = spec.partition("/")
         if not sep or not owner or not repo or "/" in repo:
             raise UsageError(f"github store {spec!r} is not OWNER/REPO")
         token = token if token is not None else os.environ.get("GITHUB_TOKEN", "")
-        if not token:
-            raise UsageError(
-                "GITHUB_TOKEN is not set",
-                hint="export a token with contents: write (never put it in a file in the repo)",
-            )
         api = api_url or os.environ.get("GITHUB_API_URL", API_URL)
-        return cls(owner, repo, token, api_url=api, notify=notify)
+        return cls(owner, repo, token or None, api_url=api, notify=notify, cache=cache)
 
     # -- the store interface -----------------------------------------------------------
     def releases(self) -> list[ReleaseInfo]:
         """Every published release (drafts are not), newest first."""
         return newest_built_first([listed.info for listed in self._listing()])
+
+    def find(self, ref: str) -> ReleaseInfo:
+        """The release `ref` names (version, tag or SHA prefix)."""
+        return self._locate(ref).info
 
     def publish(self, artifact: Artifact, notes: str, progress: Progressable) -> Outcome:
         """Create the release for the tag, or complete it; SHA256SUMS goes last."""
@@ -124,14 +135,23 @@ class GitHubStore:
                 f"{manifest.version} is a dev build",
                 hint="only tagged releases are published; run make release first",
             )
+        if self.http.anonymous:
+            raise UsageError(
+                "GITHUB_TOKEN is not set; publishing needs a token",
+                hint="export a token with contents: write (never put it in a file in the repo)",
+            )
         release = self._release_for_tag(manifest.tag)
         created = release is None
         if release is None:
-            release = self._create_release(manifest, notes)
+            release, created = self._create_release(manifest, notes)
         assets = self._assets(release)
         uploaded = {a["name"]: a for a in assets if a.get("state") == UPLOADED}
-        self._refuse_other_bytes(artifact, uploaded)
+        self._refuse_other_bytes(artifact, release, uploaded)
         wanted = {name for _, name in _asset_names(manifest)} | {SUMS}
+        # An earlier publish of ours left its commit on the release, or some of its files.
+        ours_before = release.get("target_commitish") == manifest.commit or any(
+            a.get("name") in wanted for a in assets
+        )
         for leftover in (a for a in assets if a.get("state") != UPLOADED):
             if leftover["name"] in wanted:
                 # An upload that never finished holds its name (422) until it is deleted.
@@ -143,13 +163,13 @@ class GitHubStore:
             self._upload(release, artifact.directory / path, name, progress)
         if created:
             return Outcome.CREATED
-        return Outcome.COMPLETED if uploads else Outcome.UNCHANGED
+        if not uploads:
+            return Outcome.UNCHANGED
+        return Outcome.COMPLETED if ours_before else Outcome.ADDED
 
     def fetch(self, version: str, destination: Path, progress: Progressable) -> Path:
         """Download every asset of a release into `destination/<version>`."""
-        listing = self._listing()
-        info = resolve([listed.info for listed in listing], version)
-        release = next(listed.release for listed in listing if listed.info is info)
+        release = self._locate(version).release
         tag = str(release["tag_name"])
         assets = {a["name"]: a for a in self._assets(release) if a.get("state") == UPLOADED}
         for required in (MANIFEST, SUMS):
@@ -160,7 +180,7 @@ class GitHubStore:
                     "make publish completes it",
                 )
         manifest_bytes = self._manifest_bytes(assets[MANIFEST])
-        manifest = Manifest.from_json(manifest_bytes.decode())
+        manifest = self._manifest(release, manifest_bytes)
         target = destination / manifest.version
 
         def fill(staging: Path) -> None:
@@ -178,12 +198,45 @@ class GitHubStore:
         return target
 
     # -- releases and their manifests ------------------------------------------------------
+    def _locate(self, ref: str) -> _Listed:
+        """A release by its tag when the ref can name one, else from the list."""
+        if ref in self._located:
+            return self._located[ref]
+        if not ref.strip():
+            resolve([], ref)  # refuses an empty ref before any request
+        found = None
+        for tag in _tags_for(ref):
+            release = self._release_for_tag(tag)
+            if release is None or release.get("draft"):
+                continue
+            listed = _Listed(self._info(release), release)
+            try:
+                resolve([listed.info], ref)
+            except NotFound:
+                continue  # a tag of that name holding another version
+            found = listed
+            break
+        if found is None:
+            listing = self._listing()
+            info = resolve([listed.info for listed in listing], ref)
+            found = next(listed for listed in listing if listed.info is info)
+        self._located[ref] = self._located[found.info.version] = found
+        return found
+
     def _listing(self) -> list[_Listed]:
-        found = []
+        found, foreign = [], []
         for release in self._paginate(f"{self._repo_url}/releases"):
             if release.get("draft"):
                 continue  # a draft has no tag yet and cannot be fetched by one
-            found.append(_Listed(self._info(release), release))
+            try:
+                found.append(_Listed(self._info(release), release))
+            except ForeignRelease:
+                foreign.append(str(release.get("tag_name")))
+        if foreign:
+            self._notify(
+                f"{self.label}: skipped {len(foreign)} release(s) whose manifest.json this tool "
+                f"did not write: {', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}"
+            )
         return found
 
     def _info(self, release: dict[str, Any]) -> ReleaseInfo:
@@ -195,24 +248,35 @@ class GitHubStore:
         )
         size = sum(int(a.get("size", 0)) for a in embedded)
         if manifest_asset is not None:
-            try:
-                manifest = Manifest.from_json(self._manifest_bytes(manifest_asset).decode())
-            except (ArtifactError, UnicodeDecodeError):
-                manifest = None
-            if manifest is not None:
-                return ReleaseInfo(manifest.version, tag, manifest.commit, manifest.built_at, size)
+            manifest = self._manifest(release, self._manifest_bytes(manifest_asset))
+            return ReleaseInfo(manifest.version, tag, manifest.commit, manifest.built_at, size)
         # Made outside this tool (web UI, gh): the commit is unknown, never a branch name.
         published = str(release.get("published_at") or release.get("created_at") or "")
         return ReleaseInfo(_version_of_tag(tag), tag, "", published, size)
 
-    def _manifest_bytes(self, asset: dict[str, Any]) -> bytes:
-        """A manifest's bytes, downloaded once per asset (an asset's bytes never change)."""
-        asset_id = int(asset["id"])
-        if asset_id not in self._manifests:
-            self._manifests[asset_id] = self._asset_bytes(asset)
-        return self._manifests[asset_id]
+    def _manifest(self, release: dict[str, Any], data: bytes) -> Manifest:
+        """A release's manifest, or ForeignRelease naming the release and the store."""
+        try:
+            return Manifest.from_json(data)
+        except ArtifactError as exc:
+            tag = release.get("tag_name")
+            raise ForeignRelease(
+                f"release {tag} in {self.label} was not made by this tool: {exc.message}",
+                hint="pick another version (make releases-available lists them) or remove "
+                "that release's manifest.json asset",
+            ) from None
 
-    def _refuse_other_bytes(self, artifact: Artifact, uploaded: dict[str, dict[str, Any]]) -> None:
+    def _manifest_bytes(self, asset: dict[str, Any]) -> bytes:
+        """A manifest's bytes: from the cache when GitHub's digest still vouches for them."""
+        data = self._assets_cache.get(asset)
+        if data is None:
+            data = self._asset_bytes(asset)
+            self._assets_cache.put(asset, data)
+        return data
+
+    def _refuse_other_bytes(
+        self, artifact: Artifact, release: dict[str, Any], uploaded: dict[str, dict[str, Any]]
+    ) -> None:
         """Releases are immutable: what the release already holds must be this artifact's."""
         manifest = artifact.manifest
 
@@ -224,7 +288,7 @@ class GitHubStore:
             )
 
         if MANIFEST in uploaded:
-            theirs = Manifest.from_json(self._manifest_bytes(uploaded[MANIFEST]).decode())
+            theirs = self._manifest(release, self._manifest_bytes(uploaded[MANIFEST]))
             if theirs.commit != manifest.commit:
                 raise refuse(f"built from commit {theirs.commit[:12]}, not {manifest.commit[:12]}")
         if (
@@ -260,12 +324,14 @@ class GitHubStore:
             )
 
     def _release_for_tag(self, tag: str) -> dict[str, Any] | None:
+        url = f"{self._repo_url}/releases/tags/{quote(tag, safe='/')}"
         try:
-            return json_object(self.http.request("GET", f"{self._repo_url}/releases/tags/{tag}"))
+            return json_object(self.http.request("GET", url))
         except NotFound:
             return None
 
-    def _create_release(self, manifest: Manifest, notes: str) -> dict[str, Any]:
+    def _create_release(self, manifest: Manifest, notes: str) -> tuple[dict[str, Any], bool]:
+        """The new release, and whether our request made it."""
         body = {
             "tag_name": manifest.tag,
             "target_commitish": manifest.commit,
@@ -274,7 +340,19 @@ class GitHubStore:
             "draft": False,
             "prerelease": False,
         }
-        return json_object(self.http.request("POST", f"{self._repo_url}/releases", json=body))
+        try:
+            return json_object(
+                self.http.request("POST", f"{self._repo_url}/releases", json=body)
+            ), True
+        except Conflict:
+            # A retry of our create whose first try GitHub carried out (its answer was lost,
+            # a 502) finds the tag taken: by our release if it is as we asked for it.
+            assert manifest.tag is not None
+            release = self._release_for_tag(manifest.tag)
+            if release is None:
+                raise
+            ours = all(release.get(key) == body[key] for key in ("target_commitish", "body"))
+            return release, ours and not release.get("assets")
 
     def _assets(self, release: dict[str, Any]) -> list[dict[str, Any]]:
         return list(self._paginate(f"{self._repo_url}/releases/{release['id']}/assets"))
@@ -335,6 +413,16 @@ class GitHubStore:
             yield from json_list(response)
             next_url = response.links.get("next", {}).get("url")
             params = None  # the next link carries its own query
+
+
+def _tags_for(ref: str) -> list[str]:
+    """The tags a ref may be, in the order this tool names them; none for a SHA."""
+    if len(ref) >= 7 and all(c in "0123456789abcdef" for c in ref):
+        return []
+    bare = _version_of_tag(ref)
+    if not bare[:1].isdigit():
+        return [ref] if ref.strip() else []
+    return [f"v{bare}", bare]
 
 
 def _version_of_tag(tag: str) -> str:

@@ -8,7 +8,16 @@ Rules followed (docs.github.com, API version 2022-11-28):
 - rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit: a 403 or 429
   is a rate limit when it carries `retry-after`, `x-ratelimit-remaining: 0`, or a message saying
   so. Wait `retry-after` seconds, else until `x-ratelimit-reset`, else at least a minute, growing.
-- 5xx answers are retried with exponential backoff; 4xx are one line each and never retried.
+- 5xx answers are retried with exponential backoff; 4xx are one line each and never retried,
+  carrying GitHub's own words: a 422's `errors` (resource, field, code, message), a 403's
+  `X-GitHub-SSO` (authenticating-to-the-rest-api#authenticating-for-saml-sso: the token must be
+  authorised, at the URL it names) and `X-Accepted-GitHub-Permissions` (troubleshooting-the-rest-api
+  #insufficient-permission-errors: the permission sets that would do, `;` between alternatives).
+- Reading a public repository needs no token (60 requests an hour): without one, no
+  Authorization header is sent, and a refusal says a token may be what is missing.
+- A download redirects to a storage host with a signed, short-lived address; a refusal from
+  there (an address that expired before it was used) is answered by asking GitHub for a fresh one,
+  once.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ class GitHubClient:
 
     def __init__(
         self,
-        token: str,
+        token: str | None,
         *,
         client: httpx.Client | None = None,
         attempts: int = 5,
@@ -52,13 +61,15 @@ class GitHubClient:
         self.notify = notify
         self.on_moved = on_moved
         self._client = client or httpx.Client(timeout=httpx.Timeout(30, read=120))
+        self.anonymous = not token
         # The token is only ever in this header; it is never formatted into a message.
         self._headers = {
-            "Authorization": f"Bearer {token}",
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": "helionyx-release",
         }
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
 
     def request(
         self,
@@ -89,6 +100,19 @@ class GitHubClient:
 
         def attempt() -> None:
             response = self._send("GET", url, extra=headers, stream=True)
+            if _refused_by_storage(response, url):
+                # The signed address expired before it was used: ask GitHub for a fresh one.
+                response.close()
+                response = self._send("GET", url, extra=headers, stream=True)
+                if _refused_by_storage(response, url):
+                    status = response.status_code
+                    response.close()
+                    raise StoreError(
+                        f"GitHub's storage host refused the download of {label} ({status}) "
+                        "twice, with a fresh signed address each time",
+                        hint="the token is never sent there; try again later, and if it "
+                        "persists check githubstatus.com",
+                    )
             try:
                 self._check(response, read=True)
                 if progress is not None:
@@ -171,8 +195,14 @@ class GitHubClient:
             else:
                 seconds = last.seconds
             if waited + seconds > TOTAL_WAIT:
+                # Whose number it is matters: GitHub's is a promise, ours is a guess.
+                who = (
+                    "GitHub asks to wait"
+                    if last.seconds is not None
+                    else "GitHub named no time; our own back-off would wait"
+                )
                 raise StoreError(
-                    f"{last.reason}; GitHub asks to wait {seconds:.0f} s more "
+                    f"{last.reason}; {who} {seconds:.0f} s more "
                     f"(until {utc_clock_time(self.clock.time() + seconds)})",
                     hint="try again then, or use a token with a higher limit",
                 ) from None
@@ -200,27 +230,53 @@ class GitHubClient:
         pause = self._pause(response, message)
         if pause is not None:
             raise pause
-        if status == 401:
-            raise AuthError(f"GitHub rejected the token (401 {message})", hint="check GITHUB_TOKEN")
-        if status == 403:
-            raise AuthError(
-                f"GitHub refused the request (403 {message})",
-                hint="the token needs contents: write on the repository",
-            )
-        if status == 404:
-            raise NotFound(
-                f"GitHub has no {response.request.url.path} (404)",
-                hint="check OWNER/REPO and that the token can see the repository",
-            )
+        if status in (401, 403, 404):
+            raise self._refusal(response, message)
         if status == 422:
-            codes = ", ".join(
-                str(e.get("code")) for e in _json(response).get("errors", []) if isinstance(e, dict)
-            )
-            text = f"GitHub refused the request (422 {message}{': ' + codes if codes else ''})"
-            if "already_exists" in codes:
-                raise Conflict(text, hint="an asset or release of that name already exists")
-            raise StoreError(text, hint="the request was invalid")
+            raise _invalid(response, message)
         raise StoreError(f"GitHub answered {status} {message}")
+
+    def _refusal(self, response: httpx.Response, message: str) -> StoreError:
+        """A 401, 403 or 404 in GitHub's words, with the way out GitHub's headers name."""
+        status, request = response.status_code, response.request
+        writing = request.method not in ("GET", "HEAD")
+        needs = _permissions(response.headers.get("x-accepted-github-permissions"))
+        needs = needs or ("contents: write" if writing else "contents: read")
+        if status == 401 and self.anonymous:
+            return AuthError(
+                f"GitHub wants a token for {request.method} {request.url.path} (401 {message})",
+                hint=f"export GITHUB_TOKEN with {needs} (never put it in a file in the repo)",
+            )
+        if status == 401:
+            return AuthError(
+                f"GitHub rejected the token (401 {message})", hint="check GITHUB_TOKEN"
+            )
+        if status == 403:
+            sso = response.headers.get("x-github-sso", "")
+            if sso.startswith("required"):
+                url = _sso_url(sso)
+                return AuthError(
+                    f"GitHub refused the request: the organisation enforces SAML single sign-on "
+                    f"(403 {message})",
+                    hint="authorise the token for the organisation's single sign-on"
+                    + (f" at {url}" if url else "")
+                    + ", then try again",
+                )
+            if self.anonymous:
+                return AuthError(
+                    f"GitHub refused {request.method} {request.url.path} without a token "
+                    f"(403 {message})",
+                    hint=f"export GITHUB_TOKEN with {needs}",
+                )
+            return AuthError(
+                f"GitHub refused {request.method} {request.url.path} (403 {message})",
+                hint=f"the token needs {needs} on the repository",
+            )
+        if self.anonymous:
+            hint = "check OWNER/REPO; a private repository needs GITHUB_TOKEN with contents: read"
+        else:
+            hint = "check OWNER/REPO and that the token can see the repository"
+        return NotFound(f"GitHub has no {request.url.path} (404)", hint=hint)
 
     def _pause(self, response: httpx.Response, message: str) -> RetryLater | None:
         """The wait GitHub asks for, if this answer is worth retrying at all."""
@@ -272,6 +328,59 @@ def _unexpected(response: httpx.Response) -> StoreError:
         f"documented JSON ({response.status_code})",
         hint="check GITHUB_API_URL points at GitHub's REST API",
     )
+
+
+def _invalid(response: httpx.Response, message: str) -> StoreError:
+    """A 422 with every error GitHub listed: resource, field, code and its own message."""
+    raw = _json(response).get("errors")
+    errors = raw if isinstance(raw, list) else []
+    words = []
+    for error in errors:
+        if not isinstance(error, dict):
+            words.append(str(error))
+            continue
+        where = ".".join(str(error[k]) for k in ("resource", "field") if error.get(k))
+        said = " ".join(str(x) for x in (where, error.get("code")) if x)
+        if error.get("message"):
+            said += f" ({error['message']})"
+        words.append(said)
+    text = f"GitHub refused the request (422 {message}{': ' + '; '.join(words) if words else ''})"
+    codes = {(e.get("field"), e.get("code")) for e in errors if isinstance(e, dict)}
+    if any(code == "already_exists" for _, code in codes):
+        return Conflict(text, hint="an asset or release of that name already exists")
+    if ("target_commitish", "invalid") in codes:
+        return StoreError(
+            text, hint="GitHub does not have that commit: push the commit and tag first"
+        )
+    return StoreError(text, hint="nothing was changed; fix what GitHub names and try again")
+
+
+def _permissions(header: str | None) -> str:
+    """`contents=read,metadata=read; x=write` as `contents: read and metadata: read, or x: write`.
+
+    GitHub separates alternative permission sets with `;` (changelog 2023-08-10).
+    """
+    sets = []
+    for alternative in (header or "").split(";"):
+        pairs = [p.strip().replace("=", ": ") for p in alternative.split(",") if p.strip()]
+        if pairs:
+            sets.append(" and ".join(pairs))
+    return ", or ".join(sets)
+
+
+def _sso_url(header: str) -> str:
+    """The authorisation URL in `X-GitHub-SSO: required; url=https://…`."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "url" and value.startswith("https://"):
+            return value
+    return ""
+
+
+def _refused_by_storage(response: httpx.Response, asked: str) -> bool:
+    """Whether a download ended refused on another origin (the storage host)."""
+    moved = _origin(response.request.url) != _origin(httpx.URL(asked))
+    return moved and response.status_code in (401, 403)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

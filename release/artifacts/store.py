@@ -46,6 +46,7 @@ class Outcome(Enum):
     CREATED = "published"
     UNCHANGED = "already published with identical bytes; nothing to do"
     COMPLETED = "completed an interrupted publish"
+    ADDED = "added the artifact to a release that already existed (made outside this tool)"
 
 
 class Store(Protocol):
@@ -55,6 +56,10 @@ class Store(Protocol):
 
     def releases(self) -> list[ReleaseInfo]:
         """Every release held, newest first."""
+        ...
+
+    def find(self, ref: str) -> ReleaseInfo:
+        """The release a version, tag or SHA prefix names (NotFound if none)."""
         ...
 
     def publish(self, artifact: Artifact, notes: str, progress: Progressable) -> Outcome:
@@ -112,6 +117,10 @@ class DirStore:
                 )
         return newest_built_first(infos)
 
+    def find(self, ref: str) -> ReleaseInfo:
+        """The release `ref` names."""
+        return resolve(self.releases(), ref)
+
     def publish(self, artifact: Artifact, notes: str, progress: Progressable) -> Outcome:
         """Copy the artifact in (atomically), or confirm an identical copy is there."""
         final = self.root / artifact.version
@@ -139,7 +148,7 @@ class DirStore:
 
     def fetch(self, version: str, destination: Path, progress: Progressable) -> Path:
         """Copy one artifact into `destination/<version>`."""
-        info = resolve(self.releases(), version)
+        info = self.find(version)
         source = self.root / info.version
         target = destination / info.version
         if target.resolve() == source.resolve():
@@ -181,8 +190,10 @@ def open_store(
     token: str | None = None,
     api_url: str | None = None,
     notify: Callable[[str], None] = lambda _: None,
+    cache: Path | None = None,
 ) -> Store:
-    """A store from `dir:PATH` or `github:OWNER/REPO`; `notify` hears about waits and moves."""
+    """A store from `dir:PATH` or `github:OWNER/REPO`; `notify` hears about waits and moves,
+    `cache` keeps what a remote store can vouch for between runs."""
     scheme, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise UsageError(
@@ -193,5 +204,5 @@ def open_store(
     if scheme == "github":
         from release.artifacts.github import GitHubStore  # noqa: PLC0415 - github imports this module
 
-        return GitHubStore.from_spec(rest, token=token, api_url=api_url, notify=notify)
+        return GitHubStore.from_spec(rest, token=token, api_url=api_url, notify=notify, cache=cache)
     raise UsageError(f"unknown store scheme {scheme!r}", hint="use dir:PATH or github:OWNER/REPO")

@@ -32,7 +32,7 @@ from release.agent.protocol import (
 )
 from release.artifacts.artifact import Artifact, contract_of
 from release.artifacts.releasing import Workspace, verify_from
-from release.artifacts.store import ReleaseInfo, Store, resolve
+from release.artifacts.store import ReleaseInfo, Store
 from release.errors import (
     ConnectionFailed,
     HostError,
@@ -108,7 +108,7 @@ def deploy(
     building a new read model beside the one in use when the release needs one."""
     # An unknown version is refused before anything is announced or dialled.
     started = time.monotonic()
-    info = resolve(store.releases(), ref)
+    info = store.find(ref)
     what = f"promotion from {promoted_from} of" if promoted_from else "deploy of"
     reporter.headline(f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {env.host}")
     units = render_units(ws.root, env)
@@ -356,7 +356,7 @@ def preview(
     remote_factory: RemoteFactory = SshRemote,
 ) -> Plan:
     """`make plan`: what deploying `ref` would do, read-only (no lock, nothing written)."""
-    info = resolve(store.releases(), ref)
+    info = store.find(ref)
     artifact = fetch_verified(ws, env, info, store, progress)
     with reading(env, remote_factory) as host:
         state = host.state({**PLAN_STATE, "events": True})

@@ -17,13 +17,25 @@ It does what GitHub documents (API version 2022-11-28), failures included:
   limit (403/429, `x-ratelimit-remaining: 0`, with or without `x-ratelimit-reset`) and the
   secondary one (403/429 with its documented message, with or without `retry-after`).
 - https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api — error bodies
-  `{"message", "documentation_url", "status"}`; 401 `Bad credentials`.
+  `{"message", "documentation_url", "status"}`; 401 `Bad credentials`; a 403 for missing
+  permissions carries `X-Accepted-GitHub-Permissions` (sets separated by `;`, changelog
+  2023-08-10); a 422 lists `errors` of `{resource, field, code}`, `custom` ones with a `message`
+  (rest/overview/resources-in-the-rest-api#client-errors).
+- https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api — without a token
+  a public repository's releases can be read (60 requests an hour); a private one answers 404, and
+  a write 401 `Requires authentication`. An organisation enforcing SAML SSO refuses a token not
+  authorised for it with 403 and `X-GitHub-SSO: required; url=<where to authorise it>`.
+- Creating a release whose `target_commitish` is a SHA GitHub does not have (never pushed) is
+  422 `invalid` on `target_commitish`; a tag name git refuses is 422 `custom` with a message.
+- Storage URLs behind the download redirect are signed and expire (a few minutes): an expired one
+  answers 403 `AccessDenied` "Request has expired", and the API hands out a fresh one each time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import socket
 import threading
 import time
@@ -55,7 +67,9 @@ SECONDARY_LIMIT = (
 class Fault:
     """A scripted failure for the next request whose path contains `path_part`.
 
-    With `starter`, an upload is recorded as an unfinished asset before the failure is answered.
+    With `starter`, an upload is recorded as an unfinished asset before the failure is answered;
+    with `applied`, the request is carried out and its answer replaced by the failure (a 502 from
+    a proxy after GitHub did the work).
     """
 
     path_part: str
@@ -64,6 +78,7 @@ class Fault:
     body: dict[str, Any] = field(default_factory=dict)
     method: str | None = None
     starter: bool = False
+    applied: bool = False
 
 
 def primary_rate_limit(*, reset_in: float | None, status: int = 403) -> Fault:
@@ -76,6 +91,30 @@ def primary_rate_limit(*, reset_in: float | None, status: int = 403) -> Fault:
     if reset_in is not None:
         headers["x-ratelimit-reset"] = str(int(time.time() + reset_in))
     return Fault("/", status, headers, {"message": PRIMARY_LIMIT, "documentation_url": DOCS})
+
+
+def saml_enforced(method: str | None = None) -> Fault:
+    """An organisation's SAML SSO refusing a token that was not authorised for it."""
+    headers = {
+        "X-GitHub-SSO": "required; url=https://github.com/orgs/helionyx/sso?"
+        "authorization_request=AZSCKtL4U8yX1H3sCQIVnVgmjmon5fWxks5YrqhJgah0b2tlbl9pZM4EuMz4"
+    }
+    body = {
+        "message": "Resource protected by organization SAML enforcement. You must grant your "
+        "Personal Access token access to this organization.",
+        "documentation_url": "https://docs.github.com/articles/authenticating-to-a-github-"
+        "organization-with-saml-single-sign-on/",
+    }
+    return Fault("/", 403, headers, body, method)
+
+
+def insufficient_permission(accepted: str, method: str | None = None) -> Fault:
+    """A fine-grained token without the permission the endpoint needs."""
+    body = {
+        "message": "Resource not accessible by personal access token",
+        "documentation_url": DOCS,
+    }
+    return Fault("/", 403, {"X-Accepted-GitHub-Permissions": accepted}, body, method)
 
 
 def secondary_rate_limit(*, retry_after: int | None, status: int = 403) -> Fault:
@@ -96,6 +135,11 @@ class GitHubStandIn:
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     former_names: set[tuple[str, str]] = field(default_factory=set)
+    public: bool = False
+    #: Commits GitHub has; None: every commit was pushed.
+    pushed: set[str] | None = None
+    #: How many of the next storage URLs are handed out already expired.
+    expired_urls: int = 0
     api_url: str = ""
     uploads_url: str = ""
     objects_url: str = ""
@@ -153,16 +197,28 @@ class GitHubStandIn:
         data[len(data) // 2] ^= 0x01
         self.blobs[asset["id"]] = bytes(data)
 
+    def api_requests(self) -> int:
+        """Requests to the API and uploads hosts (the storage host's are not API requests)."""
+        return sum(1 for _, path, _ in self.requests if not path.startswith("/assets/"))
+
     # -- apps --------------------------------------------------------------------------
     def api_app(self) -> Starlette:
         """api.github.com."""
         routes = []
         for base in ("/repos/{owner}/{repo}/releases", "/repositories/{repo_id:int}/releases"):
             routes += [
-                Route(base, self._list_or_create, methods=["GET", "POST"]),
-                Route(base + "/tags/{tag:path}", self._by_tag, methods=["GET"]),
-                Route(base + "/assets/{asset_id:int}", self._asset, methods=["GET", "DELETE"]),
-                Route(base + "/{release_id:int}/assets", self._list_assets, methods=["GET"]),
+                Route(base, self._applying(self._list_or_create), methods=["GET", "POST"]),
+                Route(base + "/tags/{tag:path}", self._applying(self._by_tag), methods=["GET"]),
+                Route(
+                    base + "/assets/{asset_id:int}",
+                    self._applying(self._asset),
+                    methods=["GET", "DELETE"],
+                ),
+                Route(
+                    base + "/{release_id:int}/assets",
+                    self._applying(self._list_assets),
+                    methods=["GET"],
+                ),
             ]
         return Starlette(routes=routes)
 
@@ -172,7 +228,9 @@ class GitHubStandIn:
             "/repos/{owner}/{repo}/releases/{release_id:int}/assets",
             "/repositories/{repo_id:int}/releases/{release_id:int}/assets",
         )
-        return Starlette(routes=[Route(path, self._upload, methods=["POST"]) for path in paths])
+        return Starlette(
+            routes=[Route(path, self._applying(self._upload), methods=["POST"]) for path in paths]
+        )
 
     def objects_app(self) -> Starlette:
         """The storage host behind the download redirect (pre-signed, no auth header)."""
@@ -186,13 +244,21 @@ class GitHubStandIn:
         for fault in list(self.faults):
             if fault.path_part in request.url.path and fault.method in (None, request.method):
                 self.faults.remove(fault)
+                if fault.applied:
+                    request.state.fault = fault
+                    break
                 if fault.starter:
                     self._start_upload(request)
-                body = fault.body or {"message": "Server Error", "documentation_url": DOCS}
-                return JSONResponse(body, status_code=fault.status, headers=fault.headers)
+                return _fault_answer(fault)
         auth = request.headers.get("authorization", "")
         scheme, _, given = auth.partition(" ")
-        if scheme.lower() not in ("bearer", "token") or given != self.token:
+        if not auth and self.public and request.method == "GET":
+            pass  # a public repository reads without a token
+        elif not auth and request.method != "GET":
+            return _error(401, "Requires authentication")
+        elif not auth:
+            return _error(404, "Not Found")  # GitHub does not admit a private repository exists
+        elif scheme.lower() not in ("bearer", "token") or given != self.token:
             return _error(401, "Bad credentials")
         params = request.path_params
         if "repo_id" in params:
@@ -225,6 +291,12 @@ class GitHubStandIn:
             return _validation("Release", "missing_field", "tag_name")
         if any(r["tag_name"] == body["tag_name"] for r in self.releases.values()):
             return _validation("Release", "already_exists", "tag_name")
+        if not _valid_ref(body["tag_name"]):
+            return _validation("Release", "custom", "tag_name", "tag_name is not a valid tag")
+        commitish = str(body.get("target_commitish") or "")
+        unknown = self.pushed is not None and commitish not in self.pushed
+        if re.fullmatch(r"[0-9a-f]{40}", commitish) and unknown:
+            return _validation("Release", "invalid", "target_commitish")
         return JSONResponse(_public(self._new_release(body)), status_code=201)
 
     async def _by_tag(self, request: Request) -> Response:
@@ -259,10 +331,13 @@ class GitHubStandIn:
                 self.blobs.pop(asset_id, None)
             return Response(status_code=204)
         if request.headers.get("accept") == "application/octet-stream":
-            signature = hashlib.sha256(f"{asset_id}{self.token}".encode()).hexdigest()[:16]
+            expires = int(time.time()) + 300
+            if self.expired_urls:
+                self.expired_urls -= 1
+                expires = int(time.time()) - 1
+            query = urlencode({"se": expires, "sig": _signature(asset_id, expires, self.token)})
             return RedirectResponse(
-                f"{self.objects_url}/assets/{asset_id}?{urlencode({'sig': signature})}",
-                status_code=302,
+                f"{self.objects_url}/assets/{asset_id}?{query}", status_code=302
             )
         return JSONResponse(asset)
 
@@ -294,12 +369,31 @@ class GitHubStandIn:
         if "authorization" in request.headers:
             return Response("<Error><Code>InvalidArgument</Code></Error>", status_code=400)
         asset_id = request.path_params["asset_id"]
+        expires = int(request.query_params.get("se", "0"))
+        if request.query_params.get("sig") != _signature(asset_id, expires, self.token):
+            return Response("<Error><Code>AuthenticationFailed</Code></Error>", status_code=403)
+        if expires < time.time():
+            return Response(
+                "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                status_code=403,
+            )
         asset = self._find_asset(asset_id)
         if asset_id not in self.blobs or asset is None or asset["state"] != "uploaded":
             return Response("<Error><Code>NoSuchKey</Code></Error>", status_code=404)
         return Response(self.blobs[asset_id], media_type="application/octet-stream")
 
     # -- internals ---------------------------------------------------------------------
+    @staticmethod
+    def _applying(endpoint: Any) -> Any:
+        """Answer a fault marked `applied` after the endpoint did its work."""
+
+        async def answer(request: Request) -> Response:
+            response: Response = await endpoint(request)
+            fault = getattr(request.state, "fault", None)
+            return response if fault is None else _fault_answer(fault)
+
+        return answer
+
     def _start_upload(self, request: Request) -> None:
         """An upload cut short: GitHub keeps an empty asset in state "starter"."""
         release = self.releases.get(request.path_params.get("release_id", -1))
@@ -400,6 +494,21 @@ class GitHubStandIn:
         return JSONResponse(chunk, headers=headers)
 
 
+def _fault_answer(fault: Fault) -> Response:
+    body = fault.body or {"message": "Server Error", "documentation_url": DOCS}
+    return JSONResponse(body, status_code=fault.status, headers=fault.headers)
+
+
+def _signature(asset_id: int, expires: int, secret: str) -> str:
+    return hashlib.sha256(f"{asset_id}:{expires}:{secret}".encode()).hexdigest()[:16]
+
+
+def _valid_ref(name: str) -> bool:
+    """git check-ref-format's rules, the ones a tag name meets most often."""
+    bad = (" ", "~", "^", ":", "?", "*", "[", "\\", "..", "@{")
+    return not any(b in name for b in bad) and not name.endswith((".", "/", ".lock"))
+
+
 def _public(release: dict[str, Any]) -> dict[str, Any]:
     """A release as the API shows it: embedded assets are only the finished uploads."""
     shown = {k: v for k, v in release.items() if k != "all_assets"}
@@ -417,11 +526,14 @@ def _error(status: int, message: str) -> JSONResponse:
     )
 
 
-def _validation(resource: str, code: str, name: str) -> JSONResponse:
+def _validation(resource: str, code: str, name: str, message: str = "") -> JSONResponse:
+    error = {"resource": resource, "code": code, "field": name}
+    if message:
+        error["message"] = message
     return JSONResponse(
         {
             "message": "Validation Failed",
-            "errors": [{"resource": resource, "code": code, "field": name}],
+            "errors": [error],
             "documentation_url": DOCS,
             "status": "422",
         },

@@ -185,7 +185,7 @@ def test_a_permission_403_is_not_mistaken_for_a_rate_limit(github: GitHubStandIn
         Fault("/releases", 403, {}, {"message": "Resource not accessible by integration"})
     )
     clock = FakeClock()
-    with pytest.raises(AuthError, match="contents: write"):
+    with pytest.raises(AuthError, match="contents: read"):
         store(github, clock).releases()
     assert clock.slept == []
 
