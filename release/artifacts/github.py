@@ -38,8 +38,9 @@ import httpx
 from release.agent.checksums import sha256_file
 from release.agent.protocol import MANIFEST, SUMS
 from release.artifacts.artifact import Artifact, Manifest
+from release.artifacts.github_answers import json_list, json_object
 from release.artifacts.github_cache import AssetCache
-from release.artifacts.github_client import GitHubClient, json_list, json_object
+from release.artifacts.github_client import GitHubClient
 from release.artifacts.store import Outcome, ReleaseInfo, newest_built_first, replace_dir, resolve
 from release.clock import Clock
 from release.errors import (

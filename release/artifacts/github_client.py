@@ -9,10 +9,7 @@ Rules followed (docs.github.com, API version 2022-11-28):
   is a rate limit when it carries `retry-after`, `x-ratelimit-remaining: 0`, or a message saying
   so. Wait `retry-after` seconds, else until `x-ratelimit-reset`, else at least a minute, growing.
 - 5xx answers are retried with exponential backoff; 4xx are one line each and never retried,
-  carrying GitHub's own words: a 422's `errors` (resource, field, code, message), a 403's
-  `X-GitHub-SSO` (authenticating-to-the-rest-api#authenticating-for-saml-sso: the token must be
-  authorised, at the URL it names) and `X-Accepted-GitHub-Permissions` (troubleshooting-the-rest-api
-  #insufficient-permission-errors: the permission sets that would do, `;` between alternatives).
+  in GitHub's own words (`release.artifacts.github_answers`).
 - Reading a public repository needs no token (60 requests an hour): without one, no
   Authorization header is sent, and a refusal says a token may be what is missing.
 - A download redirects to a storage host with a signed, short-lived address; a refusal from
@@ -28,8 +25,14 @@ from typing import Any, TypeVar
 
 import httpx
 
+from release.artifacts.github_answers import (
+    invalid,
+    message_of,
+    refusal,
+    seconds_in,
+)
 from release.clock import Clock, SystemClock, utc_clock_time
-from release.errors import AuthError, Conflict, NotFound, RetryLater, StoreError
+from release.errors import RetryLater, StoreError
 from release.progress import Progressable
 
 API_VERSION = "2022-11-28"
@@ -226,62 +229,20 @@ class GitHubClient:
             return
         if read:
             response.read()
-        message = _message(response)
+        message = message_of(response)
         pause = self._pause(response, message)
         if pause is not None:
             raise pause
         if status in (401, 403, 404):
-            raise self._refusal(response, message)
+            raise refusal(response, message, anonymous=self.anonymous)
         if status == 422:
-            raise _invalid(response, message)
+            raise invalid(response, message)
         raise StoreError(f"GitHub answered {status} {message}")
-
-    def _refusal(self, response: httpx.Response, message: str) -> StoreError:
-        """A 401, 403 or 404 in GitHub's words, with the way out GitHub's headers name."""
-        status, request = response.status_code, response.request
-        writing = request.method not in ("GET", "HEAD")
-        needs = _permissions(response.headers.get("x-accepted-github-permissions"))
-        needs = needs or ("contents: write" if writing else "contents: read")
-        if status == 401 and self.anonymous:
-            return AuthError(
-                f"GitHub wants a token for {request.method} {request.url.path} (401 {message})",
-                hint=f"export GITHUB_TOKEN with {needs} (never put it in a file in the repo)",
-            )
-        if status == 401:
-            return AuthError(
-                f"GitHub rejected the token (401 {message})", hint="check GITHUB_TOKEN"
-            )
-        if status == 403:
-            sso = response.headers.get("x-github-sso", "")
-            if sso.startswith("required"):
-                url = _sso_url(sso)
-                return AuthError(
-                    f"GitHub refused the request: the organisation enforces SAML single sign-on "
-                    f"(403 {message})",
-                    hint="authorise the token for the organisation's single sign-on"
-                    + (f" at {url}" if url else "")
-                    + ", then try again",
-                )
-            if self.anonymous:
-                return AuthError(
-                    f"GitHub refused {request.method} {request.url.path} without a token "
-                    f"(403 {message})",
-                    hint=f"export GITHUB_TOKEN with {needs}",
-                )
-            return AuthError(
-                f"GitHub refused {request.method} {request.url.path} (403 {message})",
-                hint=f"the token needs {needs} on the repository",
-            )
-        if self.anonymous:
-            hint = "check OWNER/REPO; a private repository needs GITHUB_TOKEN with contents: read"
-        else:
-            hint = "check OWNER/REPO and that the token can see the repository"
-        return NotFound(f"GitHub has no {request.url.path} (404)", hint=hint)
 
     def _pause(self, response: httpx.Response, message: str) -> RetryLater | None:
         """The wait GitHub asks for, if this answer is worth retrying at all."""
         status = response.status_code
-        retry_after = _seconds(response.headers.get("retry-after"))
+        retry_after = seconds_in(response.headers.get("retry-after"))
         if status >= 500:
             return RetryLater(f"GitHub answered {status} ({message})", retry_after, status, message)
         if status not in (403, 429):
@@ -291,90 +252,12 @@ class GitHubClient:
         if retry_after is not None:
             return RetryLater(f"{reason} ({message})", retry_after, status, message)
         if response.headers.get("x-ratelimit-remaining") == "0":
-            reset = _seconds(response.headers.get("x-ratelimit-reset"))
+            reset = seconds_in(response.headers.get("x-ratelimit-reset"))
             wait = None if reset is None else max(0.0, reset - self.clock.time()) + 1
             return RetryLater(f"{reason} ({message})", wait, status, message)
         if secondary or "rate limit" in message.lower() or status == 429:
             return RetryLater(f"{reason} ({message})", None, status, message)
         return None
-
-
-def json_object(response: httpx.Response) -> dict[str, Any]:
-    """The body as a JSON object, or a StoreError naming the endpoint."""
-    data = _decoded(response)
-    if not isinstance(data, dict):
-        raise _unexpected(response)
-    return data
-
-
-def json_list(response: httpx.Response) -> list[dict[str, Any]]:
-    """The body as a JSON list of objects, or a StoreError naming the endpoint."""
-    data = _decoded(response)
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise _unexpected(response)
-    return data
-
-
-def _decoded(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise _unexpected(response) from None
-
-
-def _unexpected(response: httpx.Response) -> StoreError:
-    return StoreError(
-        f"GitHub answered {response.request.url.path} with something that is not the "
-        f"documented JSON ({response.status_code})",
-        hint="check GITHUB_API_URL points at GitHub's REST API",
-    )
-
-
-def _invalid(response: httpx.Response, message: str) -> StoreError:
-    """A 422 with every error GitHub listed: resource, field, code and its own message."""
-    raw = _json(response).get("errors")
-    errors = raw if isinstance(raw, list) else []
-    words = []
-    for error in errors:
-        if not isinstance(error, dict):
-            words.append(str(error))
-            continue
-        where = ".".join(str(error[k]) for k in ("resource", "field") if error.get(k))
-        said = " ".join(str(x) for x in (where, error.get("code")) if x)
-        if error.get("message"):
-            said += f" ({error['message']})"
-        words.append(said)
-    text = f"GitHub refused the request (422 {message}{': ' + '; '.join(words) if words else ''})"
-    codes = {(e.get("field"), e.get("code")) for e in errors if isinstance(e, dict)}
-    if any(code == "already_exists" for _, code in codes):
-        return Conflict(text, hint="an asset or release of that name already exists")
-    if ("target_commitish", "invalid") in codes:
-        return StoreError(
-            text, hint="GitHub does not have that commit: push the commit and tag first"
-        )
-    return StoreError(text, hint="nothing was changed; fix what GitHub names and try again")
-
-
-def _permissions(header: str | None) -> str:
-    """`contents=read,metadata=read; x=write` as `contents: read and metadata: read, or x: write`.
-
-    GitHub separates alternative permission sets with `;` (changelog 2023-08-10).
-    """
-    sets = []
-    for alternative in (header or "").split(";"):
-        pairs = [p.strip().replace("=", ": ") for p in alternative.split(",") if p.strip()]
-        if pairs:
-            sets.append(" and ".join(pairs))
-    return ", or ".join(sets)
-
-
-def _sso_url(header: str) -> str:
-    """The authorisation URL in `X-GitHub-SSO: required; url=https://…`."""
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == "url" and value.startswith("https://"):
-            return value
-    return ""
 
 
 def _refused_by_storage(response: httpx.Response, asked: str) -> bool:
@@ -385,20 +268,3 @@ def _refused_by_storage(response: httpx.Response, asked: str) -> bool:
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _message(response: httpx.Response) -> str:
-    return str(_json(response).get("message") or response.reason_phrase)
-
-
-def _seconds(value: str | None) -> float | None:
-    text = (value or "").strip()
-    return float(text) if text.isascii() and text.isdigit() else None
