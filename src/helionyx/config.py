@@ -78,6 +78,48 @@ class Settings(BaseSettings):
             )
         return text
 
+    @field_validator("event_store_path", "projections_db_path", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        # An empty value would become "." and quietly put the data in the working directory.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be a path, not empty")
+        return value
+
+    @field_validator("event_store_path")
+    @classmethod
+    def _a_directory(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a directory")
+        return value
+
+    @field_validator("helionyx_api_token")
+    @classmethod
+    def _no_blanks(cls, value: SecretStr) -> SecretStr:
+        # A bearer token cannot carry spaces; one of spaces only would never match a header.
+        if any(c.isspace() for c in value.get_secret_value()):
+            raise ValueError("must not contain spaces or other whitespace")
+        return value
+
+    @field_validator("telegram_bot_token", mode="before")
+    @classmethod
+    def _bot_token(cls, value: object) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            return None  # `TELEGRAM_BOT_TOKEN=` in a settings file: the adapter is off
+        if isinstance(text, str) and not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", text.strip()):
+            raise ValueError("must look like 123456789:AA… (from @BotFather)")
+        return value
+
+    @model_validator(mode="after")
+    def _chat_needs_a_token(self) -> Settings:
+        if self.telegram_chat_id and self.telegram_bot_token is None:
+            raise ValueError(
+                "TELEGRAM_CHAT_ID is set but TELEGRAM_BOT_TOKEN is empty: set both to serve "
+                "the chat, or neither"
+            )
+        return self
+
     @model_validator(mode="after")
     def _default_port(self) -> Settings:
         if self.api_port == 0:
@@ -130,7 +172,8 @@ def _describe(exc: ValidationError, env: str, path: Path) -> str:
             missing.append(name)
         else:
             # Only the message, never the input: the input may be a secret.
-            invalid.append(f"{name} ({error['msg']})")
+            msg = str(error["msg"]).removeprefix("Value error, ")
+            invalid.append(f"{name} ({msg})" if error["loc"] else msg)
     where = f"{path.name} or the environment"
     parts = []
     if missing:

@@ -120,6 +120,36 @@ def test_check_config_refuses_a_chat_id_that_is_not_a_number(tmp_path: Path, cha
 
 
 def test_a_negative_group_chat_id_and_an_empty_one_are_accepted(tmp_path: Path) -> None:
-    assert load_settings("dev", environ={**base(tmp_path), "TELEGRAM_CHAT_ID": "-1001234567890"})
+    bot = {"TELEGRAM_BOT_TOKEN": "123:telegram-secret"}
+    assert load_settings(
+        "dev", environ={**base(tmp_path), **bot, "TELEGRAM_CHAT_ID": "-1001234567890"}
+    )
     empty = load_settings("dev", environ={**base(tmp_path), "TELEGRAM_CHAT_ID": ""})
     assert empty.telegram_chat_id is None and not empty.telegram_enabled
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"HELIONYX_API_TOKEN": " " * 20},
+            "HELIONYX_API_TOKEN (must not contain spaces",
+        ),
+        (
+            {"TELEGRAM_BOT_TOKEN": "", "TELEGRAM_CHAT_ID": "123"},
+            "TELEGRAM_CHAT_ID is set but TELEGRAM_BOT_TOKEN is empty",
+        ),
+        ({"TELEGRAM_BOT_TOKEN": "not-a-token"}, "TELEGRAM_BOT_TOKEN (must look like"),
+        ({"EVENT_STORE_PATH": ""}, "EVENT_STORE_PATH (must be a path, not empty)"),
+        ({"EVENT_STORE_PATH": "/etc/hostname"}, "/etc/hostname exists and is not a directory"),
+    ],
+    ids=["token-of-spaces", "empty-bot-token", "malformed-bot-token", "empty-path", "a-file"],
+)
+def test_check_config_refuses_settings_that_cannot_work_in_one_line(
+    tmp_path: Path, overrides: dict[str, str], expected: str
+) -> None:
+    result = run_cli(
+        "check-config", "--env", "dev", environ={**base(tmp_path), **overrides}, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
