@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from helionyx import __commit__, __version__, logs
 from helionyx.config import ENVIRONMENTS, ConfigError, Settings, load_settings
-from helionyx.domain.errors import DomainError
+from helionyx.domain.errors import DomainError, StoreUnavailable
 from helionyx.domain.projections import exclusive, read_model_path, rebuild
 from helionyx.domain.store import EventStore
 
@@ -31,11 +31,22 @@ def _parser() -> argparse.ArgumentParser:
     with_env("check-config", "validate the settings for an env and print them without secrets")
     with_env("rebuild-projections", "rebuild the SQLite projections from the event log")
     events = with_env("events", "show recent events")
-    events.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
+    events.add_argument("-n", "--limit", type=_positive, default=20, help="how many (default 20)")
     events.add_argument("--type", dest="event_type", help="only this event type")
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.add_parser("version", help="print version and commit")
     return parser
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,10 +100,13 @@ def _check_config(settings: Settings) -> int:
 
 
 def _show_events(args: argparse.Namespace, settings: Settings) -> int:
-    store = EventStore(settings.event_store_path)
-    store.open()
-    selected = [e for e in store.read() if args.event_type in (None, e.event_type)]
-    for event in selected[-args.limit :] if args.limit > 0 else selected:
+    if not settings.event_store_path.is_dir():
+        # Reading never creates the store: a wrong --env or path must not leave a directory.
+        raise StoreUnavailable(
+            f"no event store at {settings.event_store_path}; check --env and EVENT_STORE_PATH"
+        )
+    # Only the end of the log is read; a torn tail is left for the service to quarantine.
+    for event in EventStore(settings.event_store_path).tail(args.limit, args.event_type):
         if args.json:
             print(json.dumps(event.to_dict(), ensure_ascii=False))
         else:

@@ -102,7 +102,13 @@ class EventStore:
     # -- opening -----------------------------------------------------------------------
     def open(self) -> list[QuarantinedTail]:
         """Create the directory if needed, quarantine torn tails and index the log."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"event store directory {self.directory} cannot be created: "
+                f"{exc.strerror or exc}; check EVENT_STORE_PATH"
+            ) from None
         with self._locked():
             found = [q for path in self.files() if (q := self._repair_tail(path)) is not None]
         self.quarantined = found
@@ -261,6 +267,25 @@ class EventStore:
                         event = None
                     yield event, LogPosition(count, path.name, offset)
 
+    def tail(self, limit: int, event_type: str | None = None) -> list[Event]:
+        """The last `limit` events (of one type if given), oldest first, reading only the end."""
+        found: list[Event] = []
+        for path in reversed(self.files()):
+            for line in _lines_backwards(path):
+                try:
+                    event = Event.from_line(line)
+                except UnreadableVersion:
+                    continue  # `events` shows what this release can read
+                except ValueError as exc:
+                    for _ in self.read():
+                        pass  # names the line, counted from the start as everywhere else
+                    raise EventLogCorrupt(path, 0, str(exc)) from exc
+                if event_type in (None, event.event_type):
+                    found.append(event)
+                    if len(found) == limit:
+                        return found[::-1]
+        return found[::-1]
+
     @property
     def count(self) -> int:
         """Number of events this store has seen (opened plus appended)."""
@@ -369,6 +394,26 @@ def _last_newline_end(handle: object, size: int) -> int:
             return start + found + 1
         end = start
     return 0
+
+
+def _lines_backwards(path: Path, block: int = 64 * 1024) -> Iterator[bytes]:
+    """Complete lines of a file, last first; a torn last line (no newline yet) is not one."""
+    with path.open("rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        rest = b""
+        first = True
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            lines = (handle.read(end - start) + rest).split(b"\n")
+            end = start
+            if first:
+                lines.pop()  # what follows the last newline: nothing, or a torn tail
+                first = False
+            # Unless the file's start was read, the first piece is the end of an earlier line.
+            rest = lines.pop(0) if end > 0 else b""
+            for line in reversed(lines):
+                yield line + b"\n"
 
 
 def _write_all(fd: int, data: bytes) -> None:
