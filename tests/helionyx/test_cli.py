@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,12 +31,16 @@ def fill(directory: Path, count: int, days: int = 3) -> None:
     start = datetime(2026, 12, 1, tzinfo=UTC)
     per_day = -(-count // days)
     for day in range(days):
-        store = EventStore(directory, clock=lambda d=day: start + timedelta(days=d), fsync=False)
+        store = EventStore(directory, clock=_fixed(start + timedelta(days=day)), fsync=False)
         store.open()
         numbers = range(day * per_day, min(count, (day + 1) * per_day))
         store.append(
             [Event(ev.MESSAGE_INGESTED, {"text": f"m{n}", "source": "t"}) for n in numbers]
         )
+
+
+def _fixed(when: datetime) -> Callable[[], datetime]:
+    return lambda: when
 
 
 @pytest.mark.parametrize("limit", ["0", "-5", "ten"])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from helionyx.domain import events as ev
 from helionyx.domain.errors import (
     ProjectionsAhead,
+    ProjectionsMismatch,
     ProjectionsUnavailable,
     StoreUnavailable,
     UnknownTodo,
@@ -81,7 +82,7 @@ class Assistant:
         """Catch the read model up with the log; the reason it cannot, or None."""
         try:
             self.projections.catch_up(self.store)
-        except (ProjectionsUnavailable, ProjectionsAhead) as exc:
+        except (ProjectionsUnavailable, ProjectionsAhead, ProjectionsMismatch) as exc:
             reason = str(exc)
             if reason != self._lag:
                 log.warning("projections: %s; repaired from the log once possible", reason)

@@ -6,6 +6,8 @@ DomainError
 ├── ProjectionsUnavailable    the read model cannot catch up with the log now: 503
 ├── ProjectionSchemaMismatch  the database was written by another schema version
 ├── ProjectionsAhead          the database reflects more than the log holds
+├── ProjectionsMismatch       the log changed before the database's recorded position
+├── ProjectionsCorrupt        the database file is not a usable SQLite database
 ├── ProjectionsInUse          a running service holds the database (rebuild refused)
 ├── IdempotencyConflict       a key reused with another request: 422
 ├── IdempotencyInFlight       a key whose first request is still being served: 409
@@ -24,10 +26,13 @@ class DomainError(Exception):
 class EventLogCorrupt(DomainError):
     """A complete line in the middle of the log does not parse; this needs a human."""
 
-    def __init__(self, path: Path, line_number: int, reason: str) -> None:
+    def __init__(
+        self, path: Path, line_number: int, reason: str, *, offset: int | None = None
+    ) -> None:
         self.path = path
         self.line_number = line_number
-        super().__init__(f"event log {path} line {line_number} is not a valid event: {reason}")
+        where = f"line {line_number}" if offset is None else f"at byte {offset}"
+        super().__init__(f"event log {path} {where} is not a valid event: {reason}")
 
 
 class StoreUnavailable(DomainError):
@@ -95,6 +100,28 @@ class ProjectionsAhead(DomainError):
         super().__init__(
             f"projections database {path} has applied {applied} events but the log holds "
             f"{in_log}; run `helionyx rebuild-projections --env <env>` to rebuild it from events"
+        )
+
+
+class ProjectionsMismatch(DomainError):
+    """The log no longer holds, at the read model's recorded position, the event it applied
+    last (a line inserted or removed before it): only a rebuild can tell what it reflects."""
+
+    def __init__(self, path: Path, log_file: Path, offset: int) -> None:
+        super().__init__(
+            f"projections database {path} does not match the event log: {log_file.name} no "
+            f"longer has the event it applied last just before byte {offset} (the log was "
+            f"changed by hand); run `helionyx rebuild-projections --env <env>`"
+        )
+
+
+class ProjectionsCorrupt(DomainError):
+    """The projections file cannot be opened as a SQLite database."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"projections database {path} is not usable ({reason}); run "
+            f"`helionyx rebuild-projections --env <env>` to build it again from the log"
         )
 
 

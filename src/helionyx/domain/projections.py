@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ from helionyx.domain import events as ev
 from helionyx.domain.errors import (
     ProjectionsAhead,
     ProjectionSchemaMismatch,
+    ProjectionsCorrupt,
     ProjectionsInUse,
+    ProjectionsMismatch,
     ProjectionsUnavailable,
 )
 from helionyx.domain.events import Event
@@ -97,15 +100,18 @@ class Projections:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not self.path.exists()
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        if fresh:
-            _create(db)
-        else:
-            found = _schema_version(db)
-            if found != SCHEMA_VERSION:
-                db.close()
-                raise ProjectionSchemaMismatch(self.path, found, SCHEMA_VERSION)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            if fresh:
+                _create(db)
+            found = SCHEMA_VERSION if fresh else _schema_version(db)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise ProjectionsCorrupt(self.path, str(exc)) from None
+        if found != SCHEMA_VERSION:
+            db.close()
+            raise ProjectionSchemaMismatch(self.path, found, SCHEMA_VERSION)
         self._db = db
 
     def close(self) -> None:
@@ -143,13 +149,16 @@ class Projections:
                             _apply_one(db, event)
                         applied, last = applied + 1, after
                     if applied:
+                        rows = [
+                            ("applied", str(last.count)),
+                            ("log_file", last.last_file or ""),
+                            ("log_offset", str(last.offset)),
+                        ]
+                        # The line just before the position, checked the next time: a log
+                        # changed by hand before it would otherwise be read from mid-line.
+                        rows.append(("last_event_id", _id_before(store, last) or ""))
                         db.executemany(
-                            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                            [
-                                ("applied", str(last.count)),
-                                ("log_file", last.last_file or ""),
-                                ("log_offset", str(last.offset)),
-                            ],
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows
                         )
             except sqlite3.Error as exc:
                 raise ProjectionsUnavailable(_reason(exc, self.path)) from exc
@@ -176,7 +185,11 @@ class Projections:
         # (and applied from there) a moment before that count includes it.
         if where is not None and (not where.is_file() or where.stat().st_size < offset):
             raise ProjectionsAhead(self.path, applied, store.count)
-        return LogPosition(applied, log_file or None, offset)
+        position = LogPosition(applied, log_file or None, offset)
+        expected = self._meta("last_event_id")
+        if where is not None and expected and _id_before(store, position) != expected:
+            raise ProjectionsMismatch(self.path, where, offset)
+        return position
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -305,6 +318,21 @@ def exclusive(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _id_before(store: EventStore, position: LogPosition) -> str | None:
+    """The event id on the line that ends at `position`, or None if no line ends there."""
+    if position.last_file is None or position.offset == 0:
+        return None
+    with (store.directory / position.last_file).open("rb") as handle:
+        start = max(0, position.offset - 64 * 1024)
+        handle.seek(start)
+        chunk = handle.read(position.offset - start)
+    if not chunk.endswith(b"\n"):
+        return None
+    line = chunk[:-1].rsplit(b"\n", 1)[-1]
+    found = re.search(rb'"event_id": ?"([^"]+)"', line)
+    return found.group(1).decode() if found else None
 
 
 def _reason(exc: sqlite3.Error, path: Path) -> str:

@@ -93,6 +93,8 @@ class EventStore:
         self._by_type: dict[str, int] = {}
         self._last: Event | None = None
         self.quarantined: list[QuarantinedTail] = []
+        #: Lines (file name, byte offset) repeating an event already in the log: skipped, kept.
+        self.duplicates: set[tuple[str, int]] = set()
         self._queue: list[_Pending] = []
         self._writing = False
         #: Writes (one fsync each) done by this process; appends / writes is the batching.
@@ -114,10 +116,11 @@ class EventStore:
         self.quarantined = found
         self._count, self._by_type, self._last = 0, {}, None
         self.unreadable = {}
+        self.duplicates = set()
         for event in self.read():
             self._note(event)
         # Passed over, but in the log all the same: positions count them.
-        self._count += sum(self.unreadable.values())
+        self._count += sum(self.unreadable.values()) + len(self.duplicates)
         return found
 
     def _note(self, event: Event) -> None:
@@ -220,24 +223,49 @@ class EventStore:
 
     # -- reading -----------------------------------------------------------------------
     def read(self, start: int = 0) -> Iterator[Event]:
-        """Every complete event in append order, skipping the first `start`."""
+        """Every complete event in append order, skipping the first `start`.
+
+        A line repeating an event already read (a copy made by hand, a botched restore) is
+        passed over and remembered in `duplicates`, so the read model never applies it twice.
+        """
         index = 0
+        seen: set[str] = set()
         for path in self.files():
+            offset = 0
             with path.open("rb") as handle:
                 for line_number, line in enumerate(handle, start=1):
                     if not line.endswith(b"\n"):
                         # A tail still being written by another process: not an event yet.
                         break
-                    if index >= start:
-                        try:
-                            yield Event.from_line(line)
-                        except UnreadableVersion as exc:
-                            if not self._skip_unreadable:
-                                raise EventLogCorrupt(path, line_number, str(exc)) from exc
-                            self.unreadable[exc.kind] = self.unreadable.get(exc.kind, 0) + 1
-                        except ValueError as exc:
-                            raise EventLogCorrupt(path, line_number, str(exc)) from exc
+                    at, offset = offset, offset + len(line)
                     index += 1
+                    try:
+                        event = Event.from_line(line)
+                    except UnreadableVersion as exc:
+                        if not self._skip_unreadable:
+                            raise EventLogCorrupt(path, line_number, str(exc)) from exc
+                        if index > start:
+                            self.unreadable[exc.kind] = self.unreadable.get(exc.kind, 0) + 1
+                        continue
+                    except ValueError as exc:
+                        raise EventLogCorrupt(path, line_number, str(exc)) from exc
+                    if event.event_id in seen:
+                        self._duplicate(path, line_number, at, event.event_id)
+                        continue
+                    seen.add(event.event_id)
+                    if index > start:
+                        yield event
+
+    def _duplicate(self, path: Path, line_number: int, offset: int, event_id: str) -> None:
+        if (path.name, offset) not in self.duplicates:
+            self.duplicates.add((path.name, offset))
+            log.warning(
+                "event log %s line %d repeats event %s, which is earlier in the log: skipped "
+                "(the log is never rewritten; remove the line by hand with the service stopped)",
+                path,
+                line_number,
+                event_id,
+            )
 
     def read_after(self, position: LogPosition) -> Iterator[tuple[Event | None, LogPosition]]:
         """Every complete event after `position`, each with the position just after it (None
@@ -258,12 +286,16 @@ class EventStore:
                     offset += len(line)
                     count += 1
                     event: Event | None
+                    if (path.name, offset - len(line)) in self.duplicates:
+                        yield None, LogPosition(count, path.name, offset)
+                        continue
                     try:
                         event = Event.from_line(line)
                     except ValueError as exc:
                         if not (self._skip_unreadable and isinstance(exc, UnreadableVersion)):
-                            where = f"at byte {offset - len(line)}: {exc}"
-                            raise EventLogCorrupt(path, 0, where) from exc
+                            raise EventLogCorrupt(
+                                path, 0, str(exc), offset=offset - len(line)
+                            ) from exc
                         event = None
                     yield event, LogPosition(count, path.name, offset)
 
