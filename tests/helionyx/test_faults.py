@@ -95,6 +95,32 @@ def test_a_full_disk_under_the_whole_data_dir(tmp_path: Path) -> None:
             assert again.stop() == 0
 
 
+def test_on_a_small_disk_the_read_models_wal_stays_small_and_refusals_are_logged_once(
+    tmp_path: Path,
+) -> None:
+    with mounted(tmp_path / "data", "-t", "tmpfs", "-o", "size=1m", "tmpfs") as data:
+        env = service_env(data, free_port())
+        wal = data / "projections" / "projections.db-wal"
+        with running_service(env, tmp_path / "log", tmp_path) as service:
+            with service.client() as client:
+                largest, codes = 0, []
+                for n in range(300):
+                    text = f"todo: t{n} " + "w" * 1500
+                    codes.append(
+                        client.post("/api/v1/ingest/message", json={"text": text}).status_code
+                    )
+                    largest = max(largest, wal.stat().st_size if wal.exists() else 0)
+            assert service.stop() == 0
+        assert set(codes) == {201, 503}, "the disk filled up"
+        # Checkpointed every 64 pages and cut back to 256 KiB: it once held 737 KB of 1 MB.
+        assert largest < 400 * 1024, largest
+        refused = service.log().count("event log: refused a write")
+        assert codes.count(503) > 10 and refused == 1, (codes.count(503), refused)
+        assert_equal_to_a_rebuild(
+            data / "events", data / "projections" / "projections.db", tmp_path
+        )
+
+
 def test_a_full_disk_under_the_database_only(tmp_path: Path) -> None:
     database = tmp_path / "projections"
     with mounted(database, "-t", "tmpfs", "-o", "size=256k", "tmpfs"):

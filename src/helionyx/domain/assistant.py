@@ -20,6 +20,7 @@ from helionyx.domain.extractor import Extractor, RuleBasedExtractor
 from helionyx.domain.idempotency import FINGERPRINT_FIELD, KEY_FIELD, Claim, IdempotencyIndex
 from helionyx.domain.projections import Note, Projections, Todo
 from helionyx.domain.store import EventStore
+from helionyx.logs import EveryInterval
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Assistant:
         # Completing a todo reads the read model and then writes; two at once would both write.
         self._completing = threading.Lock()
         self._lag: str | None = None
+        self._refused = EveryInterval(log)
 
     # -- the read model follows the log --------------------------------------------------
     def sync(self) -> str | None:
@@ -103,6 +105,11 @@ class Assistant:
     def _record(self, events: Sequence[Event]) -> None:
         reason = self.store.writable()
         if reason is not None:
+            # The read model's write-ahead log may hold the space the log needs: give it back.
+            self.projections.compact()
+            reason = self.store.writable()
+        if reason is not None:
+            self._refused.log(logging.WARNING, "event log: refused a write: %s", reason)
             raise StoreUnavailable(reason)
         self.store.append(events)
         # The events are in the log: a read model that cannot follow now is repaired later,

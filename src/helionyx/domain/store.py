@@ -25,6 +25,7 @@ from pathlib import Path
 
 from helionyx.domain.errors import EventLogCorrupt, StoreUnavailable
 from helionyx.domain.events import Event, UnreadableVersion, utc_now
+from helionyx.logs import EveryInterval
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class EventStore:
         #: Writes (one fsync each) done by this process; appends / writes is the batching.
         self.writes = 0
         self._turn = threading.Condition()
+        self._failed = EveryInterval(log)
 
     # -- opening -----------------------------------------------------------------------
     def open(self) -> list[QuarantinedTail]:
@@ -176,7 +178,9 @@ class EventStore:
                 self.writes += 1
         except OSError as exc:
             error = StoreUnavailable(_reason(exc, self.directory))
-            log.error("event log: an append failed and was not stored: %s", error)
+            self._failed.log(
+                logging.ERROR, "event log: an append failed, nothing stored: %s", error
+            )
             for pending in batch:
                 pending.error = error
             return
