@@ -198,3 +198,39 @@ def test_it_serves_on_a_socket_inherited_from_systemd(tmp_path: Path) -> None:
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_readiness_under_saturating_writers_never_says_503_or_counts_an_error(
+    tmp_path: Path,
+) -> None:
+    env = service_env(tmp_path, free_port())
+    stop = threading.Event()
+
+    def writer(service_url: str, number: int) -> int:
+        sent = 0
+        with httpx.Client(base_url=service_url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+            while not stop.is_set():
+                assert c.post("/api/v1/ingest/message", json={"text": f"w{number}"}).is_success
+                sent += 1
+        return sent
+
+    with running_service(env, tmp_path / "log", tmp_path) as service:
+        with ThreadPoolExecutor(8) as pool:
+            writers = [pool.submit(writer, service.base_url, n) for n in range(8)]
+            with httpx.Client(base_url=service.base_url, timeout=10) as probe:
+                poll(lambda: service_has_events(probe), 10, "the writers to start")
+                verdicts = [probe.get("/health/ready") for _ in range(150)]
+            stop.set()
+            sent = sum(w.result() for w in writers)
+        health = httpx.get(service.base_url + "/health", timeout=10).json()
+        assert service.stop() == 0
+    refused = [v.json().get("reason") for v in verdicts if v.status_code != 200]
+    assert refused == [], (
+        f"{len(refused)} of 150 probes refused during {sent} writes: {refused[:3]}"
+    )
+    assert health["server_errors"] == 0
+
+
+def service_has_events(probe: httpx.Client) -> bool | None:
+    state = probe.get("/api/v1/state", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    return True if state["events"]["total"] > 50 else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+READY_PATH = "/health/ready"
+
 
 class ErrorCounter:
     """The count itself, shared by the middleware that counts and the route that reports it."""
@@ -25,8 +27,14 @@ class ServerErrors:
             await self.app(scope, receive, send)
             return
 
+        # A readiness probe's 503 is its verdict ("not ready: catching up", "disk full"), not
+        # an error the release made: counted, it would make a deploy's watch roll back a
+        # healthy release for load it was handling.
+        verdict = scope.get("path") == READY_PATH
+
         async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] >= 500:
+            start = message["type"] == "http.response.start"
+            if start and message["status"] >= 500 and not (verdict and message["status"] == 503):
                 self.counter.count += 1
             await send(message)
 

@@ -32,3 +32,20 @@ def test_5xx_answers_and_unhandled_exceptions_are_counted_nothing_else() -> None
     assert client.get("/busy").status_code == 503
     assert client.get("/broken").status_code == 500
     assert counter.count == 2
+
+
+def test_a_readiness_probes_503_is_its_verdict_not_a_server_error() -> None:
+    def not_ready(_: object) -> PlainTextResponse:
+        return PlainTextResponse("catching up", status_code=503)
+
+    def crashed(_: object) -> PlainTextResponse:
+        return PlainTextResponse("boom", status_code=500)
+
+    app = Starlette(routes=[Route("/health/ready", not_ready), Route("/health/other", crashed)])
+    counter = ErrorCounter()
+    app.add_middleware(ServerErrors, counter=counter)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/health/ready").status_code == 503
+    assert counter.count == 0
+    assert client.get("/health/other").status_code == 500
+    assert counter.count == 1
