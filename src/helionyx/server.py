@@ -14,7 +14,7 @@ from helionyx import __commit__, __version__
 from helionyx.api import create_app
 from helionyx.config import Settings
 from helionyx.runtime import open_runtime
-from helionyx.telegram import adapter as telegram
+from helionyx.telegram.supervisor import Supervisor
 
 log = logging.getLogger("helionyx.startup")
 
@@ -65,7 +65,13 @@ def serve(settings: Settings) -> int:
     )
     runtime = open_runtime(settings)
     try:
-        app = create_app(settings, runtime.assistant, background=lambda: telegram.running(settings))
+        telegram = Supervisor(settings)
+        app = create_app(
+            settings,
+            runtime.assistant,
+            background=telegram.running,
+            checks=[telegram.readiness],
+        )
         sock = inherited_socket()
         where = (
             f"inherited socket {sock.getsockname()}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
@@ -35,7 +35,7 @@ from helionyx.domain.errors import (
     StoreUnavailable,
     UnknownTodo,
 )
-from helionyx.domain.idempotency import Claim, fingerprint
+from helionyx.domain.idempotency import Claim, bot_scope, fingerprint
 from helionyx.domain.projections import Todo
 
 _bearer = HTTPBearer(auto_error=False)
@@ -69,8 +69,10 @@ def create_app(
     settings: Settings,
     assistant: Assistant,
     background: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+    checks: Sequence[Callable[[], str | None]] = (),
 ) -> FastAPI:
-    """Build the ASGI app; `background` runs beside it (the Telegram adapter) if given."""
+    """Build the ASGI app; `background` runs beside it (the Telegram adapter) if given, and
+    each of `checks` may name a reason readiness fails (the adapter's own state)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -132,6 +134,8 @@ def create_app(
         applied = assistant.projections.applied
         if reason is None and applied < acknowledged:
             reason = f"projections reflect {applied} of {acknowledged} events"
+        for check in checks:
+            reason = reason or check()
         body: dict[str, Any] = {
             "status": "ready" if reason is None else "not_ready",
             "environment": settings.environment,
@@ -216,7 +220,7 @@ def create_app(
         message: TelegramInteraction,
         idempotency_key: IdempotencyKey = None,
     ) -> InteractionReply:
-        claim = _claim(idempotency_key, "telegram", message.model_dump())
+        claim = _interaction_claim(idempotency_key, message)
         reply = assistant.interact(message.text, chat_id=str(message.chat_id), claim=claim)
         return InteractionReply(reply=reply.text)
 
@@ -282,6 +286,20 @@ def _answer_errors(app: FastAPI, authorized: Callable[[str | None], bool]) -> No
 def _claim(header: str | None, endpoint: str, body: dict[str, Any]) -> Claim | None:
     key = parse_key(header)
     return None if key is None else Claim(key, fingerprint(endpoint, body))
+
+
+def _interaction_claim(header: str | None, message: TelegramInteraction) -> Claim | None:
+    """A client's Idempotency-Key, or the adapter's own key space: per bot, by update."""
+    body = message.model_dump()
+    claim = _claim(header, "telegram", body)
+    if message.update_id is None or message.bot_id is None:
+        return claim
+    if claim is not None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "send either an Idempotency-Key or update_id and bot_id, not both",
+        )
+    return Claim(str(message.update_id), fingerprint("telegram", body), bot_scope(message.bot_id))
 
 
 def _todo_out(todo: Todo) -> TodoOut:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_TEXT = 4000
 #: Telegram chat ids have at most 52 significant bits.
@@ -57,6 +57,15 @@ class TelegramInteraction(BaseModel):
     chat_id: ChatNumber | ChatRef
     text: Text
     message_id: ChatNumber | None = None
+    #: Sent by the adapter instead of an Idempotency-Key: the update is its bot's key.
+    update_id: Annotated[int, Field(ge=0, le=2**53)] | None = None
+    bot_id: Annotated[int, Field(ge=1, le=2**53)] | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TelegramInteraction:
+        if (self.update_id is None) != (self.bot_id is None):
+            raise ValueError("update_id and bot_id go together: send both or neither")
+        return self
 
 
 class InteractionReply(BaseModel):

@@ -17,7 +17,13 @@ from helionyx.domain.errors import (
 )
 from helionyx.domain.events import Event
 from helionyx.domain.extractor import Extractor, RuleBasedExtractor
-from helionyx.domain.idempotency import FINGERPRINT_FIELD, KEY_FIELD, Claim, IdempotencyIndex
+from helionyx.domain.idempotency import (
+    FINGERPRINT_FIELD,
+    KEY_FIELD,
+    SCOPE_FIELD,
+    Claim,
+    IdempotencyIndex,
+)
 from helionyx.domain.projections import Note, Projections, Todo
 from helionyx.domain.store import EventStore
 from helionyx.logs import EveryInterval
@@ -133,6 +139,7 @@ class Assistant:
             if claim is not None:
                 payload[KEY_FIELD] = claim.key
                 payload[FINGERPRINT_FIELD] = claim.fingerprint
+                payload[SCOPE_FIELD] = claim.scope
             message = Event(ev.MESSAGE_INGESTED, payload)
             found = self.extractor.extract(text)
             derived = [

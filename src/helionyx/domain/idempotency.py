@@ -7,6 +7,12 @@ and the request's fingerprint are stored in the event the request created, so th
 as durable as the event and survive restarts for as long as the log; this index is rebuilt from
 the log when the store opens. A request that stores nothing leaves no key: repeating it is
 harmless by itself.
+
+Keys belong to their caller: API clients (the one API token) in scope "api", the Telegram adapter
+in "telegram-bot:<bot id>", keyed by the update's id; so a client's "telegram-1" never meets
+update 1, and a new bot's update 1 never meets an old bot's. A key is remembered for KEY_WINDOW
+after its request (Telegram starts update ids afresh after a week without updates): long enough
+for any retry, and the index holds no more than a window's worth of keys.
 """
 
 from __future__ import annotations
@@ -14,16 +20,27 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from helionyx.domain import events as ev
 from helionyx.domain.errors import IdempotencyConflict, IdempotencyInFlight
-from helionyx.domain.events import Event
+from helionyx.domain.events import Event, utc_now
 
 KEY_FIELD = "idempotency_key"
 FINGERPRINT_FIELD = "request_fingerprint"
+SCOPE_FIELD = "idempotency_scope"
+#: Keys from before scopes existed were all sent with the header, by API clients and the bot.
+LEGACY_SCOPE = "api"
+API_SCOPE = "api"
+KEY_WINDOW = timedelta(hours=24)
+
+
+def bot_scope(bot_id: int) -> str:
+    """The key scope of one Telegram bot."""
+    return f"telegram-bot:{bot_id}"
 
 
 def fingerprint(endpoint: str, request: Mapping[str, object]) -> str:
@@ -38,6 +55,7 @@ class Claim:
 
     key: str
     fingerprint: str
+    scope: str = API_SCOPE
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,7 @@ class Stored:
 class _Entry:
     fingerprint: str
     event_id: str
+    at: datetime
     todos: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -60,19 +79,28 @@ class _Entry:
 class IdempotencyIndex:
     """Every key in the log, fed each event as the store reads or appends it."""
 
-    def __init__(self) -> None:
-        self._keys: dict[str, _Entry] = {}
+    def __init__(
+        self, window: timedelta = KEY_WINDOW, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self.window = window
+        self._clock = clock
+        self._keys: dict[tuple[str, str], _Entry] = {}
         self._by_message: dict[str, _Entry] = {}
-        self._in_flight: set[str] = set()
+        self._in_flight: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def note(self, event: Event) -> None:
         """Learn from one event of the log (the store's observer)."""
         payload = event.payload
         if event.event_type == ev.MESSAGE_INGESTED and payload.get(KEY_FIELD):
-            entry = _Entry(str(payload.get(FINGERPRINT_FIELD, "")), event.event_id)
+            if self._expired(event.occurred_at):
+                return  # past the window: forgotten, as if never sent
+            entry = _Entry(
+                str(payload.get(FINGERPRINT_FIELD, "")), event.event_id, event.occurred_at
+            )
+            slot = (str(payload.get(SCOPE_FIELD) or LEGACY_SCOPE), str(payload[KEY_FIELD]))
             with self._lock:
-                self._keys[str(payload[KEY_FIELD])] = entry
+                self._keys[slot] = entry
                 self._by_message[event.event_id] = entry
             return
         derived = self._by_message.get(str(payload.get("message_id", "")))
@@ -89,12 +117,16 @@ class IdempotencyIndex:
         if claim is None:
             yield None
             return
+        slot = (claim.scope, claim.key)
         with self._lock:
-            entry = self._keys.get(claim.key)
-            if entry is None and claim.key in self._in_flight:
+            entry = self._keys.get(slot)
+            if entry is not None and self._expired(entry.at):
+                self._forget(slot, entry)
+                entry = None
+            if entry is None and slot in self._in_flight:
                 raise IdempotencyInFlight(claim.key)
             if entry is None:
-                self._in_flight.add(claim.key)
+                self._in_flight.add(slot)
         if entry is not None:
             if entry.fingerprint != claim.fingerprint:
                 raise IdempotencyConflict(claim.key)
@@ -104,4 +136,11 @@ class IdempotencyIndex:
             yield None
         finally:
             with self._lock:
-                self._in_flight.discard(claim.key)
+                self._in_flight.discard(slot)
+
+    def _expired(self, at: datetime) -> bool:
+        return self._clock() - at > self.window
+
+    def _forget(self, slot: tuple[str, str], entry: _Entry) -> None:
+        del self._keys[slot]
+        self._by_message.pop(entry.event_id, None)

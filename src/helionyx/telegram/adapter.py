@@ -1,25 +1,35 @@
 """The long-poll loop: Telegram in, the Helionyx HTTP API, Telegram out.
 
-It never wedges on one message. Each update is sent to the service with the update's id as
-its Idempotency-Key, so re-delivering it after any failure stores nothing twice. A message the
-service refuses (4xx) gets a short reply and is confirmed; a reply Telegram refuses for good
-(400, 403) is recorded as a dead letter and confirmed; anything that may pass on a retry (5xx,
-429, a dropped connection) is retried MAX_ATTEMPTS times, then dead-lettered and confirmed, so
-the next messages flow.
+It never wedges on one message. Each update is sent to the service with the update's id and the
+bot's id, the service's key for it (in the bot's own key space), so re-delivering it after any
+failure stores nothing twice. A message the service refuses (4xx) gets a short reply, is
+dead-lettered and confirmed; a reply Telegram refuses for good (400, 403) is dead-lettered and
+confirmed; anything that may pass on a retry (5xx, 429, a dropped connection) is retried
+MAX_ATTEMPTS times, then dead-lettered and confirmed, so the next messages flow. An update that
+is not a well-formed message is dead-lettered (or, another kind of update, skipped) and
+confirmed. Back-off is per failing call: any success starts it again at one second.
+
+`Supervisor` runs the adapter and watches it: should the task ever end by an error, it is
+logged, readiness says so, and it is started again; a token Telegram rejects stops it for good,
+and readiness says that too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from helionyx.config import Settings
-from helionyx.telegram.botapi import BotApi, BotApiError, IncomingMessage, split_message
+from helionyx.telegram.botapi import (
+    BotApi,
+    BotApiError,
+    IncomingMessage,
+    Unusable,
+    split_message,
+)
 from helionyx.telegram.deadletters import DEAD_LETTERS, DeadLetters
 
 log = logging.getLogger(__name__)
@@ -50,10 +60,11 @@ class AdapterStopped(Exception):
 class ServiceClient:
     """The adapter's only way into the service: its HTTP interaction endpoint."""
 
-    def __init__(self, base_url: str, token: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, base_url: str, token: str, client: httpx.AsyncClient, bot: int = 0) -> None:
         self._url = base_url.rstrip("/") + "/api/v1/interactions/telegram"
         self._headers = {"Authorization": f"Bearer {token}"}
         self._client = client
+        self._bot = bot
 
     async def interact(self, message: IncomingMessage) -> str:
         """Forward one chat message and return the reply text."""
@@ -64,9 +75,11 @@ class ServiceClient:
                     "chat_id": message.chat_id,
                     "text": message.text,
                     "message_id": message.message_id,
+                    # The service's key for it, in this bot's own key space.
+                    "update_id": message.update_id,
+                    "bot_id": self._bot,
                 },
-                # One key per Telegram update: a re-delivered update is recognised.
-                headers={**self._headers, "Idempotency-Key": f'"telegram-{message.update_id}"'},
+                headers=self._headers,
                 timeout=30,
             )
         except httpx.HTTPError as exc:
@@ -102,27 +115,33 @@ class TelegramAdapter:
         self.offset: int | None = None
         self._attempts: dict[int, int] = {}
         self._parts_sent: dict[int, int] = {}
+        #: The next wait after a failure; any success sets it back to one second.
+        self.backoff = 1.0
+        #: Called after every getUpdates that answered (the supervisor's sign of life).
+        self.on_poll: Callable[[], None] = lambda: None
+        #: Why the adapter stopped for good (Telegram rejected the token), once it has.
+        self.stopped: str | None = None
+        self._polls_failing = False
 
     async def run(self) -> None:
         """Poll until cancelled or until Telegram says the token cannot work."""
-        backoff = 1.0
         while True:
             try:
                 await self.poll_once()
-                backoff = 1.0
                 continue
             except AdapterStopped as exc:
                 log.error("telegram adapter stopped: %s", exc)
+                self.stopped = str(exc)
                 return
             except BotApiError as exc:
-                delay = self._delay(exc, backoff)
+                delay = self._delay(exc, self.backoff)
             except (ServiceFailed, httpx.HTTPError) as exc:
                 # Never the URL: the Bot API's carries the token.
                 what = exc if isinstance(exc, ServiceFailed) else type(exc).__name__
-                log.warning("telegram adapter: %s; retrying in %.0f s", what, backoff)
-                delay = backoff
+                log.warning("telegram adapter: %s; retrying in %.0f s", what, self.backoff)
+                delay = self.backoff
             await self._sleep(delay)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            self.backoff = min(self.backoff * 2, MAX_BACKOFF)
 
     def _delay(self, exc: BotApiError, backoff: float) -> float:
         if exc.code == 429 and exc.retry_after is not None:
@@ -145,11 +164,21 @@ class TelegramAdapter:
         served = 0
         try:
             updates = await self.bot.get_updates(self.offset, self.poll_timeout)
-        except BotApiError as exc:
-            _stop_if_fatal(exc)
+        except (BotApiError, httpx.HTTPError) as exc:
+            if isinstance(exc, BotApiError):
+                _stop_if_fatal(exc)
+            self._polls_failing = True
             raise
+        if self._polls_failing:
+            self._polls_failing, self.backoff = False, 1.0  # the failing call succeeded
+        self.on_poll()
         for message in updates:
-            if message.text and message.chat_id == self.chat_id:
+            if isinstance(message, Unusable):
+                if message.kept:
+                    self._give_up(message, f"not a usable message: {message.reason}")
+                else:
+                    log.info("telegram: skipped update %d: %s", message.update_id, message.reason)
+            elif message.text and message.chat_id == self.chat_id:
                 await self._serve(message)
                 served += 1
             elif message.chat_id != self.chat_id:
@@ -163,11 +192,8 @@ class TelegramAdapter:
             try:
                 reply = await self.service.interact(message)
             except ServiceRefused as exc:
-                log.warning(
-                    "telegram: the service refused update %d (%d); answered and confirmed",
-                    message.update_id,
-                    exc.status,
-                )
+                # Not stored: the dead letter says so, and the chat is told.
+                self._give_up(message, f"the service refused it ({exc.status}: {exc.detail})")
                 reply = _refusal(exc)
             await self._reply(message, reply)
         except (ServiceFailed, httpx.HTTPError) as exc:
@@ -198,7 +224,7 @@ class TelegramAdapter:
             return
         raise error if error is not None else ServiceFailed(reason)
 
-    def _give_up(self, message: IncomingMessage, reason: str) -> None:
+    def _give_up(self, message: IncomingMessage | Unusable, reason: str) -> None:
         log.error(
             "telegram: update %d given up and confirmed: %s; recorded in %s",
             message.update_id,
@@ -208,7 +234,9 @@ class TelegramAdapter:
         if self.dead_letters is not None:
             self.dead_letters.record(message, reason, self._attempts.get(message.update_id, 1))
 
-    def _confirm(self, message: IncomingMessage) -> None:
+    def _confirm(self, message: IncomingMessage | Unusable) -> None:
+        # Progress: whatever failed before is behind us, so the next failure waits 1 s.
+        self.backoff = 1.0
         self.offset = message.update_id + 1
         self._attempts.pop(message.update_id, None)
         self._parts_sent.pop(message.update_id, None)
@@ -243,40 +271,3 @@ def _detail(response: httpx.Response) -> Any:
     except ValueError:
         return None
     return body.get("detail") if isinstance(body, dict) else None
-
-
-def service_url(settings: Settings) -> str:
-    """The loopback address of this service's own API."""
-    host = settings.api_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{settings.api_port}"
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[None]:
-    """Run the adapter in the background for as long as the context is open."""
-    if not settings.telegram_enabled:
-        yield
-        return
-    assert settings.telegram_bot_token is not None
-    assert settings.telegram_chat_id is not None
-    async with httpx.AsyncClient() as client:
-        adapter = TelegramAdapter(
-            BotApi(
-                settings.telegram_api_base, settings.telegram_bot_token.get_secret_value(), client
-            ),
-            ServiceClient(
-                service_url(settings), settings.helionyx_api_token.get_secret_value(), client
-            ),
-            int(settings.telegram_chat_id),
-            settings.telegram_poll_timeout,
-            dead_letters=DeadLetters(settings.event_store_path / DEAD_LETTERS),
-        )
-        task = asyncio.create_task(adapter.run(), name="telegram-adapter")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task

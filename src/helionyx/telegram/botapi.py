@@ -38,6 +38,19 @@ class IncomingMessage:
     text: str | None
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """An update that cannot be served as it is: confirmed, and dead-lettered when `kept`
+    (it looked like a message; another kind of update is confirmed quietly)."""
+
+    update_id: int
+    reason: str
+    kept: bool = True
+
+
+Update = IncomingMessage | Unusable
+
+
 class BotApi:
     """`https://api.telegram.org/bot<token>/<method>`, JSON in, `{ok, result}` out."""
 
@@ -64,24 +77,21 @@ class BotApi:
             )
         return body.get("result")
 
-    async def get_updates(self, offset: int | None, timeout: int) -> list[IncomingMessage]:
-        """Long-poll for new messages; other update kinds are confirmed and skipped."""
+    async def get_updates(self, offset: int | None, timeout: int) -> list[Update]:
+        """Long-poll for new updates, each a message or an Unusable saying why it is not one.
+
+        Raises BotApiError when the answer holds nothing that can even be confirmed (no list,
+        or no item with an integer update_id), so the caller backs off instead of spinning.
+        """
         params: dict[str, Any] = {"timeout": timeout, "allowed_updates": ["message"]}
         if offset is not None:
             params["offset"] = offset
         result = await self.call("getUpdates", params, timeout=timeout + 10)
-        updates: list[IncomingMessage] = []
-        for update in result or []:
-            message = update.get("message") or {}
-            chat = message.get("chat") or {}
-            updates.append(
-                IncomingMessage(
-                    update_id=int(update["update_id"]),
-                    chat_id=int(chat.get("id", 0)),
-                    message_id=int(message.get("message_id", 0)),
-                    text=message.get("text"),
-                )
-            )
+        if not isinstance(result, list):
+            raise BotApiError("getUpdates", 0, "the result is not a list of updates", None)
+        updates = [parsed for item in result if (parsed := parse_update(item)) is not None]
+        if result and not updates:
+            raise BotApiError("getUpdates", 0, "no update in the answer has an update_id", None)
         return updates
 
     async def send_message(self, chat_id: int, text: str, reply_to: int | None = None) -> None:
@@ -90,6 +100,48 @@ class BotApi:
         if reply_to:
             params["reply_parameters"] = {"message_id": reply_to}
         await self.call("sendMessage", params, timeout=30)
+
+
+def parse_update(item: object) -> Update | None:
+    """One element of getUpdates' result; None when it has no update_id to confirm it by."""
+    if not isinstance(item, dict) or not _integer(item.get("update_id")):
+        return None
+    update_id = int(item["update_id"])
+    if "message" not in item:
+        return Unusable(update_id, f"not a message ({', '.join(sorted(item)[:3])})", kept=False)
+    message = item["message"]
+    if not isinstance(message, dict):
+        return Unusable(update_id, "its message is not an object")
+    chat = message.get("chat")
+    if not isinstance(chat, dict) or not _integer(chat.get("id")):
+        return Unusable(update_id, "its message has no integer chat.id")
+    if not _integer(message.get("message_id")):
+        return Unusable(update_id, "its message has no integer message_id")
+    text = message.get("text")
+    if text is not None and not isinstance(text, str):
+        return Unusable(update_id, "its message text is not a string")
+    return IncomingMessage(update_id, int(chat["id"]), int(message["message_id"]), _sound(text))
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _sound(text: str | None) -> str | None:
+    """The text with any lone surrogate (JSON can spell one; UTF-8 cannot) replaced by U+FFFD."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def bot_id(token: str) -> int:
+    """The bot's numeric id: the part of its token before the colon."""
+    head = token.partition(":")[0]
+    return int(head) if head.isdigit() else 0
 
 
 def telegram_length(text: str) -> int:

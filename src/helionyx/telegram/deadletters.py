@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from helionyx.domain.events import utc_now
-from helionyx.telegram.botapi import IncomingMessage
+from helionyx.telegram.botapi import Update
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,15 @@ class DeadLetters:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def record(self, message: IncomingMessage, reason: str, attempts: int) -> None:
+    def record(self, update: Update, reason: str, attempts: int) -> None:
         """Append one record durably; a failure to write is logged, never raised."""
         line = json.dumps(
             {
                 "at": utc_now().isoformat().replace("+00:00", "Z"),
-                "update_id": message.update_id,
-                "chat_id": message.chat_id,
-                "message_id": message.message_id,
+                "update_id": update.update_id,
+                # An update too malformed to say which chat it came from has none here.
+                "chat_id": getattr(update, "chat_id", None),
+                "message_id": getattr(update, "message_id", None),
                 "reason": reason,
                 "attempts": attempts,
             },

@@ -7,13 +7,18 @@ form parameters, answering with the `{"ok": true, "result": ...}` envelope or `{
 - a well-formed but wrong token: 401 Unauthorized; a malformed one: 404 Not Found;
 - getUpdates while a webhook is set: 409 Conflict (and scripted 409/429/5xx failures);
 - sendMessage: 400 "message is too long" over 4096 characters (UTF-16 code units), 400 for an
-  empty text, and scripted failures such as 429 with `retry_after`, 403 (bot blocked), 500.
+  empty text, and scripted failures such as 429 with `retry_after`, 403 (bot blocked), 500;
+  `fail_every` makes every Nth call fail with 500, as a degraded Bot API does.
+- Answers are JSON with non-ASCII escaped (`\\ud800` stays an escape), so an update can carry
+  what JSON can spell and UTF-8 cannot; `push_raw` queues an update exactly as given (a
+  malformed one included) and `raw_results` replaces the next getUpdates result verbatim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import socket
 import threading
@@ -26,7 +31,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.helionyx.servicekit import poll
@@ -46,6 +51,8 @@ class BotApiStandIn:
     webhook: str = ""
     get_updates_calls: int = 0
     send_calls: int = 0
+    fail_every: int = 0
+    raw_results: list[Any] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ""
@@ -67,6 +74,11 @@ class BotApiStandIn:
                 }
             )
         return update_id
+
+    def push_raw(self, update: dict[str, Any]) -> None:
+        """Queue an update exactly as given (it may lack or garble any field)."""
+        with self._lock:
+            self.updates.append(update)
 
     def fail_next(self, code: int, description: str, retry_after: int | None = None) -> None:
         """Make the next getUpdates call fail with this error."""
@@ -101,7 +113,7 @@ class BotApiStandIn:
             routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])]
         )
 
-    async def _endpoint(self, request: Request) -> JSONResponse:
+    async def _endpoint(self, request: Request) -> Response:
         token = request.path_params["token"]
         if not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
             return _error(404, "Not Found")
@@ -121,7 +133,7 @@ class BotApiStandIn:
             return JSONResponse({"ok": True, "result": True, "description": "Webhook was deleted"})
         return _error(404, "Not Found")
 
-    async def _get_updates(self, params: dict[str, Any]) -> JSONResponse:
+    async def _get_updates(self, params: dict[str, Any]) -> Response:
         self.get_updates_calls += 1
         if self.webhook:
             return _error(
@@ -132,20 +144,24 @@ class BotApiStandIn:
         if self.failures:
             code, description, retry_after = self.failures.pop(0)
             return _error(code, description, retry_after)
+        if self.raw_results:
+            return _json({"ok": True, "result": self.raw_results.pop(0)})
         offset = int(params.get("offset", 0))
         timeout = float(params.get("timeout", 0))
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
                 if offset:
-                    self.updates = [u for u in self.updates if u["update_id"] >= offset]
+                    self.updates = [u for u in self.updates if _id(u) >= offset]
                 pending = list(self.updates)
             if pending or time.monotonic() >= deadline:
-                return JSONResponse({"ok": True, "result": pending})
+                return _json({"ok": True, "result": pending})
             await asyncio.sleep(0.05)
 
     def _send_message(self, params: dict[str, Any]) -> JSONResponse:
         self.send_calls += 1
+        if self.fail_every and self.send_calls % self.fail_every == 0:
+            return _error(500, "Internal Server Error")
         if self.send_failures:
             code, description, retry_after = self.send_failures.pop(0)
             return _error(code, description, retry_after)
@@ -168,6 +184,17 @@ class BotApiStandIn:
             }
             self.sent.append(message)
         return JSONResponse({"ok": True, "result": message})
+
+
+def _id(update: dict[str, Any]) -> int:
+    """An update's id for the offset rule; a malformed one counts as confirmed by any offset."""
+    value = update.get("update_id")
+    return value if isinstance(value, int) else -1
+
+
+def _json(body: dict[str, Any]) -> Response:
+    """JSON as the Bot API sends it: non-ASCII escaped, so a lone surrogate can travel."""
+    return Response(json.dumps(body), media_type="application/json")
 
 
 async def _params(request: Request) -> dict[str, Any]:
