@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     backup_root: Path | None = None
     helionyx_api_token: SecretStr = Field(min_length=16)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_connections: int = Field(default=4096, ge=16, le=1_000_000)
+    request_read_timeout: float = Field(default=10.0, gt=0, le=300)
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4o-mini"
     llm_daily_cost_limit_usd: float = Field(default=1.0, ge=0)

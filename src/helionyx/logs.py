@@ -103,6 +103,12 @@ def configure(level: str, secrets: Iterable[str] = ()) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Out of descriptors, asyncio logs a traceback for every failed accept (421,024 in 30 s
+    # were seen): one a minute, with the count, says as much.
+    noisy = logging.getLogger("asyncio")
+    for old_filter in [f for f in noisy.filters if isinstance(f, OncePerInterval)]:
+        noisy.removeFilter(old_filter)
+    noisy.addFilter(OncePerInterval("socket.accept() out of system resource"))
     # httpx logs every request URL at INFO; Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

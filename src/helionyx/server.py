@@ -13,6 +13,7 @@ import uvicorn
 from helionyx import __commit__, __version__
 from helionyx.api import create_app
 from helionyx.config import Settings
+from helionyx.connections import uvicorn_limits
 from helionyx.runtime import open_runtime
 from helionyx.telegram.supervisor import Supervisor
 
@@ -91,6 +92,7 @@ def serve(settings: Settings) -> int:
             access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             server_header=False,
+            **uvicorn_limits(settings.max_connections, settings.request_read_timeout),
         )
         server = DrainingServer(config)
         # uvicorn re-raises the stop signal after its graceful shutdown; with these handlers in

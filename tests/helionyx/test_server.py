@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -234,3 +236,60 @@ def test_readiness_under_saturating_writers_never_says_503_or_counts_an_error(
 def service_has_events(probe: httpx.Client) -> bool | None:
     state = probe.get("/api/v1/state", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     return True if state["events"]["total"] > 50 else None
+
+
+def open_fds(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def test_slow_clients_are_cut_off_and_never_starve_a_normal_request(tmp_path: Path) -> None:
+    port = free_port()
+    env = service_env(tmp_path, port, REQUEST_READ_TIMEOUT="3", MAX_CONNECTIONS="1000")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    slow: list[socket.socket] = []
+    try:
+        with running_service(env, tmp_path / "log", tmp_path) as service:
+            for _ in range(1100):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and no more
+                slow.append(sock)
+            started = time.monotonic()
+            answer = httpx.get(service.base_url + "/health", timeout=10)
+            waited = time.monotonic() - started
+            held = open_fds(service.process.pid)
+            for sock in slow[-5:]:
+                sock.sendall(b"a")  # trickling does not buy more time
+            cut = [s.recv(64) for s in slow[-200:]]  # each answered and closed in 3 s
+            health = httpx.get(service.base_url + "/health", timeout=10).json()
+            assert service.stop() == 0
+    finally:
+        for sock in slow:
+            sock.close()
+    assert answer.status_code == 200 and waited < 1.0, waited
+    assert held < 1000 + 64, "MAX_CONNECTIONS held, however many clients came"
+    assert all(c.startswith(b"HTTP/1.1 408 Request Timeout") for c in cut), set(cut)
+    assert health["server_errors"] == 0
+    log = service.log()
+    assert "Traceback" not in log
+    assert log.count("closed the one waiting longest") == 1, "once a minute, with a count"
+
+
+def test_a_body_that_stalls_is_answered_408(tmp_path: Path) -> None:
+    port = free_port()
+    env = service_env(tmp_path, port, REQUEST_READ_TIMEOUT="2")
+    with running_service(env, tmp_path / "log", tmp_path) as service:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/ingest/message HTTP/1.1\r\nHost: x\r\n"
+                + f"Authorization: Bearer {TOKEN}\r\n".encode()
+                + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                + b'{"text": "'
+            )
+            started = time.monotonic()
+            answer = sock.recv(200)
+            waited = time.monotonic() - started
+        assert service.stop() == 0
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"request body stalled for 2 s" in answer
+    assert 1.5 < waited < 5

@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helionyx import __commit__, __version__
 from helionyx.api.errorcount import ErrorCounter, ServerErrors
-from helionyx.api.keys import KEY_HEADER_DOC, parse_key
-from helionyx.api.limits import BodySizeLimit
+from helionyx.api.keys import KEY_HEADER_DOC, KEY_SCHEMA, parse_key
+from helionyx.api.limits import BodySizeLimit, HeadAsGet
 from helionyx.api.schemas import (
     Ingested,
     IngestMessage,
@@ -43,7 +43,20 @@ UNAUTHORIZED = "missing or wrong bearer token"
 RETRY_AFTER = "5"
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description=KEY_HEADER_DOC)]
+def _one_key(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", description=KEY_HEADER_DOC, json_schema_extra=KEY_SCHEMA),
+    ] = None,
+) -> str | None:
+    """The request's one Idempotency-Key header (two, even equal, are refused)."""
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "send one Idempotency-Key header, not two")
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(_one_key)]
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -225,10 +238,18 @@ def create_app(
         return InteractionReply(reply=reply.text)
 
     _answer_errors(app, authorized)
-    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    _guard(app, settings, errors)
+    return app
+
+
+def _guard(app: FastAPI, settings: Settings, errors: ErrorCounter) -> None:
+    """The ASGI layers around the routes, innermost first."""
+    app.add_middleware(
+        BodySizeLimit, limit=settings.max_request_bytes, timeout=settings.request_read_timeout
+    )
+    app.add_middleware(HeadAsGet)
     # Outermost of ours: it sees every answer, and exceptions on their way to becoming 500s.
     app.add_middleware(ServerErrors, counter=errors)
-    return app
 
 
 def _answer_errors(app: FastAPI, authorized: Callable[[str | None], bool]) -> None:
@@ -260,7 +281,11 @@ def _answer_errors(app: FastAPI, authorized: Callable[[str | None], bool]) -> No
             return JSONResponse(
                 {"detail": exc.detail}, status_code=401, headers=dict(exc.headers or {})
             )
-        return refused(request, exc.status_code, exc.detail)
+        answer = refused(request, exc.status_code, exc.detail)
+        if answer.status_code == exc.status_code:
+            # 405's Allow, and any other header the error carries (RFC 9110 requires Allow).
+            answer.headers.update(exc.headers or {})
+        return answer
 
     @app.exception_handler(StoreUnavailable)
     @app.exception_handler(ProjectionsUnavailable)

@@ -12,6 +12,13 @@ KEY_HEADER_DOC = (
     "and stores nothing; with another body, 422. A quoted string (RFC 8941) or a bare token "
     f"of 1-{MAX_KEY} printable ASCII characters; remembered as long as the event log."
 )
+#: What the OpenAPI schema says the header accepts (the parser below is the rule itself).
+KEY_SCHEMA: dict[str, object] = {
+    "minLength": 1,
+    "maxLength": MAX_KEY + 2,
+    "pattern": r'^(?:"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])+"|[\x21\x23-\x7e]+)$',
+    "examples": ['"8e03978e-40d5-43e8-bc93-6894a57f9324"'],
+}
 _QUOTED = re.compile(r'^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])+)"$')
 _BARE = re.compile(r"^[\x21\x23-\x7e]+$")
 
