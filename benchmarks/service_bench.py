@@ -209,6 +209,9 @@ def main() -> int:
             rate, per_write = store_only(fsync, writers)
             stored[f"{'on' if fsync else 'off'}-{writers}"] = [rate, per_write]
             print(f"{'on' if fsync else 'off':<6} {writers:>7} {rate:>10.0f} {per_write:>10.1f}")
+    from benchmarks.service_limits import report  # noqa: PLC0415 - it imports this module
+
+    limits = report()
     results = REPO / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     (results / "service-latest.json").write_text(
@@ -218,6 +221,7 @@ def main() -> int:
                 "seconds": SECONDS,
                 "figures": [asdict(f) for f in figures],
                 "store_only": stored,
+                **limits,
             },
             indent=2,
         )

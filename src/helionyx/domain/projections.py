@@ -336,10 +336,15 @@ def _id_before(store: EventStore, position: LogPosition) -> str | None:
     """The event id on the line that ends at `position`, or None if no line ends there."""
     if position.last_file is None or position.offset == 0:
         return None
+    size = 1024
     with (store.directory / position.last_file).open("rb") as handle:
-        start = max(0, position.offset - 64 * 1024)
-        handle.seek(start)
-        chunk = handle.read(position.offset - start)
+        while True:  # most lines are short: read back only as far as the one before
+            start = max(0, position.offset - size)
+            handle.seek(start)
+            chunk = handle.read(position.offset - start)
+            if b"\n" in chunk[:-1] or start == 0 or size >= 1 << 20:
+                break
+            size *= 4
     if not chunk.endswith(b"\n"):
         return None
     line = chunk[:-1].rsplit(b"\n", 1)[-1]
