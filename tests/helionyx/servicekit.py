@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+from fastapi.testclient import TestClient
 
+from helionyx.api import create_app
 from helionyx.config import Settings, load_settings
+from helionyx.runtime import open_runtime
 
 TOKEN = "test-token-0123456789abcdef"
 T = TypeVar("T")
@@ -62,6 +65,18 @@ def in_process_settings(data: Path, token: str, **extra: str) -> Settings:
             **extra,
         },
     )
+
+
+@contextmanager
+def in_process_client(data: Path, token: str) -> Iterator[TestClient]:
+    """The app over the service's real state under `data`, in this process."""
+    settings = in_process_settings(data, token)
+    runtime = open_runtime(settings)
+    try:
+        with TestClient(create_app(settings, runtime.assistant)) as client:
+            yield client
+    finally:
+        runtime.close()
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from helionyx.api import create_app
 from helionyx.api.keys import KEY_SCHEMA, parse_key
-from helionyx.runtime import open_runtime
-from tests.helionyx.servicekit import in_process_settings
+from tests.helionyx.servicekit import in_process_client
 
 TOKEN = "edges-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -21,11 +19,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = in_process_settings(tmp_path, TOKEN)
-    runtime = open_runtime(settings)
-    with TestClient(create_app(settings, runtime.assistant)) as test_client:
+    with in_process_client(tmp_path, TOKEN) as test_client:
         yield test_client
-    runtime.close()
 
 
 def every_route(client: TestClient) -> dict[str, set[str]]:

@@ -25,7 +25,7 @@ from helionyx.telegram.adapter import TelegramAdapter
 from helionyx.telegram.botapi import BotApi, IncomingMessage
 from helionyx.telegram.deadletters import DeadLetters
 from helionyx.telegram.supervisor import Supervisor
-from tests.helionyx.servicekit import in_process_settings
+from tests.helionyx.servicekit import in_process_client, in_process_settings
 from tests.helionyx.telegram.botapi_standin import BotApiStandIn, serving
 from tests.helionyx.telegram.test_adapter import (
     ALLOWED,
@@ -181,11 +181,8 @@ def test_a_flaky_send_message_costs_a_second_per_failure_not_a_climbing_back_off
 # -- 3. keys belong to their caller, for a window ----------------------------------------------
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = in_process_settings(tmp_path, TOKEN)
-    runtime = open_runtime(settings)
-    with TestClient(create_app(settings, runtime.assistant)) as test_client:
+    with in_process_client(tmp_path, TOKEN) as test_client:
         yield test_client
-    runtime.close()
 
 
 def from_bot(client: TestClient, bot: int, update: int, text: str) -> int:

@@ -8,9 +8,33 @@ from pathlib import Path
 from release.agent import checksums
 from release.agent.protocol import MANIFEST, SUMS
 from release.artifacts.artifact import MANIFEST_SCHEMA, Artifact, FileEntry, Manifest
+from release.artifacts.github import GitHubStore
 from tests.release.artifacts.github_standin import GitHubStandIn
+from tests.release.fakes import FakeClock, Notes
 
 COMMIT = "4" * 40
+TOKEN = "ghs_0123456789secretTOKEN"
+
+
+def github_store(
+    github: GitHubStandIn,
+    *,
+    token: str | None = TOKEN,
+    cache: Path | None = None,
+    notes: Notes | None = None,
+    clock: FakeClock | None = None,
+) -> GitHubStore:
+    """The store against the stand-in: fast retries, a fake clock, notes collected."""
+    return GitHubStore(
+        "helionyx",
+        "helionyx",
+        token,
+        api_url=github.api_url,
+        backoff=0.01,
+        clock=clock or FakeClock(),
+        notify=notes or Notes(),
+        cache=cache,
+    )
 
 
 def tiny_artifact(root: Path, version: str = "0.1.0", commit: str = COMMIT) -> Artifact:

@@ -24,6 +24,7 @@ from tests.release.artifacts.github_standin import (
     secondary_rate_limit,
     serving,
 )
+from tests.release.artifacts.githubkit import github_store
 from tests.release.fakes import FakeClock, Notes
 
 TOKEN = "ghs_0123456789secretTOKEN"
@@ -39,15 +40,7 @@ def github() -> Iterator[GitHubStandIn]:
 def store(
     github: GitHubStandIn, clock: FakeClock | None = None, notes: Notes | None = None
 ) -> GitHubStore:
-    return GitHubStore(
-        "helionyx",
-        "helionyx",
-        TOKEN,
-        api_url=github.api_url,
-        backoff=0.01,
-        clock=clock or FakeClock(),
-        notify=notes or Notes(),
-    )
+    return github_store(github, clock=clock, notes=notes)
 
 
 def manifest_bytes(version: str, tag: str | None, commit: str = COMMIT) -> bytes:

@@ -16,7 +16,6 @@ import pytest
 from release.agent import checksums
 from release.agent.protocol import MANIFEST, SUMS
 from release.artifacts.artifact import Artifact, Manifest
-from release.artifacts.github import GitHubStore
 from release.artifacts.store import Outcome
 from release.cli import main
 from release.errors import (
@@ -35,8 +34,14 @@ from tests.release.artifacts.github_standin import (
     secondary_rate_limit,
     serving,
 )
-from tests.release.artifacts.githubkit import commit_of, lookups, seed_ours, tiny_artifact
-from tests.release.fakes import FakeClock, Notes
+from tests.release.artifacts.githubkit import (
+    commit_of,
+    github_store,
+    lookups,
+    seed_ours,
+    tiny_artifact,
+)
+from tests.release.fakes import Notes
 
 TOKEN = "ghs_0123456789secretTOKEN"
 COMMIT = "4" * 40
@@ -49,24 +54,7 @@ def github() -> Iterator[GitHubStandIn]:
         yield standin
 
 
-def store(
-    github: GitHubStandIn,
-    *,
-    token: str | None = TOKEN,
-    cache: Path | None = None,
-    notes: Notes | None = None,
-    clock: FakeClock | None = None,
-) -> GitHubStore:
-    return GitHubStore(
-        "helionyx",
-        "helionyx",
-        token,
-        api_url=github.api_url,
-        backoff=0.01,
-        clock=clock or FakeClock(),
-        notify=notes or Notes(),
-        cache=cache,
-    )
+store = github_store
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
