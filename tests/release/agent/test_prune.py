@@ -1,9 +1,16 @@
-"""Release retention: the one policy (release.agent.prune.doomed)."""
+"""Release retention: the one policy (release.agent.prune.doomed), and prune on a host."""
 
 from __future__ import annotations
 
-from release.agent.protocol import FAILED, FINISH, ROLLED_BACK, SUCCEEDED, LogRecord
+import json
+import os
+from pathlib import Path
+
+from release.agent.layout import Layout
+from release.agent.protocol import FAILED, FINISH, PRUNE, ROLLED_BACK, SUCCEEDED, LogRecord
 from release.agent.prune import doomed
+from tests.release.agent.agentkit import ask, target
+from tests.release.inprocess import FakeSystem
 
 
 def live(sha: str, outcome: str = SUCCEEDED, action: str = "deploy") -> LogRecord:
@@ -38,3 +45,32 @@ def test_releases_the_log_never_names_rank_after_the_deployed_ones() -> None:
 def test_keep_zero_removes_all_but_the_protected() -> None:
     log = [live("a"), live("b")]
     assert doomed(["a", "b"], log, keep=0, protected={"b"}) == ["a"]
+
+
+# -- the rule as the host applies it: current and previous read from the host's own links -------
+def host_with_releases(root: Path, shas: list[str], current: str, previous: str) -> Layout:
+    """Release directories, oldest first, the deploy log naming them in that order, and the
+    two links as a deploy leaves them."""
+    layout = Layout.of(target(root))
+    layout.releases.mkdir(parents=True)
+    for age, sha in enumerate(shas):
+        (layout.releases / sha).mkdir()
+        os.utime(layout.releases / sha, (1_000_000 + age, 1_000_000 + age))
+    layout.log.write_text("".join(json.dumps(live(sha)) + "\n" for sha in shas))
+    layout.current.symlink_to(layout.releases / current)
+    layout.previous.symlink_to(layout.releases / previous)
+    return layout
+
+
+def test_prune_keeps_previous_even_when_it_is_older_than_the_kept_window(tmp_path: Path) -> None:
+    # previous is the oldest of five, and only one release is to be kept besides.
+    layout = host_with_releases(tmp_path, ["a", "b", "c", "d", "e"], current="e", previous="a")
+    answer = ask(FakeSystem(tmp_path), PRUNE({"keep": 1, "protect": []}))
+    assert sorted(answer["removed"]) == ["b", "c", "d"]
+    assert sorted(p.name for p in layout.release_dirs()) == ["a", "e"]
+
+
+def test_prune_keeps_current_and_previous_with_keep_one(tmp_path: Path) -> None:
+    layout = host_with_releases(tmp_path, ["a", "b", "c"], current="c", previous="b")
+    assert ask(FakeSystem(tmp_path), PRUNE({"keep": 1, "protect": []}))["removed"] == ["a"]
+    assert sorted(p.name for p in layout.release_dirs()) == ["b", "c"]
