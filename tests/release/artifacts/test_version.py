@@ -26,9 +26,11 @@ def repo(tmp_path: Path) -> Git:
     return Git(tmp_path)
 
 
-@pytest.mark.parametrize("text", ["0.3.1", "v0.3.1", " 1.0.0 "])
-def test_release_versions_accept_an_optional_v(text: str) -> None:
-    assert parse_release_version(text) in (Version("0.3.1"), Version("1.0.0"))
+@pytest.mark.parametrize(
+    ("text", "version"), [("0.3.1", "0.3.1"), ("v0.3.1", "0.3.1"), (" 1.0.0 ", "1.0.0")]
+)
+def test_release_versions_accept_an_optional_v(text: str, version: str) -> None:
+    assert parse_release_version(text) == Version(version)
 
 
 @pytest.mark.parametrize("text", ["0.3", "1.0.0rc1", "01.2.3", "latest", "v", "1.2.3.4"])

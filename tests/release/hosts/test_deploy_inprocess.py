@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from release.agent.protocol import (
     CUT_WATCH,
     FAILED,
     FINISH,
+    HOST_SETTINGS,
     NOOP,
     ROLLED_BACK,
     SUCCEEDED,
@@ -85,14 +87,18 @@ def test_identical_files_are_linked_from_the_donor_not_sent(
 def test_redeploying_what_runs_is_a_no_op_that_still_prunes(
     host: PretendHost, dev: Environment
 ) -> None:
-    sha = host.artifact("0.1.0")
-    host.deploy(dev, "0.1.0")
+    first, second, sha = (host.artifact(v) for v in ("0.1.0", "0.2.0", "0.3.0"))
+    for version in ("0.1.0", "0.2.0", "0.3.0"):
+        host.deploy(dev, version)
+    assert host.releases(dev) == {first, second, sha}
     restarts = host.system.services[dev.unit].restarts
-    done = host.deploy(dev, "0.1.0")
+    # The retention count lowered since: the no-op applies it (current and previous stay).
+    done = host.deploy(replace(dev, keep_releases=1), "0.3.0")
     assert done.outcome == NOOP
     assert host.system.services[dev.unit].restarts == restarts, "nothing was restarted"
     assert finishes(host, dev)[-1]["outcome"] == NOOP
     assert host.current(dev) == sha
+    assert host.releases(dev) == {second, sha}, "0.1.0 pruned by the no-op"
 
 
 def test_a_release_that_fails_its_health_gate_is_rolled_back_on_the_host(
@@ -605,11 +611,18 @@ def test_status_names_a_set_up_that_differs_from_this_checkout(host: PretendHost
     exposed = host.env("staging", listen_address="0.0.0.0")
     host.set_up(exposed)
     plain = host.env("staging")
+    as_set_up = render_units(host.workspace, exposed)
+    assert read_status(exposed, host.remote, as_set_up).drift == []
     units = render_units(host.workspace, plain)
-    assert read_status(exposed, host.remote, render_units(host.workspace, exposed)).drift == []
     assert read_status(plain, host.remote, units).drift == [
         "listen: 0.0.0.0:8001 -> 127.0.0.1:8001"
     ]
+    # A host set up before settings were recorded is judged by its socket unit's address.
+    (Path(exposed.base_dir) / HOST_SETTINGS).unlink()
+    assert read_status(plain, host.remote, units).drift == [
+        "listen: 0.0.0.0:8001 -> 127.0.0.1:8001"
+    ]
+    assert read_status(exposed, host.remote, as_set_up).drift == []
 
 
 NOTIFY_TOKEN = "4242:notify-test-token"
