@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
+
+from release.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,8 +42,11 @@ class NoProgress:
 class TransferProgress:
     """A rich progress bar that appears only for transfers lasting over `delay` seconds."""
 
-    def __init__(self, delay: float = 1.0, console: Console | None = None) -> None:
+    def __init__(
+        self, delay: float = 1.0, console: Console | None = None, clock: Clock | None = None
+    ) -> None:
         self.delay = delay
+        self._clock = clock or SystemClock()
         self._console = console
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -54,12 +58,12 @@ class TransferProgress:
     def start(self, label: str, total: int) -> None:
         """Remember the transfer; nothing is drawn yet."""
         self._label, self._total, self._done = label, total, 0
-        self._started = time.monotonic()
+        self._started = self._clock.time()
 
     def advance(self, amount: int) -> None:
         """Count bytes, drawing the bar once the delay has passed."""
         self._done += amount
-        if self._progress is None and time.monotonic() - self._started > self.delay:
+        if self._progress is None and self._clock.time() - self._started > self.delay:
             # rich is imported only when a bar is really drawn: it costs start-up time.
             from rich.console import Console  # noqa: PLC0415
             from rich.progress import (  # noqa: PLC0415

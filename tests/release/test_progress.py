@@ -1,17 +1,19 @@
 import io
-import time
 
 from rich.console import Console
 
 from release.progress import TransferProgress
+from tests.release.fakes import FakeClock
 
 
 def render(delay: float, pause: float) -> str:
     out = io.StringIO()
-    progress = TransferProgress(delay=delay, console=Console(file=out, force_terminal=True))
+    clock = FakeClock()
+    console = Console(file=out, force_terminal=True)
+    progress = TransferProgress(delay=delay, console=console, clock=clock)
     progress.start("uploading helionyx.whl", 1000)
     progress.advance(100)
-    time.sleep(pause)  # the transfer's own duration is what is under test
+    clock.sleep(pause)  # the transfer's own duration is what is under test
     progress.advance(400)
     progress.finish()
     return out.getvalue()
