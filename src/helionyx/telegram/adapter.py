@@ -183,6 +183,11 @@ class TelegramAdapter:
                 served += 1
             elif message.chat_id != self.chat_id:
                 log.info("telegram: ignored a message from chat %s (not served)", message.chat_id)
+            else:
+                log.info(
+                    "telegram: update %d has no text (a photo, a sticker…): confirmed, not stored",
+                    message.update_id,
+                )
             # Confirmed only once handled (or given up on), so a failure re-delivers it.
             self._confirm(message)
         return served

@@ -66,7 +66,8 @@ def test_malformed_updates_are_dead_lettered_and_the_chat_keeps_flowing(
     botapi.push_raw({"update_id": "4", "message": {}})  # no integer update_id: cannot confirm
     botapi.push_raw(message(5, text="\ud800 lone"))
     botapi.push_raw({"update_id": 6, "edited_message": {}})  # another kind: skipped quietly
-    botapi.push_raw(message(7, text="after"))
+    botapi.push_raw(message(7, text=None, photo=[{"file_id": "x"}]))
+    botapi.push_raw(message(8, text="after"))
     letters = DeadLetters(tmp_path / "dead.jsonl")
     with caplog.at_level(logging.INFO):
         with_adapter(
@@ -81,6 +82,7 @@ def test_malformed_updates_are_dead_lettered_and_the_chat_keeps_flowing(
     assert "message is not an object" in dead[1] and "chat.id" in dead[2]
     assert "message_id" in dead[3]
     assert "skipped update 6: not a message" in caplog.text
+    assert "update 7 has no text" in caplog.text
     assert botapi.pending() == [], "every update confirmed"
 
 
