@@ -261,8 +261,9 @@ def test_retention_keeps_five_good_releases_and_never_current_or_previous(
     builds = [project.dev_build(f"retention-{i}") for i in range(4)]
     setup_env(project, node, "dev")
     sequence = ["0.1.0", "0.2.0", builds[0], builds[1], "0.2.1", builds[2], builds[3]]
-    outcomes = [deploy(project, node, "dev", ref).code for ref in sequence]
-    assert outcomes == [0, 0, 0, 0, 1, 0, 0]
+    results = [deploy(project, node, "dev", ref) for ref in sequence]
+    outcomes = [r.code for r in results]
+    assert outcomes == [0, 0, 0, 0, 1, 0, 0], [r.stderr[-1500:] for r in results[4:]]
     kept = set(node.ssh("ls /opt/helionyx/dev/releases").split())
     assert kept == {builds[3], builds[2], builds[1], builds[0], project.shas["0.2.0"]}
     assert node.current("dev") == builds[3]
