@@ -57,7 +57,10 @@ def test_a_dirty_tree_is_refused(released: Released) -> None:
         (["release", "--version", "0.2.0"], "Unreleased section of CHANGELOG.md is empty"),
         (["release", "--bump", "giant"], "unknown BUMP 'giant'"),
         (["list", "--store", "ftp:somewhere"], "unknown store scheme 'ftp'"),
-        (["list", "--store", "github:helionyx/helionyx"], "GITHUB_TOKEN is not set"),
+        (
+            ["publish", "--version", "0.1.0", "--store", "github:helionyx/helionyx"],
+            "GITHUB_TOKEN is not set; publishing needs a token",
+        ),
         (["verify", "--version", "9.9.9"], "unknown version '9.9.9'"),
         (["verify", "--version", ""], "no version given"),
         (["publish", "--version", "9.9.9", "--store", "dir:/tmp/x"], "unknown version '9.9.9'"),
