@@ -4,7 +4,6 @@ all of it and on failure goes back, on the host alone (it also writes the finish
 from __future__ import annotations
 
 import json
-import time
 
 from . import contract, deploylog, readmodels, units
 from .errors import AgentError, WatchCut
@@ -45,7 +44,7 @@ def switch(layout: Layout, sha: str, previous: str | None) -> str | None:
 def health_gate(ctx: Context, version: str | None, sha: str | None, timeout: float) -> Gate:
     """Poll /health/ready until it is 200 and reports `version` and `sha`, or time out."""
     layout, system = ctx.layout, ctx.system
-    started = time.monotonic()
+    started = system.monotonic()
     deadline = started + timeout
     last = "no answer yet"
     while True:
@@ -53,7 +52,7 @@ def health_gate(ctx: Context, version: str | None, sha: str | None, timeout: flo
         if status == 200 and isinstance(body, dict):
             seen = (body.get("version"), body.get("commit"))
             if (version is None or seen[0] == version) and (sha is None or seen[1] == sha):
-                return {"healthy": True, "seconds": _since(started), "body": body}
+                return {"healthy": True, "seconds": _since(ctx, started), "body": body}
             last = (
                 f"serving version {seen[0]} commit {str(seen[1])[:12]}, "
                 f"expected {version} {str(sha)[:12]}"
@@ -66,21 +65,21 @@ def health_gate(ctx: Context, version: str | None, sha: str | None, timeout: flo
         state = system.unit_state(layout.unit)
         if state.get("ActiveState") == "failed":
             reason = f"the unit failed ({state.get('Result')}); {last}"
-            return {"healthy": False, "reason": reason, "seconds": _since(started)}
-        if time.monotonic() >= deadline:
+            return {"healthy": False, "reason": reason, "seconds": _since(ctx, started)}
+        if system.monotonic() >= deadline:
             reason = f"not healthy within {timeout:.0f} s: {last}"
-            return {"healthy": False, "reason": reason, "seconds": _since(started)}
-        time.sleep(0.02)
+            return {"healthy": False, "reason": reason, "seconds": _since(ctx, started)}
+        system.sleep(0.02)
 
 
-def _since(started: float) -> float:
-    return round(time.monotonic() - started, 3)
+def _since(ctx: Context, started: float) -> float:
+    return round(ctx.system.monotonic() - started, 3)
 
 
 def restart(ctx: Context, req: RestartRequest) -> Gate:
     """Restart the unit and run the health gate against the expected version and SHA."""
     layout, system = ctx.layout, ctx.system
-    started = time.monotonic()
+    started = system.monotonic()
     changes = units.refresh(ctx, req["units"], req.get("settings"))
     system.systemctl("reset-failed", f"{layout.unit}.service")
     changes += units.ensure_socket(ctx)
@@ -90,10 +89,10 @@ def restart(ctx: Context, req: RestartRequest) -> Gate:
         return {
             "healthy": False,
             "seconds": 0.0,
-            "restart_seconds": _since(started),
+            "restart_seconds": _since(ctx, started),
             "reason": reason,
         }
-    restart_seconds = _since(started)
+    restart_seconds = _since(ctx, started)
     gate = health_gate(ctx, req["version"], req["sha"], float(req["timeout"]))
     gate["restart_seconds"] = restart_seconds
     gate["changes"] = changes
@@ -139,16 +138,16 @@ def watch(ctx: Context, seconds: float) -> str | None:
     cut.unlink(missing_ok=True)  # a request left by an earlier watch ends nothing now
     restarts = system.unit_state(layout.unit).get("NRestarts", "0")
     errors = _server_errors(ctx)
-    started = time.monotonic()
+    started = system.monotonic()
     deadline = started + seconds
     next_report = started
-    while (now := time.monotonic()) < deadline:
+    while (now := system.monotonic()) < deadline:
         if now >= next_report:
             ctx.report({"step": "watch", "done": round(now - started, 1), "total": seconds})
             next_report += 1
         if cut.exists():
             cut.unlink(missing_ok=True)
-            raise WatchCut(time.monotonic() - started)
+            raise WatchCut(system.monotonic() - started)
         state = system.unit_state(layout.unit)
         if state.get("ActiveState") != "active":
             return f"the unit went {state.get('ActiveState')} ({state.get('Result')})"
@@ -161,7 +160,7 @@ def watch(ctx: Context, seconds: float) -> str | None:
         count = _server_errors(ctx)
         if errors is not None and count is not None and count > errors:
             return f"it answered {count - errors} request(s) with a server error (5xx)"
-        time.sleep(0.25)
+        system.sleep(0.25)
     return None
 
 

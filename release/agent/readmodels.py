@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from . import contract
@@ -24,6 +20,7 @@ from .install import build_lock
 from .layout import Context, Layout
 from .protocol import FORCED_READ, MANIFEST, MigrateAnswer, MigrateRequest
 from .settings import read_env_file
+from .system import Ticker
 from .timestamps import utc_timestamp
 
 _VERSIONED = re.compile(r"^(?P<stem>.+)\.v(?P<schema>\d+)$")
@@ -75,40 +72,27 @@ def migrate(ctx: Context, req: MigrateRequest) -> MigrateAnswer:
     layout, sha = ctx.layout, req["sha"]
     if not layout.is_complete(sha):
         raise AgentError(f"release {sha} is not complete on this host")
-    started = time.monotonic()
+    started = ctx.system.monotonic()
+    total = float(req.get("estimate") or 0)
+
+    def tick(done: float) -> None:
+        # A build is one subprocess: its time, not its rows, is what can be told.
+        ctx.report({"step": "read model", "done": done, "total": total})
+
     # The next deploy's agent waits here if this one outlives its operator.
-    with build_lock(layout), _ticking(ctx, "read model", float(req.get("estimate") or 0)):
-        output = rebuild(ctx, sha, what="building the read model (helionyx rebuild-projections)")
+    with build_lock(layout):
+        what = "building the read model (helionyx rebuild-projections)"
+        output = rebuild(ctx, sha, what=what, on_tick=tick)
     schema = schema_of(layout, sha)
     return {
         "schema": schema,
         "path": str(path_for(configured_path(layout), schema)),
-        "seconds": round(time.monotonic() - started, 3),
+        "seconds": round(ctx.system.monotonic() - started, 3),
         "output": output,
     }
 
 
-@contextmanager
-def _ticking(ctx: Context, step: str, total: float) -> Iterator[None]:
-    """Report `step`'s elapsed time against `total` once a second while the block runs (a
-    build is one subprocess: its time, not its rows, is what can be told)."""
-    done = threading.Event()
-    started = time.monotonic()
-
-    def tick() -> None:
-        while not done.wait(1.0):
-            ctx.report({"step": step, "done": round(time.monotonic() - started, 1), "total": total})
-
-    ticker = threading.Thread(target=tick, daemon=True)
-    ticker.start()
-    try:
-        yield
-    finally:
-        done.set()
-        ticker.join()
-
-
-def rebuild(ctx: Context, sha: str, *, what: str) -> str:
+def rebuild(ctx: Context, sha: str, *, what: str, on_tick: Ticker | None = None) -> str:
     """Release `sha`'s own `helionyx rebuild-projections`, as the service user with the env's
     settings: its read model from the whole log (a staging file, renamed whole); its output."""
     layout = ctx.layout
@@ -126,6 +110,7 @@ def rebuild(ctx: Context, sha: str, *, what: str) -> str:
         what=what,
         as_service_user=True,
         cwd=layout.data_dir,
+        on_tick=on_tick,
     )
     return output.strip()
 

@@ -9,6 +9,7 @@ import os
 import pwd
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +18,8 @@ from .protocol import SERVICE_USER
 
 #: What a probe saw: HTTP status (0: no answer), JSON body, error text.
 Probe = tuple[int, Any, str]
+#: Told the seconds a long program has run so far, once a second while it runs.
+Ticker = Callable[[float], None]
 
 
 class System(Protocol):
@@ -36,8 +39,17 @@ class System(Protocol):
         what: str | None = None,
         as_service_user: bool = False,
         cwd: Path | None = None,
+        on_tick: Ticker | None = None,
     ) -> str:
         """Run a program to completion; its stdout, or AgentError naming `what`."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that only goes forward (for deadlines and durations)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait between two polls."""
         ...
 
     def systemctl(self, *args: str, timeout: float = 120) -> tuple[int, str]:
@@ -90,27 +102,36 @@ class HostSystem:
         what: str | None = None,
         as_service_user: bool = False,
         cwd: Path | None = None,
+        on_tick: Ticker | None = None,
     ) -> str:
         """Run a program to completion; its stdout, or AgentError naming `what`."""
         ids = self.service_user() if as_service_user else None
         # stdin is the operator's request stream: no child may read from it.
-        result = subprocess.run(
+        with subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env=env,
-            timeout=timeout,
             user=ids[0] if ids else None,
             group=ids[1] if ids else None,
             cwd=cwd,
-            check=False,
-        )
-        if result.returncode != 0:
+        ) as process:
+            stdout, stderr = _communicate(process, timeout, on_tick)
+        if process.returncode != 0:
             name = what or f"{Path(args[0]).name} {' '.join(args[1:3])}".rstrip()
-            detail = last_line(result.stderr or result.stdout) or str(result.returncode)
+            detail = last_line(stderr or stdout) or str(process.returncode)
             raise AgentError(f"{name} failed: {detail}")
-        return result.stdout
+        return stdout
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that only goes forward (for deadlines and durations)."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait between two polls."""
+        time.sleep(seconds)
 
     def systemctl(self, *args: str, timeout: float = 120) -> tuple[int, str]:
         """systemctl with `args`: (exit code, last line of its error output)."""
@@ -126,24 +147,15 @@ class HostSystem:
 
     def unit_state(self, unit: str) -> dict[str, str]:
         """systemd's properties of `<unit>.service` (with uptime_seconds when active)."""
-        props = (
-            "ActiveState,SubState,MainPID,ActiveEnterTimestampMonotonic,LoadState,"
-            "UnitFileState,NRestarts,Result"
-        )
         result = subprocess.run(
-            ["systemctl", "show", f"{unit}.service", f"--property={props}"],
+            ["systemctl", "show", f"{unit}.service", f"--property={UNIT_PROPERTIES}"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
-        state = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-        entered = int(state.get("ActiveEnterTimestampMonotonic", "0") or 0)
-        if state.get("ActiveState") == "active" and entered:
-            uptime = time.clock_gettime(time.CLOCK_MONOTONIC) - entered / 1e6
-            state["uptime_seconds"] = f"{uptime:.1f}"
-        return state
+        return parse_unit_state(result.stdout)
 
     def journal(self, unit: str, lines: int) -> list[str]:
         """The last journal lines of `<unit>.service`."""
@@ -203,6 +215,44 @@ class HostSystem:
         if ids is None:
             raise AgentError(f"there is no user {SERVICE_USER} on this host")
         os.chown(path, *ids)
+
+
+#: What `unit_state` asks systemd about a unit.
+UNIT_PROPERTIES = (
+    "ActiveState,SubState,MainPID,ActiveEnterTimestampMonotonic,LoadState,"
+    "UnitFileState,NRestarts,Result"
+)
+
+
+def parse_unit_state(show: str) -> dict[str, str]:
+    """`systemctl show --property=…` output as a dict, with uptime_seconds when active."""
+    state = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
+    entered = int(state.get("ActiveEnterTimestampMonotonic", "0") or 0)
+    if state.get("ActiveState") == "active" and entered:
+        uptime = time.clock_gettime(time.CLOCK_MONOTONIC) - entered / 1e6
+        state["uptime_seconds"] = f"{uptime:.1f}"
+    return state
+
+
+def _communicate(
+    process: subprocess.Popen[str], timeout: float, on_tick: Ticker | None
+) -> tuple[str, str]:
+    """(stdout, stderr) of `process` once it ends, telling `on_tick` once a second; killed
+    (and subprocess.TimeoutExpired raised) after `timeout` seconds, as subprocess.run does."""
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        wait = timeout - elapsed if on_tick is None else min(1.0, timeout - elapsed)
+        try:
+            return process.communicate(timeout=max(wait, 0.0))
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - started
+            if elapsed >= timeout:
+                process.kill()
+                process.communicate()
+                raise subprocess.TimeoutExpired(process.args, timeout) from None
+            if on_tick is not None:
+                on_tick(round(elapsed, 1))
 
 
 def parse_http(raw: bytes) -> Probe:

@@ -14,22 +14,23 @@ import json
 import os
 import shutil
 import subprocess
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from helionyx.domain.projections import FORCED_READ, forced_read_model_path, read_model_path
 from release.agent.checksums import sha256_file
-from release.agent.contract import log_versions, of_manifest, unreadable
+from release.agent.contract import of_manifest
 from release.agent.errors import AgentError
-from release.agent.protocol import MANIFEST, DataContract, Progress
+from release.agent.protocol import MANIFEST, SERVICE_USER, DataContract, Progress
 from release.agent.serve import handle
 from release.agent.settings import read_env_file
-from release.agent.system import Probe
+from release.agent.system import Probe, Ticker
 from release.artifacts.artifact import FileEntry, Manifest, artifact_files, write_manifest
 from release.artifacts.releasing import Workspace
 from release.artifacts.store import DirStore
+from release.errors import SessionClosed
 from release.hosts.bundle import AGENT_BUNDLE
 from release.hosts.deploy import DeployResult, deploy
 from release.hosts.environments import Environment, load
@@ -44,20 +45,38 @@ TOKEN = "in-process-token-0123456789abcdef"
 
 @dataclass
 class Service:
-    """One unit as the fake systemd runs it."""
+    """What the fake knows of an env's service beyond systemd's state: where it runs from."""
 
     base: Path
     port: int
     env: str
-    active: str = "inactive"
     serving: tuple[str, str] | None = None  # (version, commit)
-    restarts: int = 0
+    #: Times its process was started (by hand or by systemd).
+    starts: int = 0
     #: Probes answered since the last start.
     probes: int = 0
 
 
+@dataclass
+class Unit:
+    """systemd's state of one unit, as `systemctl show` reports it."""
+
+    active: str = "inactive"
+    sub: str = "dead"
+    result: str = "success"
+    restarts: int = 0
+
+
 class FakeSystem:
-    """systemd, the loopback and the service user of a pretend host under `root`."""
+    """systemd, the loopback, the service user and a clock of a pretend host under `root`.
+
+    As strict as systemd for what the agent asks (tests/release/agent/test_system_contract.py
+    puts the same questions to the real node): a unit exists when its file is installed, an
+    unknown one cannot be started, stopped, enabled or reset; `Requires=` starts the socket
+    with its service; a service that dies is restarted after `RestartSec=` when its unit says
+    `Restart=on-failure`, counted in NRestarts (which a manual start resets). Time is virtual:
+    `sleep` moves the clock and runs what was scheduled with `after`.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -66,6 +85,9 @@ class FakeSystem:
         self.units_dir.mkdir(parents=True, exist_ok=True)
         self.user = False
         self.services: dict[str, Service] = {}
+        self.units: dict[str, Unit] = {}
+        self.now = 1000.0
+        self.timers: list[tuple[float, Callable[[], None]]] = []
         #: Commits whose service exits at start-up.
         self.broken: set[str] = set()
         #: Seconds `helionyx rebuild-projections` takes.
@@ -82,10 +104,24 @@ class FakeSystem:
         self.systemctl_calls: list[tuple[str, ...]] = []
 
     def add(self, env: Environment) -> None:
-        """Know the env's unit (what `setup` would install)."""
+        """Know where the env's service runs from (its units come from `setup`)."""
         self.services[env.unit] = Service(Path(env.base_dir), env.port, env.name)
 
+    def after(self, seconds: float, action: Callable[[], None]) -> None:
+        """Do `action` once the clock has moved on `seconds`."""
+        self.timers.append((self.now + seconds, action))
+
     # -- System ----------------------------------------------------------------------------
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        due = [t for t in self.timers if t[0] <= self.now]
+        self.timers = [t for t in self.timers if t[0] > self.now]
+        for _, action in sorted(due, key=lambda t: t[0]):
+            action()
+
     def run(
         self,
         args: list[str],
@@ -95,9 +131,12 @@ class FakeSystem:
         what: str | None = None,
         as_service_user: bool = False,
         cwd: Path | None = None,
+        on_tick: Ticker | None = None,
     ) -> str:
         """A build's programs (venv, pip/uv, compileall, check-config) without running them."""
         self.ran.append(args)
+        if as_service_user and self.service_user() is None:
+            raise AgentError(f"there is no user {SERVICE_USER} on this host")
         if self.failing & set(args):
             raise AgentError(f"{what or args[0]} failed: exit status 1")
         if "check-config" in args:
@@ -105,7 +144,7 @@ class FakeSystem:
             if manifest["commit"] in self.unconfigurable:
                 raise AgentError(f"{what} failed: HELIONYX_API_TOKEN is not set")
         if "rebuild-projections" in args:
-            time.sleep(self.rebuild_takes)  # the build's own duration, for its progress
+            self._take(self.rebuild_takes, on_tick)
             configured = (env or {}).get("PROJECTIONS_DB_PATH")
             if configured:
                 model = self._read_model(Path(args[0]).parents[2], configured)
@@ -117,6 +156,15 @@ class FakeSystem:
             (Path(args[3]) / "bin" / "python").write_text("#!/bin/false\n")
         return ""
 
+    def _take(self, seconds: float, on_tick: Ticker | None) -> None:
+        """A program's run time on the clock, told to `on_tick` once a second as it passes."""
+        started = self.now
+        while self.now - started + 1 < seconds:
+            self.sleep(1)
+            if on_tick is not None:
+                on_tick(round(self.now - started, 1))
+        self.sleep(seconds - (self.now - started))
+
     def _read_model(self, release: Path, configured: str) -> Path:
         """Where the service of `release` keeps its read model (its own naming rule)."""
         manifest = json.loads((release / MANIFEST).read_text())
@@ -125,74 +173,135 @@ class FakeSystem:
 
     def systemctl(self, *args: str, timeout: float = 120) -> tuple[int, str]:
         self.systemctl_calls.append(args)
-        verb, units = args[0], [a for a in args[1:] if not a.startswith("--")]
-        for unit in units:
-            name, _, kind = unit.rpartition(".")
-            service = self.services.get(name)
-            if kind != "service" or service is None:
-                continue
+        verb, names = args[0], [a for a in args[1:] if not a.startswith("--")]
+        if verb == "daemon-reload":
+            return 0, ""
+        for name in names:
+            if verb == "is-active":
+                return (0 if self._unit(name).active == "active" else 3), ""
+            if not (self.units_dir / name).is_file():
+                return _refusal(verb, name)
+            missing = next((r for r in self._requires(name) if not self._exists(r)), None)
+            if missing and verb in ("start", "restart"):
+                return 5, f"Failed to {verb} {name}: Unit {missing} not found."
             if verb in ("start", "restart"):
-                self._start(service)
+                for required in self._requires(name):
+                    self._begin(required, again=False)
+                self._begin(name, again=verb == "restart")
             elif verb == "stop":
-                service.active, service.serving = "inactive", None
-            elif verb == "is-active":
-                return (0 if service.active == "active" else 3), ""
+                self.units[name] = Unit()
+                self._quiet(name)
+            elif verb == "kill":
+                self._died(name, "signal")
+            elif verb == "reset-failed" and self._unit(name).active == "failed":
+                self.units[name] = Unit()
         return 0, ""
 
-    def _start(self, service: Service) -> None:
-        service.restarts += 1
+    def _exists(self, name: str) -> bool:
+        return (self.units_dir / name).is_file()
+
+    def _unit(self, name: str) -> Unit:
+        return self.units.get(name, Unit())
+
+    def _directive(self, name: str, key: str) -> list[str]:
+        text = (self.units_dir / name).read_text() if self._exists(name) else ""
+        return [li.split("=", 1)[1].strip() for li in text.splitlines() if li.startswith(f"{key}=")]
+
+    def _requires(self, name: str) -> list[str]:
+        return [r for line in self._directive(name, "Requires") for r in line.split()]
+
+    def _begin(self, name: str, *, again: bool) -> None:
+        """Start `name` (a manual start: the restart count starts over)."""
+        if self._unit(name).active == "active" and not again:
+            return
+        self.units[name] = Unit("active", "running")
+        stem, _, kind = name.rpartition(".")
+        service = self.services.get(stem)
+        if kind == "service" and service is not None:
+            self._run_release(name, service)
+
+    def _quiet(self, name: str) -> None:
+        service = self.services.get(name.rpartition(".")[0])
+        if service is not None and name.endswith(".service"):
+            service.serving = None
+
+    def _died(self, name: str, result: str) -> None:
+        """The unit's process ended badly: failed, or restarted later if its unit says so."""
+        self._quiet(name)
+        unit = self._unit(name)
+        if "on-failure" not in self._directive(name, "Restart"):
+            self.units[name] = Unit("failed", "failed", result, unit.restarts)
+            return
+        self.units[name] = Unit("activating", "auto-restart", result, unit.restarts)
+        delay = float((self._directive(name, "RestartSec") or ["0.1"])[-1])
+        self.after(delay, lambda: self._restarted(name, unit.restarts + 1))
+
+    def _restarted(self, name: str, count: int) -> None:
+        if self._unit(name).sub != "auto-restart":
+            return  # stopped or started by hand meanwhile
+        self.units[name] = Unit("active", "running", "success", count)
+        service = self.services.get(name.rpartition(".")[0])
+        if service is not None:
+            self._run_release(name, service)
+
+    def _run_release(self, name: str, service: Service) -> None:
+        """The service process of what `current` points at, as it starts."""
+        service.starts += 1
         service.probes = 0
         try:
             manifest = json.loads((service.base / "current" / MANIFEST).read_text())
         except OSError:
-            service.active, service.serving = "failed", None
-            return
+            return self._died(name, "exit-code")
         settings = read_env_file(self.root / "etc" / "helionyx" / f"{service.env}.env")
         if "PROJECTIONS_DB_PATH" in settings:
             # Like the service: a missing read model is created (and caught up) at start.
             configured = Path(settings["PROJECTIONS_DB_PATH"])
             model = self._read_model(service.base / "current", str(configured))
             events = Path(settings.get("EVENT_STORE_PATH", configured.parents[1] / "events"))
-            if unreadable(of_manifest(manifest), log_versions(events)):
+            if _refuses_log(manifest, events):
                 # It refuses a log it cannot read, unless a forced rollback left it the record.
                 try:
                     forced = json.loads((configured.parent / FORCED_READ).read_text())["commit"]
                 except OSError:
                     forced = None
                 if forced != manifest["commit"]:
-                    service.active, service.serving = "failed", None
-                    return
+                    return self._died(name, "exit-code")
                 schema = of_manifest(manifest)["projections"]
                 model = forced_read_model_path(configured, schema)
             model.parent.mkdir(parents=True, exist_ok=True)
             model.touch()
         if manifest["commit"] in self.broken:
-            service.active, service.serving = "failed", None
-        else:
-            service.active = "active"
-            service.serving = (manifest["version"], manifest["commit"])
+            return self._died(name, "exit-code")
+        service.serving = (manifest["version"], manifest["commit"])
+        return None
 
     def unit_state(self, unit: str) -> dict[str, str]:
-        service = self.services.get(unit)
-        if service is None:
-            return {"ActiveState": "inactive", "LoadState": "not-found"}
-        result = "exit-code" if service.active == "failed" else "success"
-        return {"ActiveState": service.active, "SubState": "running", "Result": result}
+        name = f"{unit}.service"
+        state = self._unit(name)
+        return {
+            "ActiveState": state.active,
+            "SubState": state.sub,
+            "Result": state.result,
+            "NRestarts": str(state.restarts),
+            "LoadState": "loaded" if self._exists(name) else "not-found",
+        }
 
     def journal(self, unit: str, lines: int) -> list[str]:
-        service = self.services.get(unit)
-        if service is not None and service.active == "failed":
+        if self._unit(f"{unit}.service").result != "success":
             return [f"{unit}: deliberately broken release"]
         return [f"{unit}: started"]
 
     def probe(self, port: int, path: str, timeout: float = 2.0) -> Probe:
-        service = next((s for s in self.services.values() if s.port == port), None)
+        name, service = next(
+            ((f"{n}.service", s) for n, s in self.services.items() if s.port == port),
+            ("", None),
+        )
         if service is None or service.serving is None:
             return 0, None, "[Errno 111] Connection refused"
         version, commit = service.serving
         service.probes += 1
         if commit in self.crashing and service.probes > 3:
-            service.active, service.serving = "failed", None
+            self._died(name, "exit-code")
             return 0, None, "[Errno 111] Connection refused"
         errors = max(0, service.probes - 3) if commit in self.erroring else 0
         return 200, {"version": version, "commit": commit, "server_errors": errors}, ""
@@ -204,34 +313,76 @@ class FakeSystem:
         self.user = True
 
     def chown(self, path: Path, *, to_root: bool = False) -> None:
-        """Nothing to give away without root; the fake's user is whoever runs the tests."""
+        """Checked as the host checks it; nothing is given away (the tests run without root)."""
+        if not to_root and self.service_user() is None:
+            raise AgentError(f"there is no user {SERVICE_USER} on this host")
+
+
+def _refusal(verb: str, name: str) -> tuple[int, str]:
+    """What systemctl answers for a unit that has no unit file (seen on the node)."""
+    if verb in ("start", "restart"):
+        return 5, f"Failed to {verb} {name}: Unit {name} not found."
+    if verb == "enable":
+        return 1, f"Failed to enable unit: Unit file {name} does not exist."
+    if verb == "stop":
+        return 5, f"Failed to stop {name}: Unit {name} not loaded."
+    if verb == "reset-failed":
+        return 1, f"Failed to reset failed state of unit {name}: Unit {name} not loaded."
+    return 1, f"Failed to {verb} unit {name}: Unit {name} not loaded."
+
+
+def _refuses_log(manifest: dict[str, Any], events: Path) -> bool:
+    """The service's own rule at start (`Event.from_dict`: every line parsed, a version above
+    what the release reads stops it), with the release's readable versions taken from its
+    manifest, as the pretend releases have no code; not the agent's `contract` under test."""
+    contract = manifest.get("data_contract") or {}
+    reads = {kind: entry["reads"] for kind, entry in contract.get("events", {}).items()}
+    for path in sorted(events.glob("*.jsonl")) if events.is_dir() else []:
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if event["schema_version"] > reads.get(event["event_type"], 1):
+                return True
+    return False
 
 
 class InProcessSession:
-    """An agent 'process': each line goes to the real agent's `handle`."""
+    """An agent 'process': each line goes to the real agent's `handle`. The operator's wait
+    for a line is measured on the fake's clock: past it, the answer is lost as over SSH."""
 
-    def __init__(self, system: FakeSystem) -> None:
+    def __init__(self, system: FakeSystem, host: str = "node1") -> None:
         self.system = system
+        self.host = host
         self.greeted = False
         self.requests: list[str] = []
-        self.pending: list[str] = []
+        self.pending: list[tuple[float, str]] = []
+        self.last = system.now
 
     def receive(self, *, timeout: float | None = 30.0) -> str:
         if self.greeted:
-            return self.pending.pop(0)
+            return self._next(timeout)
         self.greeted = True
         return json.dumps({"ok": True, "result": {"agent": os.getpid()}})
 
     def ask(self, line: str, *, timeout: float | None = None) -> str:
         message = json.loads(line)
         self.requests.append(message["command"])
+        self.last = self.system.now
         # The agent's progress lines come first, as they would down the pipe.
         answer = handle(message, self.system, self._report)
-        self.pending.append(json.dumps(answer))
-        return self.pending.pop(0)
+        self.pending.append((self.system.now, json.dumps(answer)))
+        return self._next(timeout)
+
+    def _next(self, timeout: float | None) -> str:
+        at, line = self.pending[0]
+        if timeout is not None and at - self.last > timeout:
+            self.pending.clear()
+            raise SessionClosed(f"no answer within {timeout} s", host=self.host)
+        self.pending.pop(0)
+        self.last = at
+        return line
 
     def _report(self, progress: Progress) -> None:
-        self.pending.append(json.dumps({"progress": progress}))
+        self.pending.append((self.system.now, json.dumps({"progress": progress})))
 
     def close(self) -> None:
         pass
@@ -247,7 +398,7 @@ class InProcessRemote:
 
     def start(self, command: str, *, stdin_first: str = "") -> InProcessSession:
         assert stdin_first == AGENT_BUNDLE, "the agent travels on stdin"
-        self.sessions.append(InProcessSession(self.system))
+        self.sessions.append(InProcessSession(self.system, self.host))
         return self.sessions[-1]
 
     def run(self, command: str, *, timeout: float | None = None) -> Result:

@@ -28,6 +28,11 @@ def system(tmp_path: Path) -> FakeSystem:
     config = Path(where["config_file"])
     config.parent.mkdir(parents=True)
     config.write_text(f"BACKUP_ROOT={tmp_path / 'backups'}\n")
+    system.user = True
+    # Set up: a restore stops and starts the env's units, which systemd must know.
+    (system.units_dir / "helionyx-dev.socket").write_text("[Socket]\nListenStream=8000\n")
+    service = "[Unit]\nRequires=helionyx-dev.socket\n[Service]\nRestart=on-failure\n"
+    (system.units_dir / "helionyx-dev.service").write_text(service)
     return system
 
 

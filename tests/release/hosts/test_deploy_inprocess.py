@@ -4,7 +4,9 @@ in-process on a pretend host (tests/release/inprocess.py): no root, no node."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,17 +22,25 @@ from release.agent.protocol import (
     SUCCEEDED,
     DataContract,
 )
-from release.errors import LockHeld, NotFound, NotSetUp, OperationFailed, UsageError
+from release.errors import (
+    HostError,
+    LockHeld,
+    NotFound,
+    NotSetUp,
+    OperationFailed,
+    SessionClosed,
+    UsageError,
+)
+from release.hosts.bundle import AGENT_BUNDLE
 from release.hosts.environments import Environment
 from release.hosts.host import target_of
 from release.hosts.rollback import rollback
 from release.hosts.service import restart, stop, unlock
 from release.hosts.status import read_all, read_status
 from release.hosts.units import render_units
-from tests.helionyx.servicekit import poll
 from tests.helionyx.telegram.botapi_standin import serving as botapi_serving
 from tests.release.agent.agentkit import ask
-from tests.release.inprocess import Notes, PretendHost, pretend_host
+from tests.release.inprocess import REPO, Notes, PretendHost, pretend_host
 
 
 @pytest.fixture
@@ -91,11 +101,11 @@ def test_redeploying_what_runs_is_a_no_op_that_still_prunes(
     for version in ("0.1.0", "0.2.0", "0.3.0"):
         host.deploy(dev, version)
     assert host.releases(dev) == {first, second, sha}
-    restarts = host.system.services[dev.unit].restarts
+    restarts = host.system.services[dev.unit].starts
     # The retention count lowered since: the no-op applies it (current and previous stay).
     done = host.deploy(replace(dev, keep_releases=1), "0.3.0")
     assert done.outcome == NOOP
-    assert host.system.services[dev.unit].restarts == restarts, "nothing was restarted"
+    assert host.system.services[dev.unit].starts == restarts, "nothing was restarted"
     assert finishes(host, dev)[-1]["outcome"] == NOOP
     assert host.current(dev) == sha
     assert host.releases(dev) == {second, sha}, "0.1.0 pruned by the no-op"
@@ -130,11 +140,11 @@ def test_a_failed_smoke_check_changes_nothing_live(host: PretendHost, dev: Envir
     good, bad = host.artifact("0.1.0"), host.artifact("0.2.0")
     host.system.unconfigurable.add(bad)
     host.deploy(dev, "0.1.0")
-    restarts = host.system.services[dev.unit].restarts
+    restarts = host.system.services[dev.unit].starts
     with pytest.raises(Exception, match="smoke check"):
         host.deploy(dev, "0.2.0")
     assert host.current(dev) == good
-    assert host.system.services[dev.unit].restarts == restarts
+    assert host.system.services[dev.unit].starts == restarts
     assert bad not in host.releases(dev), "no half-built release is left"
     assert not list((Path(dev.base_dir) / "releases").glob(".*")), "nor its partial directory"
     last = finishes(host, dev)[-1]
@@ -297,7 +307,7 @@ def test_restart_and_stop_are_recorded(host: PretendHost, dev: Environment) -> N
     host.deploy(dev, "0.1.0")
     assert restart(host.workspace, dev, Notes(), host.remote).startswith("0.1.0")
     stop(dev, Notes(), host.remote)
-    assert host.system.services[dev.unit].active == "inactive"
+    assert host.system.unit_state(dev.unit)["ActiveState"] == "inactive"
     actions = [(r["action"], r["outcome"]) for r in finishes(host, dev)]
     assert actions[-2:] == [("restart", SUCCEEDED), ("stop", SUCCEEDED)]
 
@@ -536,7 +546,8 @@ def test_promote_refuses_an_unhealthy_source_or_a_dev_build(
 @pytest.mark.parametrize(
     ("trouble", "reason"),
     [
-        ("crashing", "during the 0.5 s watch: the unit went failed"),
+        # systemd restarts it a second later (Restart=on-failure): the watch sees it go.
+        ("crashing", "during the 0.5 s watch: the unit went activating (exit-code)"),
         ("erroring", "during the 0.5 s watch: it answered 1 request(s) with a server error"),
     ],
 )
@@ -554,6 +565,26 @@ def test_a_release_that_turns_bad_during_the_watch_is_rolled_back(
     last = finishes(host, env)[-1]
     assert (last["sha"], last["outcome"]) == (bad, "rolled_back")
     assert reason in str(last["reason"])
+
+
+def test_a_release_systemd_restarts_at_once_during_the_watch_is_rolled_back(
+    host: PretendHost,
+) -> None:
+    # Units restarting a crashed service without delay: between two looks the unit is active
+    # again, and only its restart count says it crashed.
+    deployment = host.workspace / "deployment"
+    deployment.unlink()
+    shutil.copytree(REPO / "deployment", deployment)
+    template = deployment / "systemd" / "helionyx.service.in"
+    template.write_text(template.read_text().replace("RestartSec=1", "RestartSec=0"))
+    env = host.env("staging", watch=0.5)
+    host.set_up(env)
+    good, bad = host.artifact("0.1.0"), host.artifact("0.2.0")
+    host.deploy(env, "0.1.0")
+    host.system.crashing.add(bad)
+    with pytest.raises(OperationFailed, match=re.escape("the unit restarted (1 restarts)")):
+        host.deploy(env, "0.2.0")
+    assert host.current(env) == good
 
 
 def test_a_release_that_stays_good_through_the_watch_stays(host: PretendHost) -> None:
@@ -696,26 +727,65 @@ def test_a_host_set_up_before_settings_were_recorded_is_judged_by_its_socket(
 
 
 def test_a_watch_cut_short_leaves_the_release_in_place_and_says_so(host: PretendHost) -> None:
-    import threading  # noqa: PLC0415
-
     quick, watched = host.env("staging"), host.env("staging", watch=60.0)
     host.set_up(quick)
     host.artifact("0.1.0")
     sha = host.artifact("0.2.0")
     host.deploy(quick, "0.1.0")
-    results: list[object] = []
-    deploying = threading.Thread(target=lambda: results.append(host.deploy(watched, "0.2.0")))
-    deploying.start()
-    # Once the new release serves, the watch is on: ask to end it, as Ctrl-C does.
-    poll(
-        lambda: host.system.services[watched.unit].serving == ("0.2.0", sha) or None,
-        30,
-        "0.2.0 to serve",
-    )
-    assert ask(host.system, CUT_WATCH({}), target_of(watched)) == {}
-    deploying.join(timeout=30)
-    assert not deploying.is_alive(), "the watch ended long before its 60 s"
+    # 30 s into the host's clock (the watch is on by then), a second agent asks to end it,
+    # as Ctrl-C does.
+    cut: list[object] = []
+    host.system.after(30, lambda: cut.append(ask(host.system, CUT_WATCH({}), target_of(watched))))
+    assert host.deploy(watched, "0.2.0").outcome == "succeeded"
+    assert cut == [{}]
     assert host.current(watched) == sha
     last = finishes(host, watched)[-1]
     assert last["outcome"] == "succeeded"
-    assert str(last["reason"]).startswith("watch cut short by the operator after")
+    assert last["reason"] == "watch cut short by the operator after 30 s"
+
+
+def test_a_host_set_up_before_socket_activation_has_its_socket_moved_to_systemd(
+    host: PretendHost, dev: Environment
+) -> None:
+    host.artifact("0.1.0")
+    host.artifact("0.2.0")
+    host.deploy(dev, "0.1.0")
+    # As such a host is: the service running and bound to the port itself, no socket listening.
+    host.system.systemctl("stop", f"{dev.unit}.socket")
+    assert host.system.systemctl("is-active", "--quiet", f"{dev.unit}.service")[0] == 0
+    notes = Notes()
+    assert host.deploy(dev, "0.2.0", notes).outcome == SUCCEEDED
+    assert f"moved the listening socket of {dev.unit} to systemd" in notes.lines
+    assert host.system.systemctl("is-active", "--quiet", f"{dev.unit}.socket") == (0, "")
+    assert ("enable", "--quiet", f"{dev.unit}.socket") in host.system.systemctl_calls
+
+
+def test_a_host_without_the_service_user_is_refused_with_nothing_changed(
+    host: PretendHost, dev: Environment
+) -> None:
+    host.artifact("0.1.0")
+    host.system.user = False  # removed since the host was set up
+    with pytest.raises(HostError, match=re.escape("(missing: user)")) as refused:
+        host.deploy(dev, "0.1.0")
+    assert "run make setup-host ENV=dev first" in str(refused.value)
+    assert host.current(dev) is None
+    assert not (Path(dev.base_dir) / "releases").exists() or not host.releases(dev)
+
+
+def test_an_agent_silent_past_the_operators_wait_is_given_up(
+    host: PretendHost, dev: Environment
+) -> None:
+    sha = host.artifact("0.1.0")
+    host.deploy(dev, "0.1.0")
+    session = host.remote(dev).start("agent", stdin_first=AGENT_BUNDLE)
+    session.receive()
+    # A build of 2.5 s on the host's clock tells its progress each second; the operator's wait
+    # runs from the last line it read.
+    host.system.rebuild_takes = 2.5
+    message = {"command": "migrate", "target": target_of(dev), "request": {"sha": sha}}
+    lines = [session.ask(json.dumps(message), timeout=1.5)]
+    lines += [session.receive(timeout=1.5) for _ in range(2)]
+    assert [json.loads(line).get("progress", {}).get("done") for line in lines] == [1, 2, None]
+    host.system.rebuild_takes = 0.5
+    with pytest.raises(SessionClosed, match=re.escape("no answer within 0.2 s")):
+        session.ask(json.dumps(message), timeout=0.2)
