@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 COMPILE := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" \
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 	--no-emit-index-url --no-emit-find-links
-LOCKS := runtime dev tools
+LOCKS := runtime dev tools mutation
 
 .PHONY: help
 help: ## list the targets
@@ -211,6 +211,23 @@ bench: $(STAMP) ## deploy benchmark on the test node vs the in-place way (root; 
 	@# PYTHONDONTWRITEBYTECODE is set (it is on the machine the figures come from).
 	@$(PY) -m compileall -q release benchmarks >/dev/null
 	@$(PY) -m benchmarks.deploy_bench
+
+MUTATION_VENV := .venv-mutation
+MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(shell cat requirements/dev.txt requirements/mutation.txt 2>/dev/null | sha256sum | cut -c1-12)
+
+$(MUTATION_STAMP): requirements/dev.txt requirements/mutation.txt pyproject.toml
+	@test -x $(MUTATION_VENV)/bin/python || $(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/dev.txt -r requirements/mutation.txt
+	$(MUTATION_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(MUTATION_VENV)/.installed-*; touch $@
+
+.PHONY: mutation
+mutation: $(MUTATION_STAMP) ## mutation scores of the rule modules (retention, lock, checksums, …); about 30 min
+	@$(MUTATION_VENV)/bin/python -m benchmarks.mutation
+
+.PHONY: mutation-show
+mutation-show: ## the change a surviving mutant made: make mutation-show M=<name from survivors.txt>
+	@cd var/mutation/tree && ../../../$(MUTATION_VENV)/bin/mutmut show $(M)
 
 .PHONY: bench-github
 bench-github: $(STAMP) ## API requests and time for one version and the list, 300 releases on the GitHub stand-in

@@ -326,6 +326,9 @@ def _prune_and_report(op: Operation, sha: str) -> None:
     if pruned["removed"]:
         names = ", ".join(p[:12] for p in pruned["removed"])
         op.reporter.note(f"pruned {len(pruned['removed'])} old release(s): {names}")
+    if pruned["read_models"]:
+        models = ", ".join(pruned["read_models"])
+        op.reporter.note(f"removed read model(s) no release here uses: {models}")
 
 
 def shared_files(artifact: Artifact, donor_sums: dict[str, str]) -> list[str]:

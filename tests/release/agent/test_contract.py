@@ -58,3 +58,26 @@ def test_an_empty_or_absent_log_is_readable_by_anyone(tmp_path: Path) -> None:
 def test_a_manifest_without_a_contract_is_legacy() -> None:
     assert of_manifest({"version": "0.1.0"}) == LEGACY
     assert of_manifest({"data_contract": V2_NOTES}) == V2_NOTES
+
+
+def test_odd_lines_in_the_log_are_passed_over_not_the_end_of_it(tmp_path: Path) -> None:
+    lines = [
+        '{"event_type": "NoteCaptured", "occurred_at": "09:00"}',  # no version
+        '{"schema_version": 1, "occurred_at": "09:10"}',  # no type
+        '{"event_type": "NoteCaptured", "schema_version": 1, "occurred_at": "10:00"}',
+        '{"event_type": "NoteCaptured", "schema_version": 1, "occurred_at": "10:05"}',
+        '{"event_type": "TodoCaptured", "schema_version": 2, "occurred_at": "{torn',
+        "{torn",
+        '{"event_type": "TodoCaptured", "schema_version": 1, "occurred_at": "10:30"}',
+    ]
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "events-2026-12-01.jsonl").write_text("\n".join(lines) + "\n")
+    assert log_versions(tmp_path) == {
+        "NoteCaptured": {"version": 1, "first_at": "10:00"},
+        "TodoCaptured": {"version": 1, "first_at": "10:30"},
+    }
+
+
+def test_what_a_release_cannot_read_says_what_it_can() -> None:
+    log = {"NoteCaptured": {"version": 3, "first_at": "11:00"}}
+    assert unreadable(V2_NOTES, log) == [Unreadable("NoteCaptured", 3, 2, "11:00")]

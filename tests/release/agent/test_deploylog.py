@@ -74,3 +74,9 @@ def test_a_no_op_never_counts_as_switching_in() -> None:
 
 def test_a_release_never_put_live_has_no_switch_record() -> None:
     assert deploylog.last_switched_in([finish("a", FAILED)], "a") is None
+
+
+def test_other_releases_deployed_since_do_not_hide_the_switch_record() -> None:
+    log = [finish("a", SUCCEEDED, at="10:00"), finish("b", SUCCEEDED, at="11:00")]
+    record = deploylog.last_switched_in(log, "a")
+    assert record is not None and record["ended_at"] == "10:00"

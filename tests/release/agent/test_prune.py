@@ -44,7 +44,8 @@ def test_releases_the_log_never_names_rank_after_the_deployed_ones() -> None:
 
 def test_keep_zero_removes_all_but_the_protected() -> None:
     log = [live("a"), live("b")]
-    assert doomed(["a", "b"], log, keep=0, protected={"b"}) == ["a"]
+    # b, the newest, is not protected: with nothing to keep it goes too.
+    assert doomed(["a", "b"], log, keep=0, protected={"a"}) == ["b"]
 
 
 # -- the rule as the host applies it: current and previous read from the host's own links -------
@@ -74,3 +75,13 @@ def test_prune_keeps_current_and_previous_with_keep_one(tmp_path: Path) -> None:
     layout = host_with_releases(tmp_path, ["a", "b", "c"], current="c", previous="b")
     assert ask(FakeSystem(tmp_path), PRUNE({"keep": 1, "protect": []}))["removed"] == ["a"]
     assert sorted(p.name for p in layout.release_dirs()) == ["b", "c"]
+
+
+def test_releases_the_log_never_names_go_oldest_first(tmp_path: Path) -> None:
+    layout = host_with_releases(tmp_path, ["a", "b"], current="b", previous="a")
+    # Built and never live: "y" long ago, "x" just now (names in the other order on purpose).
+    for name, mtime in (("y", 2_000_000), ("x", 3_000_000)):
+        (layout.releases / name).mkdir()
+        os.utime(layout.releases / name, (mtime, mtime))
+    assert ask(FakeSystem(tmp_path), PRUNE({"keep": 3, "protect": []}))["removed"] == ["y"]
+    assert sorted(p.name for p in layout.release_dirs()) == ["a", "b", "x"]

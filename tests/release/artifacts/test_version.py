@@ -65,3 +65,53 @@ def test_untagged_commits_get_a_dev_version_carrying_their_sha(repo: Git) -> Non
     assert tag is None
     assert str(version) == f"0.2.1.dev1+g{commit[:12]}"
     assert is_dev(version) and version < Version("0.2.1")
+
+
+def refusal(call: object) -> tuple[str, str | None]:
+    """(message, hint) of the UsageError a call raises."""
+    with pytest.raises(UsageError) as refused:
+        call()  # type: ignore[operator]
+    return refused.value.message, refused.value.hint
+
+
+def test_each_refusal_says_what_and_how_to_fix_it(repo: Git) -> None:
+    assert refusal(lambda: next_version(repo, "0.1.0", "patch")) == (
+        "give VERSION or BUMP, not both",
+        None,
+    )
+    assert refusal(lambda: next_version(repo, None, "PATCH")) == (
+        "unknown BUMP 'PATCH'",
+        "use BUMP=patch, minor or major",
+    )
+    assert refusal(lambda: next_version(repo, None, None)) == (
+        "no version given",
+        "use VERSION=X.Y.Z or BUMP=patch|minor|major",
+    )
+    assert refusal(lambda: parse_release_version("1.2")) == (
+        "'1.2' is not a release version",
+        "use MAJOR.MINOR.PATCH, e.g. 0.3.1 or v0.3.1",
+    )
+    repo.annotated_tag("v1.4.2", repo.head(), "x")
+    assert refusal(lambda: next_version(repo, "1.4.2", None)) == (
+        "version 1.4.2 is not greater than the latest release 1.4.2",
+        "use a version above 1.4.2, e.g. BUMP=patch → 1.4.3",
+    )
+
+
+@pytest.mark.parametrize("part", ["major", "minor", "patch"])
+def test_every_named_bump_is_taken(repo: Git, part: str) -> None:
+    repo.annotated_tag("v1.4.2", repo.head(), "x")
+    expected = {"major": "2.0.0", "minor": "1.5.0", "patch": "1.4.3"}[part]
+    assert next_version(repo, None, part) == Version(expected)
+
+
+def test_a_first_release_bumps_from_nothing(repo: Git) -> None:
+    assert next_version(repo, None, "patch") == Version("0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("text", "dev"),
+    [("1.2.3", False), ("1.2.4.dev3", True), ("1.2.3+g0123abcd", True), ("1.2.4.dev3+gabc", True)],
+)
+def test_a_dev_build_is_told_from_a_release(text: str, dev: bool) -> None:
+    assert is_dev(Version(text)) is dev

@@ -128,8 +128,10 @@ def test_a_read_model_goes_only_when_no_kept_release_uses_it(host: PretendHost) 
     assert read_models(env) == ["projections.db", "projections.v2.db"]
     host.deploy(env, "2.2.0")
     assert read_models(env) == ["projections.db", "projections.v2.db"], "1.0.0 is still kept"
-    host.deploy(env, "2.3.0")
+    notes = Notes()
+    host.deploy(env, "2.3.0", notes)
     assert read_models(env) == ["projections.v2.db"], "1.0.0 pruned, and its read model"
+    assert "removed read model(s) no release here uses: projections.db" in notes.lines
 
 
 def test_the_plan_says_what_a_migrating_deploy_would_do(
