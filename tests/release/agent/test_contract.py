@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from release.agent.contract import LEGACY, Unreadable, log_versions, of_manifest, unreadable
-from release.agent.protocol import DataContract
+from release.agent.protocol import DataContract, EventVersion
 
 V2_NOTES: DataContract = {
     "projections": 1,
@@ -79,5 +79,5 @@ def test_odd_lines_in_the_log_are_passed_over_not_the_end_of_it(tmp_path: Path) 
 
 
 def test_what_a_release_cannot_read_says_what_it_can() -> None:
-    log = {"NoteCaptured": {"version": 3, "first_at": "11:00"}}
+    log: dict[str, EventVersion] = {"NoteCaptured": {"version": 3, "first_at": "11:00"}}
     assert unreadable(V2_NOTES, log) == [Unreadable("NoteCaptured", 3, 2, "11:00")]
