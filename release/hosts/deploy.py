@@ -33,6 +33,7 @@ from release.agent.protocol import (
 from release.artifacts.artifact import Artifact, contract_of
 from release.artifacts.releasing import Workspace, verify_from
 from release.artifacts.store import ReleaseInfo, Store
+from release.clock import Clock, SystemClock
 from release.errors import (
     ConnectionFailed,
     HostError,
@@ -103,6 +104,7 @@ def deploy(
     promoted_from: str | None = None,
     peer: Callable[[str], Environment] | None = None,
     apply_units: bool = False,
+    clock: Clock | None = None,
 ) -> DeployResult:
     """Deploy release `ref` (version, tag or SHA) from `store` to `env`; `migrate` allows
     building a new read model beside the one in use when the release needs one."""
@@ -112,7 +114,9 @@ def deploy(
     what = f"promotion from {promoted_from} of" if promoted_from else "deploy of"
     reporter.headline(f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {env.host}")
     units = render_units(ws.root, env)
-    with Operation(env, "deploy", reporter, units, remote_factory, wait=wait) as op:
+    with Operation(
+        env, "deploy", reporter, units, remote_factory, wait=wait, clock=clock or SystemClock()
+    ) as op:
         # The SSH handshake runs while the artifact is checked; nothing is sent until it passes.
         op.dial()
         with op.timed("fetch + verify", info.version):

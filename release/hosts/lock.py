@@ -5,12 +5,12 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable
 
 from release.agent.protocol import LOCK, UNLOCK, HolderRecord, LockHolder, LogRecord
 from release.agent.timestamps import utc_timestamp
+from release.clock import Clock, SystemClock
 from release.errors import LockHeld, NotSetUp
 from release.hosts.host import Host, HostState
 
@@ -81,8 +81,10 @@ class EnvLock:
         *,
         wait: float = 0.0,
         notify: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.host = host
+        self.clock = clock or SystemClock()
         self.me = holder_for(command)
         self.notices = notices
         #: Seconds to wait for a held lock before giving up (0: refuse at once).
@@ -95,10 +97,10 @@ class EnvLock:
     def acquire(self) -> HostState:
         """Take the lock and return the host's state under it, waiting up to `wait` seconds
         for a holder to finish; break the lock only when its holder provably died here."""
-        deadline = time.monotonic() + self.wait
+        deadline = self.clock.time() + self.wait
         told = False
         while True:
-            state = self._attempt(last=time.monotonic() >= deadline)
+            state = self._attempt(last=self.clock.time() >= deadline)
             if state is not None:
                 return state
             if not told and self.seen is not None:
@@ -107,7 +109,7 @@ class EnvLock:
                     f"{self.host.env.name} is locked by {describe(self.seen)}; "
                     f"waiting up to {self.wait:g} s for it"
                 )
-            time.sleep(min(WAIT_POLL, max(0.0, deadline - time.monotonic())))
+            self.clock.sleep(min(WAIT_POLL, max(0.0, deadline - self.clock.time())))
 
     def _attempt(self, *, last: bool) -> HostState | None:
         """One try: the state under the lock, None to try again (held, not `last`), or raise."""

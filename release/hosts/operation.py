@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 from release.agent.protocol import FAILED, FINISH, SUCCEEDED, Gate, LogRecord, Progress, Request
 from release.agent.timestamps import utc_timestamp
+from release.clock import Clock, SystemClock
 from release.errors import ConnectionFailed, HostError, OperationFailed
 from release.hosts.environments import Environment
 from release.hosts.host import Host, HostState
@@ -67,6 +68,8 @@ class Operation:
     wait: float = 0.0
     #: The closing record the lock's release writes; None (a refusal) writes none.
     finish: LogRecord | None = None
+    #: What waits for a held lock (WAIT=) are measured on.
+    clock: Clock = field(default_factory=SystemClock)
 
     def dial(self) -> None:
         """Start connecting while this side has other work; any failure shows at connect()."""
@@ -102,7 +105,12 @@ class Operation:
         assert self.host is not None
         with self.timed("lock", self.env.name):
             self.lock = EnvLock(
-                self.host, command, self.notices, wait=self.wait, notify=self.reporter.note
+                self.host,
+                command,
+                self.notices,
+                wait=self.wait,
+                notify=self.reporter.note,
+                clock=self.clock,
             )
             state = self.lock.acquire()
         for notice in self.notices:

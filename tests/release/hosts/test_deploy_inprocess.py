@@ -40,6 +40,7 @@ from release.hosts.status import read_all, read_status
 from release.hosts.units import render_units
 from tests.helionyx.telegram.botapi_standin import serving as botapi_serving
 from tests.release.agent.agentkit import ask
+from tests.release.fakes import FakeClock
 from tests.release.inprocess import REPO, Notes, PretendHost, pretend_host
 
 
@@ -186,10 +187,28 @@ def test_a_held_lock_refuses_and_changes_nothing(host: PretendHost, dev: Environ
     lock.mkdir()
     holder = '{"holder": "ops@elsewhere", "host": "elsewhere", "pid": 1, "command": "deploy",'
     (lock / "holder.json").write_text(holder + ' "started_at": "now", "token": "t"}')
-    with pytest.raises(LockHeld, match="ops@elsewhere"):
+    with pytest.raises(LockHeld) as refused:
         host.deploy(dev, "0.1.0")
+    assert refused.value.message == (
+        "dev is locked by ops@elsewhere (pid 1 on elsewhere, `deploy` since now)"
+    )
+    assert refused.value.hint == (
+        "wait for it to finish (WAIT=<seconds> queues behind it); "
+        "if that process is gone, make unlock ENV=dev"
+    )
+    assert (refused.value.env, refused.value.host) == ("dev", "node1")
     assert host.current(dev) is None
     assert lock.is_dir(), "somebody else's lock stays"
+
+
+def test_a_lock_left_half_taken_is_named_so(host: PretendHost, dev: Environment) -> None:
+    host.artifact("0.1.0")
+    (Path(dev.base_dir) / ".lock").mkdir()  # killed between its mkdir and its holder file
+    with pytest.raises(LockHeld) as refused:
+        host.deploy(dev, "0.1.0")
+    assert refused.value.message == (
+        "dev is locked by an operation that was killed while taking the lock"
+    )
 
 
 def test_a_lock_left_by_a_dead_process_here_is_broken_with_a_notice(
@@ -217,7 +236,10 @@ def test_a_lock_left_by_a_dead_process_here_is_broken_with_a_notice(
     notes = Notes()
     host.deploy(dev, "0.1.0", notes)
     assert host.current(dev) == sha
-    assert any(line.startswith("removed a stale lock") for line in notes.lines)
+    assert (
+        f"removed a stale lock left by ops (pid {dead} on {socket.gethostname()}, "
+        "`deploy` since then)"
+    ) in notes.lines
 
 
 def test_rollback_goes_to_the_previous_good_release(host: PretendHost, dev: Environment) -> None:
@@ -434,12 +456,8 @@ class ReleasingNotes(Notes):
 def test_with_wait_a_deploy_queues_behind_a_held_lock(host: PretendHost, dev: Environment) -> None:
     sha = host.artifact("0.1.0")
     notes = ReleasingNotes(hold_lock(dev))
-    done = host.deploy(
-        dev,
-        "0.1.0",
-        notes,
-        wait=30,
-    )
+    clock = FakeClock()
+    done = host.deploy(dev, "0.1.0", notes, wait=30, clock=clock)
     assert done.sha == sha and host.current(dev) == sha
     waiting = [line for line in notes.lines if "waiting up to" in line]
     assert len(waiting) == 1, "told once, not on every poll"
@@ -454,14 +472,12 @@ def test_a_wait_that_runs_out_is_refused_with_the_holder(
 ) -> None:
     host.artifact("0.1.0")
     lock = hold_lock(dev)
-    with pytest.raises(LockHeld, match=r"ops@other .*\(still, after waiting 0.3 s\)"):
-        host.deploy(
-            dev,
-            "0.1.0",
-            Notes(),
-            wait=0.3,
-        )
+    clock = FakeClock()
+    with pytest.raises(LockHeld, match=r"ops@other .*\(still, after waiting 30 s\)"):
+        host.deploy(dev, "0.1.0", Notes(), wait=30, clock=clock)
     assert lock.is_dir() and host.current(dev) is None
+    # Asked again every 0.25 s on the operator's clock, the last ask at the deadline.
+    assert clock.slept == [0.25] * 120
 
 
 def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
