@@ -1,11 +1,21 @@
-"""The one version resolver every store uses (release.artifacts.store.resolve)."""
+"""The one version resolver every store uses (release.artifacts.store.resolve), and the
+directory store."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
-from release.artifacts.store import ReleaseInfo, resolve
-from release.errors import NotFound, UsageError
+from release.agent import checksums
+from release.agent.protocol import MANIFEST
+from release.artifacts.artifact import Artifact, artifact_files
+from release.artifacts.store import DirStore, Outcome, ReleaseInfo, open_store, resolve
+from release.errors import AlreadyPublished, NotFound, UsageError
+from tests.release.artifacts.githubkit import COMMIT, tiny_artifact
+
+DIR_OR_GITHUB = "use dir:PATH or github:OWNER/REPO"
 
 INFOS = [
     ReleaseInfo("0.1.0", "v0.1.0", "a" * 40, "2026-12-01T10:00:00Z", 1),
@@ -46,3 +56,119 @@ def test_a_sha_prefix_two_releases_share_names_none() -> None:
 def test_no_version_at_all_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="no version given"):
         resolve(INFOS, "  ")
+
+
+# -- the directory store ------------------------------------------------------------------------
+class Recorded:
+    """A Progressable that keeps what it was told (and can fail the transfer midway)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.started: list[tuple[str, int]] = []
+        self.advanced: list[int] = []
+        self.finished = 0
+        self.fail_after = fail_after
+
+    def start(self, label: str, total: int) -> None:
+        self.started.append((label, total))
+
+    def advance(self, amount: int) -> None:
+        if self.fail_after is not None and len(self.advanced) >= self.fail_after:
+            raise KeyboardInterrupt
+        self.advanced.append(amount)
+
+    def finish(self) -> None:
+        self.finished += 1
+
+
+def listing(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_publishing_copies_the_artifact_whole_and_lists_it(tmp_path: Path) -> None:
+    artifact = tiny_artifact(tmp_path / "dist")
+    store = DirStore(tmp_path / "store")
+    progress = Recorded()
+    assert store.publish(artifact, "notes", progress) is Outcome.CREATED
+    published = tmp_path / "store" / "0.1.0"
+    assert listing(published) == listing(artifact.directory)
+    assert published.stat().st_mode & 0o777 == 0o755
+    assert [p.name for p in store.root.iterdir()] == ["0.1.0"], "no staging left"
+    size = sum(len(data) for data in listing(artifact.directory).values())
+    assert progress.started == [("copying 0.1.0", size)]
+    assert sum(progress.advanced) == size and progress.finished == 1
+    assert store.releases() == [
+        ReleaseInfo("0.1.0", "v0.1.0", COMMIT, "2026-12-01T10:00:00Z", artifact.manifest.size)
+    ]
+    assert store.find("v0.1.0").sha == COMMIT
+
+
+def test_publishing_again_is_a_no_op_and_other_bytes_are_refused(tmp_path: Path) -> None:
+    store = DirStore(tmp_path / "store")
+    store.publish(tiny_artifact(tmp_path / "a"), "", Recorded())
+    assert store.publish(tiny_artifact(tmp_path / "b"), "", Recorded()) is Outcome.UNCHANGED
+    assert store.publish(Artifact(store.root / "0.1.0", tiny_artifact(tmp_path / "c").manifest),
+                         "", Recorded()) is Outcome.UNCHANGED  # fmt: skip
+    before = listing(store.root)
+    with pytest.raises(AlreadyPublished) as refused:
+        store.publish(tiny_artifact(tmp_path / "d", commit="5" * 40), "", Recorded())
+    assert refused.value.message == f"dir:{store.root} already holds 0.1.0 with different bytes"
+    assert refused.value.hint == "releases are immutable; publish a new version"
+    assert refused.value.release == "0.1.0"
+    assert listing(store.root) == before
+
+
+def test_an_interrupted_publish_leaves_nothing_and_the_next_one_completes(tmp_path: Path) -> None:
+    store = DirStore(tmp_path / "store")
+    artifact = tiny_artifact(tmp_path / "dist")
+    with pytest.raises(KeyboardInterrupt):
+        store.publish(artifact, "", Recorded(fail_after=1))
+    assert list(store.root.iterdir()) == [], "neither the version nor its staging"
+    assert store.releases() == []
+    assert store.publish(artifact, "", Recorded()) is Outcome.CREATED
+
+
+def test_only_complete_artifacts_are_listed_newest_built_first(tmp_path: Path) -> None:
+    store = DirStore(tmp_path / "store")
+    for version, built in (("0.1.0", "10:00"), ("0.2.0", "12:00"), ("0.3.0", "11:00")):
+        artifact = tiny_artifact(tmp_path / "dist", version)
+        text = artifact.manifest.to_json().replace("T10:00:00Z", f"T{built}:00Z")
+        (artifact.directory / MANIFEST).write_text(text)
+        checksums.write(artifact.directory, [*artifact_files(artifact.directory)])
+        shutil.copytree(artifact.directory, store.root / version)
+    shutil.copytree(store.root / "0.1.0", store.root / ".0.4.0.staging")
+    (store.root / "0.5.0").mkdir()  # no SHA256SUMS: not complete
+    assert [r.version for r in store.releases()] == ["0.2.0", "0.3.0", "0.1.0"]
+
+
+def test_fetching_copies_one_artifact_over_what_was_there(tmp_path: Path) -> None:
+    store = DirStore(tmp_path / "store")
+    store.publish(tiny_artifact(tmp_path / "dist"), "", Recorded())
+    stale = tmp_path / "cache" / "0.1.0"
+    stale.mkdir(parents=True)
+    (stale / "leftover").write_text("x")
+    fetched = store.fetch("v0.1.0", tmp_path / "cache", Recorded())
+    assert fetched == stale
+    assert listing(fetched) == listing(store.root / "0.1.0")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["0.1.0"]
+    assert store.fetch("0.1.0", store.root, Recorded()) == store.root / "0.1.0", "in place"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message", "hint"),
+    [
+        ("dist/releases", "store 'dist/releases' is not SCHEME:WHERE", DIR_OR_GITHUB),
+        ("dir:", "store 'dir:' is not SCHEME:WHERE", DIR_OR_GITHUB),
+        ("s3:bucket", "unknown store scheme 's3'", DIR_OR_GITHUB),
+    ],
+)
+def test_a_store_spec_is_refused_in_one_line(spec: str, message: str, hint: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        open_store(spec)
+    assert (refused.value.message, refused.value.hint) == (message, hint)
+
+
+def test_a_store_spec_names_its_kind(tmp_path: Path) -> None:
+    store = open_store(f"dir:{tmp_path}")
+    assert isinstance(store, DirStore) and store.root == tmp_path
+    assert store.label == f"dir:{tmp_path}"
+    assert open_store("github:o/r", api_url="http://127.0.0.1:9").label == "github:o/r"
