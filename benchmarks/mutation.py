@@ -60,6 +60,9 @@ def settings() -> str:
         f"also_copy = {top!r}\n"
         f"pytest_add_cli_args_test_selection = {TESTS!r}\n"
         f"pytest_add_cli_args = {args!r}\n"
+        # A mutant that loops for ever (a read of 0 bytes at a time) is given up after 5 times
+        # its tests' usual time, not mutmut's 15: it counts as killed either way.
+        "timeout_multiplier = 5.0\n"
     ).replace("'", '"')
 
 
