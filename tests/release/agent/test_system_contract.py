@@ -19,10 +19,12 @@ from tests.release.inprocess import FakeSystem
 #: The properties the agent decides on (the watch, the gate, status).
 WATCHED = ("ActiveState", "SubState", "Result", "NRestarts", "LoadState")
 
+# RestartSec=3: the looks over SSH that must catch the unit between its death and its restart
+# have time to.
 SOCKET = "[Socket]\nListenStream=127.0.0.1:8999\n"
 SERVICE = (
     "[Unit]\nRequires=contract.socket\n"
-    "[Service]\nExecStart=/bin/sleep infinity\nRestart=on-failure\nRestartSec=1\n"
+    "[Service]\nExecStart=/bin/sleep infinity\nRestart=on-failure\nRestartSec=3\n"
 )
 
 
