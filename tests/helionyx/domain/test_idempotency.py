@@ -82,3 +82,19 @@ def test_a_key_is_remembered_for_exactly_its_window(later: timedelta, remembered
     late = IdempotencyIndex(window=timedelta(hours=24), clock=lambda: now[0])
     late.note(ingested("k"))
     assert (replay(late, Claim("k", FP)) is not None) is remembered
+
+
+def test_a_bots_key_is_its_own_not_the_apis() -> None:
+    index = IdempotencyIndex(clock=lambda: T0)
+    index.note(ingested("7", scope=bot_scope(1)))
+    assert replay(index, Claim("7", FP)) is None
+    assert replay(index, Claim("7", FP, scope=bot_scope(2))) is None
+    assert replay(index, Claim("7", FP, scope=bot_scope(1))) == Stored("m-7", (), ())
+
+
+def test_what_was_extracted_without_a_text_replays_as_empty() -> None:
+    index = IdempotencyIndex(clock=lambda: T0)
+    index.note(ingested("k"))
+    index.note(Event(ev.TODO_CAPTURED, {"message_id": "m-k"}))
+    index.note(Event(ev.NOTE_CAPTURED, {"message_id": "m-k"}))
+    assert replay(index, Claim("k", FP)) == Stored("m-k", ("",), ("",))

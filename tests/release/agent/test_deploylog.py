@@ -80,3 +80,22 @@ def test_other_releases_deployed_since_do_not_hide_the_switch_record() -> None:
     log = [finish("a", SUCCEEDED, at="10:00"), finish("b", SUCCEEDED, at="11:00")]
     record = deploylog.last_switched_in(log, "a")
     assert record is not None and record["ended_at"] == "10:00"
+
+
+def test_a_record_is_one_line_of_sorted_keys_in_a_directory_made_for_it(tmp_path: Path) -> None:
+    log = tmp_path / "opt" / "helionyx" / "dev" / "deploy-log.jsonl"
+    deploylog.append(log, [{"step": FINISH, "action": "deploy"}, {"sha": "a", "outcome": NOOP}])
+    assert log.read_text() == (
+        '{"action": "deploy", "step": "finish"}\n{"outcome": "noop", "sha": "a"}\n'
+    )
+
+
+def test_the_decisive_records_are_finishes_and_switches(tmp_path: Path) -> None:
+    log = tmp_path / "deploy-log.jsonl"
+    lines = [
+        {"step": "lock", "sha": "a"},
+        {"step": "switch", "sha": "a", "outcome": "ok"},
+        {"step": FINISH, "sha": "a", "outcome": SUCCEEDED},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in lines) + '["finish"]\n"switch"\n')
+    assert deploylog.read_decisive(log) == lines[1:]

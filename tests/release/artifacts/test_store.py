@@ -13,7 +13,8 @@ from release.agent.protocol import MANIFEST
 from release.artifacts.artifact import Artifact, artifact_files
 from release.artifacts.store import DirStore, Outcome, ReleaseInfo, open_store, resolve
 from release.errors import AlreadyPublished, NotFound, UsageError
-from tests.release.artifacts.githubkit import COMMIT, tiny_artifact
+from tests.release.artifacts.github_standin import serving
+from tests.release.artifacts.githubkit import COMMIT, TOKEN, tiny_artifact
 
 DIR_OR_GITHUB = "use dir:PATH or github:OWNER/REPO"
 
@@ -172,3 +173,85 @@ def test_a_store_spec_names_its_kind(tmp_path: Path) -> None:
     assert isinstance(store, DirStore) and store.root == tmp_path
     assert store.label == f"dir:{tmp_path}"
     assert open_store("github:o/r", api_url="http://127.0.0.1:9").label == "github:o/r"
+
+
+def test_no_version_and_an_unknown_one_say_how_to_find_one() -> None:
+    with pytest.raises(UsageError) as empty:
+        resolve(INFOS, "")
+    assert (empty.value.message, empty.value.hint) == (
+        "no version given",
+        "pass VERSION= a version, tag or SHA (make releases-available lists them)",
+    )
+    with pytest.raises(NotFound) as unknown:
+        resolve(INFOS, "9.9.9")
+    assert unknown.value.hint == (
+        "the store holds: 1.0.0-rc.1, 0.10.0, 0.1.7, 0.1.0 (make releases-available lists them)"
+    )
+    with pytest.raises(NotFound) as none:
+        resolve([], "0.1.0")
+    assert none.value.hint == "the store holds: none (make releases-available lists them)"
+
+
+@pytest.mark.parametrize("ref", ["a0.1.0", "10.1.0", "V0.1.0"])
+def test_only_a_leading_v_before_a_digit_is_dropped(ref: str) -> None:
+    with pytest.raises(NotFound):
+        resolve(INFOS, ref)
+
+
+def test_publishing_makes_the_store_and_copies_under_a_hidden_name(tmp_path: Path) -> None:
+    store = DirStore(tmp_path / "new" / "disk" / "store")
+    seen: list[list[str]] = []
+
+    class Watching(Recorded):
+        def advance(self, amount: int) -> None:
+            seen.append(sorted(p.name for p in store.root.iterdir()))
+            super().advance(amount)
+
+    assert store.publish(tiny_artifact(tmp_path / "dist"), "", Watching()) is Outcome.CREATED
+    assert seen and all(len(names) == 1 and names[0].startswith(".0.1.0.") for names in seen)
+
+
+def test_fetching_makes_its_directory_copies_under_a_hidden_name_and_keeps_modes(
+    tmp_path: Path,
+) -> None:
+    store = DirStore(tmp_path / "store")
+    store.publish(tiny_artifact(tmp_path / "dist"), "", Recorded())
+    cache = tmp_path / "a" / "b" / "cache"
+    seen: list[list[str]] = []
+
+    class Watching(Recorded):
+        def advance(self, amount: int) -> None:
+            seen.append(sorted(p.name for p in cache.iterdir()))
+            super().advance(amount)
+
+    fetched = store.fetch("0.1.0", cache, Watching())
+    assert seen and all(len(names) == 1 and names[0].startswith(".0.1.0.") for names in seen)
+    assert fetched.stat().st_mode & 0o777 == 0o755
+    with pytest.raises(KeyboardInterrupt):
+        store.fetch("0.1.0", tmp_path / "other", Recorded(fail_after=1))
+    assert list((tmp_path / "other").iterdir()) == [], "an interrupted fetch leaves nothing"
+
+
+def test_incomplete_and_hidden_directories_never_hide_a_complete_one(tmp_path: Path) -> None:
+    store = DirStore(tmp_path / "store")
+    store.publish(tiny_artifact(tmp_path / "dist"), "", Recorded())
+    for number in range(12):
+        (store.root / f"0.0.{number}").mkdir()  # no SHA256SUMS yet
+        (store.root / f".0.0.{number}.staging").mkdir()
+    assert [r.version for r in store.releases()] == ["0.1.0"]
+
+
+def test_a_directory_store_path_may_hold_a_colon(tmp_path: Path) -> None:
+    store = open_store(f"dir:{tmp_path}/a:b")
+    assert isinstance(store, DirStore) and store.root == tmp_path / "a:b"
+
+
+def test_a_github_spec_reaches_that_repository_with_what_it_is_given(tmp_path: Path) -> None:
+    with serving(token=TOKEN) as github:
+        store = open_store(
+            "github:helionyx/helionyx", token=TOKEN, api_url=github.api_url, cache=tmp_path / "c"
+        )
+        assert store.publish(tiny_artifact(tmp_path / "dist"), "", Recorded()) is Outcome.CREATED
+        # A SHA reads the list, keeping each manifest in the cache it was given.
+        assert store.find(COMMIT[:12]).version == "0.1.0"
+    assert len(list((tmp_path / "c").rglob("*-*"))) == 1, "one manifest, kept"

@@ -7,6 +7,7 @@ from release.artifacts.git import Git
 from release.artifacts.version import (
     bump,
     is_dev,
+    latest_release,
     next_version,
     parse_release_version,
     version_of_commit,
@@ -115,3 +116,19 @@ def test_a_first_release_bumps_from_nothing(repo: Git) -> None:
 )
 def test_a_dev_build_is_told_from_a_release(text: str, dev: bool) -> None:
     assert is_dev(Version(text)) is dev
+
+
+def test_only_v_and_three_numbers_name_a_release(repo: Git) -> None:
+    for odd in ("vnext", "x1.0.0", "2.0.0", "v1.0"):
+        repo.annotated_tag(odd, repo.head(), "not a release")
+    version, tag = version_of_commit(repo, repo.head())
+    assert (str(version), tag) == (f"0.0.1.dev0+g{repo.head()[:12]}", None)
+    repo.annotated_tag("v0.3.0", repo.head(), "a release")
+    assert latest_release(repo) == Version("0.3.0")
+    assert version_of_commit(repo, repo.head()) == (Version("0.3.0"), "v0.3.0")
+
+
+def test_a_commit_tagged_twice_is_the_higher_version(repo: Git) -> None:
+    repo.annotated_tag("v0.9.0", repo.head(), "x")
+    repo.annotated_tag("v0.10.0", repo.head(), "x")
+    assert version_of_commit(repo, repo.head()) == (Version("0.10.0"), "v0.10.0")
