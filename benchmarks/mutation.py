@@ -93,8 +93,8 @@ def module_of(source: str) -> str:
     return dotted.removeprefix("src.")
 
 
-def results(mutmut: Path, tree: Path) -> dict[str, Counter[str]]:
-    """{module: {status: count}} from `mutmut results --all true`."""
+def results(mutmut: Path, tree: Path) -> dict[str, dict[str, str]]:
+    """{module: {mutant: status}} from `mutmut results --all true`."""
     shown = subprocess.run(
         [str(mutmut), "results", "--all", "true"],
         cwd=tree,
@@ -102,18 +102,11 @@ def results(mutmut: Path, tree: Path) -> dict[str, Counter[str]]:
         text=True,
         check=True,
     )
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    found: dict[str, dict[str, str]] = defaultdict(dict)
     for line in shown.stdout.splitlines():
         if match := _NAME.match(line):
-            counts[match[1]][match[2].strip()] += 1
-    return counts
-
-
-def survivors(mutmut: Path, tree: Path) -> list[str]:
-    shown = subprocess.run(
-        [str(mutmut), "results"], cwd=tree, capture_output=True, text=True, check=True
-    )
-    return [line.split(":")[0].strip() for line in shown.stdout.splitlines() if ":" in line]
+            found[match[1]][match[0].strip().rsplit(":", 1)[0]] = match[2].strip()
+    return found
 
 
 def main() -> int:
@@ -131,20 +124,21 @@ def main() -> int:
     if done.returncode != 0:
         print(f"mutmut run failed ({done.returncode}): see {WORK / 'run.log'}", file=sys.stderr)
         return 2
-    counts = results(args.mutmut, tree)
-    short = 0
+    found = results(args.mutmut, tree)
+    short, left = 0, []
     print(f"{'module':<38} {'killed':>7} {'of':>5} {'score':>7}  rule")
     for source, rule in MODULES.items():
-        count = counts.get(module_of(source), Counter())
+        mutants = found.get(module_of(source), {})
+        count = Counter(mutants.values())
+        left += [name for name, status in mutants.items() if status not in KILLED]
         total, killed = sum(count.values()), sum(count[s] for s in KILLED)
         score = killed / total if total else 1.0
         short += score < TARGET
         mark = "" if score >= TARGET else f"  (under {TARGET:.0%})"
         print(f"{module_of(source):<38} {killed:>7} {total:>5} {score:>7.1%}  {rule}{mark}")
-    left = survivors(args.mutmut, tree)
     (WORK / "survivors.txt").write_text("".join(f"{name}\n" for name in left))
     print(f"{len(left)} survivors in {WORK / 'survivors.txt'} (see one: make mutation-show M=NAME)")
-    print(f"took {seconds / 60:.1f} min on {len(counts)} modules")
+    print(f"took {seconds / 60:.1f} min on {len(found)} modules")
     return 1 if short else 0
 
 

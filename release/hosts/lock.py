@@ -79,7 +79,7 @@ class EnvLock:
         command: str,
         notices: list[str],
         *,
-        wait: float = 0.0,
+        wait: float,
         notify: Callable[[str], None] | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -129,10 +129,10 @@ class EnvLock:
             replace = stale if isinstance(stale, str) else None
             answer = self.host.call(LOCK({"holder": self.me, "replace_token": replace}))
             holder = answer["holder"]
-        if (not answer["acquired"] or "state" not in answer) and not last and holder is not None:
+        if not answer["acquired"] and not last and holder is not None:
             self.seen = holder
             return None
-        if not answer["acquired"] or "state" not in answer:
+        if not answer["acquired"]:
             waited = f" (still, after waiting {self.wait:g} s)" if self.wait else ""
             raise LockHeld(
                 f"{env.name} is locked by "

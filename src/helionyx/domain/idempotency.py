@@ -103,7 +103,7 @@ class IdempotencyIndex:
                 self._keys[slot] = entry
                 self._by_message[event.event_id] = entry
             return
-        derived = self._by_message.get(str(payload.get("message_id", "")))
+        derived = self._by_message.get(str(payload.get("message_id")))
         if derived is None:
             return
         if event.event_type == ev.TODO_CAPTURED:

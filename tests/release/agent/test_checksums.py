@@ -43,3 +43,8 @@ def test_an_altered_or_missing_file_is_named(tmp_path: Path) -> None:
 def test_a_malformed_line_is_refused_with_its_number(line: str) -> None:
     with pytest.raises(MalformedSums, match="line 2"):
         checksums.parse("f" * 64 + "  ok.txt\n" + line + "\n")
+
+
+def test_a_path_may_hold_the_separator_itself() -> None:
+    digest = "0" * 64
+    assert checksums.parse(f"{digest}  odd  name.txt\n") == {"odd  name.txt": digest}

@@ -187,6 +187,13 @@ def test_no_version_and_an_unknown_one_say_how_to_find_one() -> None:
     assert unknown.value.hint == (
         "the store holds: 1.0.0-rc.1, 0.10.0, 0.1.7, 0.1.0 (make releases-available lists them)"
     )
+    sixth = ReleaseInfo("2.0.0", "v2.0.0", "f" * 40, "2026-12-06T10:00:00Z", 1)
+    with pytest.raises(NotFound) as five:
+        resolve([*INFOS, sixth], "9.9.9")
+    assert five.value.hint == (
+        "the store holds: 2.0.0, 1.0.0-rc.1, 0.10.0, 0.1.7, 0.1.0 (make releases-available "
+        "lists them)"
+    )
     with pytest.raises(NotFound) as none:
         resolve([], "0.1.0")
     assert none.value.hint == "the store holds: none (make releases-available lists them)"

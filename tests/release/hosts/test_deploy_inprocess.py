@@ -177,8 +177,55 @@ def test_a_dev_build_is_refused_where_only_tags_go(host: PretendHost) -> None:
 
 def test_an_env_never_set_up_is_refused_in_one_line(host: PretendHost) -> None:
     host.artifact("0.1.0")
-    with pytest.raises(NotSetUp, match="make setup-host ENV=staging"):
-        host.deploy(host.env("staging"), "0.1.0")
+    staging = host.env("staging")
+    with pytest.raises(NotSetUp) as refused:
+        host.deploy(staging, "0.1.0")
+    assert refused.value.message == (
+        f"staging is not set up on node1 ({staging.base_dir} does not exist)"
+    )
+    assert refused.value.hint == "run make setup-host ENV=staging first"
+    assert (refused.value.env, refused.value.host) == ("staging", "node1")
+
+
+class LockWatchingNotes(Notes):
+    """Notes that read the env's lock when the lock step is reported."""
+
+    def __init__(self, lock: Path) -> None:
+        super().__init__()
+        self.lock = lock
+        self.holders: list[dict[str, object]] = []
+
+    def step(self, name: str, seconds: float, detail: str = "") -> None:
+        super().step(name, seconds, detail)
+        if name == "lock":
+            self.holders.append(json.loads((self.lock / "holder.json").read_text()))
+
+
+def test_a_deploy_holds_the_lock_in_its_own_name_and_gives_it_back(
+    host: PretendHost, dev: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os  # noqa: PLC0415
+
+    monkeypatch.setenv("DEPLOY_OPERATOR", "ops@laptop")
+    host.artifact("0.1.0")
+    notes = LockWatchingNotes(Path(dev.base_dir) / ".lock")
+    host.deploy(dev, "0.1.0", notes)
+    [holder] = notes.holders
+    assert (holder["holder"], holder["pid"], holder["command"]) == (
+        "ops@laptop",
+        os.getpid(),
+        "deploy 0.1.0",
+    )
+    assert not (Path(dev.base_dir) / ".lock").exists()
+
+
+def test_a_lock_whose_holder_just_left_is_said_so(host: PretendHost, dev: Environment) -> None:
+    host.artifact("0.1.0")
+    # What the agent answers when its rename meets a lock that came and went: no holder.
+    (Path(dev.base_dir) / ".lock").symlink_to("gone")
+    with pytest.raises(LockHeld) as refused:
+        host.deploy(dev, "0.1.0")
+    assert refused.value.message == "dev is locked by an operation that just finished"
 
 
 def test_a_held_lock_refuses_and_changes_nothing(host: PretendHost, dev: Environment) -> None:
@@ -192,6 +239,8 @@ def test_a_held_lock_refuses_and_changes_nothing(host: PretendHost, dev: Environ
     assert refused.value.message == (
         "dev is locked by ops@elsewhere (pid 1 on elsewhere, `deploy` since now)"
     )
+    asked = [r for remote in host.remotes for s in remote.sessions for r in s.requests]
+    assert "unlock" not in asked, "a lock never taken is not given back"
     assert refused.value.hint == (
         "wait for it to finish (WAIT=<seconds> queues behind it); "
         "if that process is gone, make unlock ENV=dev"
@@ -472,12 +521,18 @@ def test_a_wait_that_runs_out_is_refused_with_the_holder(
 ) -> None:
     host.artifact("0.1.0")
     lock = hold_lock(dev)
-    clock = FakeClock()
+    clock, notes = FakeClock(), Notes()
     with pytest.raises(LockHeld, match=r"ops@other .*\(still, after waiting 30 s\)"):
-        host.deploy(dev, "0.1.0", Notes(), wait=30, clock=clock)
+        host.deploy(dev, "0.1.0", notes, wait=30, clock=clock)
     assert lock.is_dir() and host.current(dev) is None
     # Asked again every 0.25 s on the operator's clock, the last ask at the deadline.
     assert clock.slept == [0.25] * 120
+    assert len([line for line in notes.lines if "waiting up to" in line]) == 1, "told once"
+    # A wait that is not a whole number of polls ends on the dot.
+    clock = FakeClock(now=1000.0)
+    with pytest.raises(LockHeld, match=r"after waiting 1.1 s"):
+        host.deploy(dev, "0.1.0", Notes(), wait=1.1, clock=clock)
+    assert clock.slept == pytest.approx([0.25] * 4 + [0.1])
 
 
 def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
