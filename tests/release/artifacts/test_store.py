@@ -187,13 +187,16 @@ def test_no_version_and_an_unknown_one_say_how_to_find_one() -> None:
     assert unknown.value.hint == (
         "the store holds: 1.0.0-rc.1, 0.10.0, 0.1.7, 0.1.0 (make releases-available lists them)"
     )
-    sixth = ReleaseInfo("2.0.0", "v2.0.0", "f" * 40, "2026-12-06T10:00:00Z", 1)
+    later = [
+        ReleaseInfo(f"2.{n}.0", f"v2.{n}.0", f"{n}" * 40, f"2026-12-0{5 + n}T10:00:00Z", 1)
+        for n in range(2)
+    ]
     with pytest.raises(NotFound) as five:
-        resolve([*INFOS, sixth], "9.9.9")
+        resolve([*INFOS, *later], "9.9.9")
     assert five.value.hint == (
-        "the store holds: 2.0.0, 1.0.0-rc.1, 0.10.0, 0.1.7, 0.1.0 (make releases-available "
+        "the store holds: 2.1.0, 2.0.0, 1.0.0-rc.1, 0.10.0, 0.1.7 (make releases-available "
         "lists them)"
-    )
+    ), "the five newest of six"
     with pytest.raises(NotFound) as none:
         resolve([], "0.1.0")
     assert none.value.hint == "the store holds: none (make releases-available lists them)"

@@ -73,8 +73,12 @@ def held(host: str, pid: int) -> HolderRecord:
 
 def test_only_a_holder_that_provably_ended_here_is_gone() -> None:
     here = socket.gethostname()
-    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as running:
+    # The holder dies of SIGHUP as a process normally does (whatever this one inherited).
+    script = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); print(1, "
+    script += "flush=True); time.sleep(60)"
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE) as running:
         try:
+            assert running.stdout is not None and running.stdout.readline() == b"1\n"
             assert holder_gone(held(here, running.pid)) is False
             with pytest.raises(subprocess.TimeoutExpired):  # asking did not touch the holder
                 running.wait(timeout=1)
