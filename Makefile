@@ -222,7 +222,7 @@ $(MUTATION_STAMP): requirements/dev.txt requirements/mutation.txt pyproject.toml
 	@rm -f $(MUTATION_VENV)/.installed-*; touch $@
 
 .PHONY: mutation
-mutation: $(MUTATION_STAMP) ## mutation scores of the rule modules (retention, lock, checksums, …); about 30 min
+mutation: $(MUTATION_STAMP) ## mutation scores of the rule modules (retention, lock, checksums, …); about 10 min
 	@$(MUTATION_VENV)/bin/python -m benchmarks.mutation
 
 .PHONY: mutation-show
