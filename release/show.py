@@ -159,3 +159,8 @@ def overview(rows: list[status.Overview]) -> None:
             print(f"{'':<9}{now.problem}")
         if now.lock:
             print(f"{'':<9}locked by {now.lock}")
+
+
+def note(message: str) -> None:
+    """What a store tells the operator while it works (waits, a moved repository): stderr."""
+    print(message, file=sys.stderr, flush=True)

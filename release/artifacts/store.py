@@ -19,8 +19,6 @@ from release.artifacts.artifact import Artifact, Manifest, artifact_files, verif
 from release.errors import AlreadyPublished, NotFound, UsageError
 from release.progress import Progressable
 
-DEFAULT_STORE = "dir:dist/releases"
-
 
 @dataclass(frozen=True)
 class ReleaseInfo:
@@ -182,27 +180,3 @@ def replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def open_store(
-    spec: str,
-    *,
-    token: str | None = None,
-    api_url: str | None = None,
-    notify: Callable[[str], None] = lambda _: None,
-    cache: Path | None = None,
-) -> Store:
-    """A store from `dir:PATH` or `github:OWNER/REPO`; `notify` hears about waits and moves,
-    `cache` keeps what a remote store can vouch for between runs."""
-    scheme, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        raise UsageError(
-            f"store {spec!r} is not SCHEME:WHERE", hint="use dir:PATH or github:OWNER/REPO"
-        )
-    if scheme == "dir":
-        return DirStore(Path(rest))
-    if scheme == "github":
-        from release.artifacts.github import GitHubStore  # noqa: PLC0415 - github imports this module
-
-        return GitHubStore.from_spec(rest, token=token, api_url=api_url, notify=notify, cache=cache)
-    raise UsageError(f"unknown store scheme {scheme!r}", hint="use dir:PATH or github:OWNER/REPO")

@@ -16,10 +16,10 @@ from release.agent.protocol import (
     RestoreAnswer,
 )
 from release.errors import UsageError
+from release.hosts.context import Context
 from release.hosts.environments import Environment
 from release.hosts.host import target_of
-from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
-from release.hosts.remote import SshRemote
+from release.hosts.operation import Operation, reading
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,11 @@ class TakenBackup:
     pulled_to: str | None
 
 
-def take(
-    env: Environment,
-    reporter: Reporter,
-    pull_to: Path | None = None,
-    remote_factory: RemoteFactory = SshRemote,
-) -> TakenBackup:
-    """Back `env` up on its host while it runs; with `pull_to`, copy the backup here too."""
+def take(ctx: Context, pull_to: Path | None = None) -> TakenBackup:
+    """Back the env up on its host while it runs; with `pull_to`, copy the backup here too."""
+    env = ctx.env
     with (
-        Operation(env, "backup", reporter, remote_factory=remote_factory) as op,
+        Operation(ctx, "backup") as op,
         op.locked("backup"),
     ):
         with op.timed("backup", "events to a position, projections, deploy log"):
@@ -77,9 +73,9 @@ def take(
         return TakenBackup(done, pulled)
 
 
-def listing(env: Environment, remote_factory: RemoteFactory = SshRemote) -> list[Backup]:
+def listing(ctx: Context) -> list[Backup]:
     """The env's backups on its host, oldest first (reading only: no lock, no record)."""
-    with reading(env, remote_factory) as host:
+    with reading(ctx) as host:
         answer = host.call(BACKUPS({}))
     return [Backup.of(raw) for raw in answer["backups"]]
 
@@ -92,16 +88,11 @@ def parse_source(ref: str, env: Environment) -> tuple[str, str]:
     return source_env or env.name, backup_id
 
 
-def restore(
-    env: Environment,
-    source: Environment,
-    backup_id: str,
-    reporter: Reporter,
-    remote_factory: RemoteFactory = SshRemote,
-) -> RestoreAnswer:
-    """Restore `source`'s backup into `env`: verify, stop, swap the data in (keeping the old),
-    rebuild projections, start, health-check."""
-    with Operation(env, "restore", reporter, remote_factory=remote_factory) as op:
+def restore(ctx: Context, source: Environment, backup_id: str) -> RestoreAnswer:
+    """Restore `source`'s backup into the context's env: verify, stop, swap the data in (keeping
+    the old), rebuild projections, start, health-check."""
+    env = ctx.env
+    with Operation(ctx, "restore") as op:
         host = op.connect()
         # An unknown backup is refused before the lock: bad input leaves the host as it was.
         known = host.call(BACKUPS({}), target=target_of(source))["backups"]

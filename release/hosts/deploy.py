@@ -11,7 +11,6 @@ from __future__ import annotations
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from release.agent.protocol import (
 from release.artifacts.artifact import Artifact, contract_of
 from release.artifacts.releasing import Workspace, verify_from
 from release.artifacts.store import ReleaseInfo, Store
-from release.clock import Clock, SystemClock
 from release.errors import (
     ConnectionFailed,
     HostError,
@@ -42,15 +40,13 @@ from release.errors import (
     RequestNotSent,
     UsageError,
 )
-from release.hosts.environments import Environment, load
+from release.hosts.context import Context
 from release.hosts.gate import enforce
 from release.hosts.host import Host, HostState
 from release.hosts.notify import tell
-from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
+from release.hosts.operation import Operation, reading
 from release.hosts.plan import Plan, needs_rebuild, plan
-from release.hosts.remote import SshRemote
 from release.hosts.units import render_units, require_no_drift
-from release.progress import Progressable
 
 #: What a plan reads from the host besides the state every operation reads.
 PLAN_STATE: StateRequest = {"details": True, "count_events": True}
@@ -73,11 +69,10 @@ def serving_sha(state: HostState) -> str | None:
     return body.get("commit") if isinstance(body, dict) else None
 
 
-def fetch_verified(
-    ws: Workspace, env: Environment, info: ReleaseInfo, store: Store, progress: Progressable
-) -> Artifact:
+def fetch_verified(ctx: Context, info: ReleaseInfo, store: Store) -> Artifact:
     """Download and verify a resolved release locally, before anything touches the host."""
-    artifact = verify_from(ws, info.version, store, progress)
+    env = ctx.env
+    artifact = verify_from(Workspace(ctx.root), info.version, store, ctx.progress)
     if artifact.manifest.tag is None and not env.allow_dev_builds:
         raise UsageError(
             f"{artifact.version} is an unpublished dev build; "
@@ -90,42 +85,27 @@ def fetch_verified(
 
 
 def deploy(
-    ws: Workspace,
-    env: Environment,
-    ref: str,
-    store: Store,
-    *,
-    reporter: Reporter,
-    progress: Progressable,
-    remote_factory: RemoteFactory = SshRemote,
-    migrate: bool = False,
-    wait: float = 0.0,
-    forced: str | None = None,
-    promoted_from: str | None = None,
-    peer: Callable[[str], Environment] | None = None,
-    apply_units: bool = False,
-    clock: Clock | None = None,
+    ctx: Context, ref: str, store: Store, *, promoted_from: str | None = None
 ) -> DeployResult:
-    """Deploy release `ref` (version, tag or SHA) from `store` to `env`; `migrate` allows
-    building a new read model beside the one in use when the release needs one."""
+    """Deploy release `ref` (version, tag or SHA) from `store` to the context's env; MIGRATE=1
+    allows building a new read model beside the one in use when the release needs one."""
     # An unknown version is refused before anything is announced or dialled.
+    env, reporter, options = ctx.env, ctx.reporter, ctx.options
     started = time.monotonic()
     info = store.find(ref)
     what = f"promotion from {promoted_from} of" if promoted_from else "deploy of"
     reporter.headline(f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {env.host}")
-    units = render_units(ws.root, env)
-    with Operation(
-        env, "deploy", reporter, units, remote_factory, wait=wait, clock=clock or SystemClock()
-    ) as op:
+    units = render_units(ctx.root, env)
+    with Operation(ctx, "deploy", units) as op:
         # The SSH handshake runs while the artifact is checked; nothing is sent until it passes.
         op.dial()
         with op.timed("fetch + verify", info.version):
-            artifact = fetch_verified(ws, env, info, store, progress)
+            artifact = fetch_verified(ctx, info, store)
         sha, version = artifact.commit, artifact.version
-        ahead = _look_ahead(op, ws.root, artifact, migrate=migrate, apply_units=apply_units)
-        if forced is not None and not forced.strip():
+        ahead = _look_ahead(op, artifact)
+        if options.forced is not None and not options.forced.strip():
             raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
-        enforce(op, peer or (lambda name: load(ws.root, name)), sha, forced)
+        enforce(op, sha)
         if promoted_from:
             op.context["promoted_from"] = promoted_from
         with op.locked(f"deploy {version}") as state:
@@ -143,7 +123,7 @@ def deploy(
                 # Killed deploys leave releases behind too: a no-op keeps retention as well.
                 _prune_and_report(op, sha)
                 return DeployResult(NOOP, version, sha, state.current, tuple(op.notices))
-            rebuild = _rebuild(op, state, artifact, migrate=migrate, projections=ahead.projections)
+            rebuild = _rebuild(op, state, artifact, projections=ahead.projections)
             try:
                 done = _install_and_go_live(
                     op, artifact, state, rebuild, estimate=ahead.rebuild_seconds
@@ -168,9 +148,7 @@ def deploy(
             return DeployResult(SUCCEEDED, version, sha, state.current, tuple(op.notices))
 
 
-def _look_ahead(
-    op: Operation, root: Path, artifact: Artifact, *, migrate: bool, apply_units: bool
-) -> Plan:
+def _look_ahead(op: Operation, artifact: Artifact) -> Plan:
     """Read the host before the lock, print the plan, and refuse what needs the operator's
     say-so (a new read model without MIGRATE=1, a changed set-up without APPLY=1): a refused
     deploy leaves the host exactly as it was."""
@@ -178,11 +156,11 @@ def _look_ahead(
     host = op.connect()
     with op.timed("plan"):
         state = host.state(PLAN_STATE)
-        ahead = plan(root, env, artifact, state, changelog=False)
+        ahead = plan(op.ctx.root, env, artifact, state, changelog=False)
     for line in ahead.header():
         op.reporter.note(line)
-    op.settings = require_no_drift(env, state, apply=apply_units)
-    if ahead.projections_rebuild and not migrate:
+    op.settings = require_no_drift(env, state, apply=op.ctx.options.apply_units)
+    if ahead.projections_rebuild and not op.ctx.options.migrate:
         raise UsageError(
             f"{artifact.version} needs a new read model ({ahead.projections})",
             hint=f"deploy with MIGRATE=1: it is built from the event log "
@@ -193,15 +171,13 @@ def _look_ahead(
     return ahead
 
 
-def _rebuild(
-    op: Operation, state: HostState, artifact: Artifact, *, migrate: bool, projections: str
-) -> bool:
+def _rebuild(op: Operation, state: HostState, artifact: Artifact, *, projections: str) -> bool:
     """Whether the release's read model must be built (checked again under the lock)."""
     running = state.releases.get(state.current or "")
     rebuild = needs_rebuild(
         state, running.data_contract if running else None, contract_of(artifact.manifest)
     )
-    if rebuild and not migrate:
+    if rebuild and not op.ctx.options.migrate:
         raise UsageError(
             f"{artifact.version} needs a new read model (another deploy changed the host)",
             hint="run make plan again, then deploy with MIGRATE=1",
@@ -313,7 +289,7 @@ def _cut_watch(op: Operation) -> None:
     """Ctrl-C during go live: ask the host, over a second agent, to end the watch now and
     leave the release in place (the first agent then answers, and the lock goes back)."""
     op.reporter.note("interrupted: ending the watch early; the release stays in place")
-    side = Host(op.remote_factory(op.env), op.env)
+    side = Host(op.ctx.remote(), op.env)
     try:
         side.call(CUT_WATCH({}))
     except (ConnectionFailed, HostError) as exc:
@@ -353,18 +329,10 @@ def _bundle(artifact: Artifact, target: Path, skip: set[str]) -> None:
                 bundle.add(path, arcname=name)
 
 
-def preview(
-    ws: Workspace,
-    env: Environment,
-    ref: str,
-    store: Store,
-    *,
-    progress: Progressable,
-    remote_factory: RemoteFactory = SshRemote,
-) -> Plan:
+def preview(ctx: Context, ref: str, store: Store) -> Plan:
     """`make plan`: what deploying `ref` would do, read-only (no lock, nothing written)."""
     info = store.find(ref)
-    artifact = fetch_verified(ws, env, info, store, progress)
-    with reading(env, remote_factory) as host:
+    artifact = fetch_verified(ctx, info, store)
+    with reading(ctx) as host:
         state = host.state({**PLAN_STATE, "events": True})
-    return plan(ws.root, env, artifact, state)
+    return plan(ctx.root, ctx.env, artifact, state)

@@ -3,8 +3,6 @@ there — deployed, through its health gate, and serving for `soak` seconds with
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import datetime
 
 from release.agent.protocol import (
@@ -17,7 +15,6 @@ from release.agent.protocol import (
     LogRecord,
 )
 from release.errors import UsageError
-from release.hosts.environments import Environment
 from release.hosts.host import HostState, target_of
 from release.hosts.operation import Operation, reading
 
@@ -66,24 +63,22 @@ def refusal(required: HostState, sha: str, *, where: str, soak: float, now: floa
     return None
 
 
-def enforce(
-    op: Operation, peer: Callable[[str], Environment], sha: str, forced: str | None
-) -> None:
+def enforce(op: Operation, sha: str) -> None:
     """Refuse `sha` for `op.env` unless it has been good on the env it requires (or `forced`,
     which is recorded with what it skipped). Read through the operation's own agent when the
     required env is on the same host (the agent serves any env of its host)."""
-    env = op.env
+    env, forced = op.env, op.ctx.options.forced
     if not env.requires:
         return
-    required = peer(env.requires)
+    required = op.ctx.peer(env.requires)
     with op.timed("gate", f"good on {required.name} for {env.soak:.0f} s"):
         same_host = (required.host, required.ssh_port) == (env.host, env.ssh_port)
         if same_host and op.host is not None:
             there = HostState.of(op.host.call(STATE({}), target=target_of(required)))
         else:
-            with reading(required, op.remote_factory) as other:
+            with reading(op.ctx.on(required)) as other:
                 there = other.state()
-        why = refusal(there, sha, where=required.name, soak=env.soak, now=time.time())
+        why = refusal(there, sha, where=required.name, soak=env.soak, now=op.ctx.clock.time())
     if why is None:
         return
     if not forced:

@@ -7,52 +7,31 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-from release.agent.protocol import FAILED, FINISH, SUCCEEDED, Gate, LogRecord, Progress, Request
+from release.agent.protocol import FAILED, FINISH, SUCCEEDED, Gate, LogRecord, Request
 from release.agent.timestamps import utc_timestamp
-from release.clock import Clock, SystemClock
 from release.errors import ConnectionFailed, HostError, OperationFailed
+from release.hosts.context import Context, Reporter
 from release.hosts.environments import Environment
 from release.hosts.host import Host, HostState
 from release.hosts.lock import EnvLock, operator
-from release.hosts.remote import Remote, SshRemote
 
 Ans = TypeVar("Ans")
-#: How an operation reaches its host: SSH, or in tests a transport of their own.
-RemoteFactory = Callable[[Environment], Remote]
-
-
-class Reporter(Protocol):
-    """Where progress goes (the CLI prints it; tests may collect it)."""
-
-    def headline(self, message: str) -> None:
-        """What the operation does, once its target is known (after the input was checked)."""
-
-    def step(self, name: str, seconds: float, detail: str = "") -> None:
-        """A step finished."""
-
-    def note(self, message: str) -> None:
-        """Something the operator should know."""
-
-    def progress(self, progress: Progress) -> None:
-        """How far a long step on the host has got (the watch counting down)."""
 
 
 @dataclass
 class Operation:
     """One locked operation on one environment, recorded in the host's deploy log."""
 
-    env: Environment
+    ctx: Context
     action: str
-    reporter: Reporter
     #: The env's systemd units; every restart refreshes them on the host (migrating old hosts).
     units: dict[str, str] = field(default_factory=dict)
-    remote_factory: RemoteFactory = field(default=SshRemote)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: str = field(default_factory=utc_timestamp)
     #: What every record of this operation says besides its step (version, sha, …).
@@ -64,17 +43,23 @@ class Operation:
     finished_on_host: bool = False
     #: The host settings the operation sets up (checked against the host's before the lock).
     settings: dict[str, str] | None = None
-    #: Seconds to wait for a lock another operation holds (WAIT=), 0 to refuse at once.
-    wait: float = 0.0
     #: The closing record the lock's release writes; None (a refusal) writes none.
     finish: LogRecord | None = None
-    #: What waits for a held lock (WAIT=) are measured on.
-    clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def env(self) -> Environment:
+        """The env this operation acts on."""
+        return self.ctx.env
+
+    @property
+    def reporter(self) -> Reporter:
+        """Where its progress goes."""
+        return self.ctx.reporter
 
     def dial(self) -> None:
         """Start connecting while this side has other work; any failure shows at connect()."""
         try:
-            self.host = Host(self.remote_factory(self.env), self.env).dial()
+            self.host = Host(self.ctx.remote(), self.env).dial()
         except ConnectionFailed:
             self.host = None
 
@@ -82,7 +67,7 @@ class Operation:
         """Open the one SSH connection this operation uses (or finish opening it)."""
         with self.timed("connect", self.env.host):
             if self.host is None:
-                self.host = Host(self.remote_factory(self.env), self.env)
+                self.host = Host(self.ctx.remote(), self.env)
             self.host.on_progress = self.reporter.progress
             self.host.open()
         return self.host
@@ -108,9 +93,9 @@ class Operation:
                 self.host,
                 command,
                 self.notices,
-                wait=self.wait,
+                wait=self.ctx.options.wait,
                 notify=self.reporter.note,
-                clock=self.clock,
+                clock=self.ctx.clock,
             )
             state = self.lock.acquire()
         for notice in self.notices:
@@ -236,10 +221,10 @@ def require_setup(state: HostState, env: Environment) -> None:
 
 
 @contextmanager
-def reading(env: Environment, remote_factory: RemoteFactory = SshRemote) -> Iterator[Host]:
+def reading(ctx: Context) -> Iterator[Host]:
     """The env's host for a command that only reads or reports (no lock, no record)."""
-    remote = remote_factory(env)
-    host = Host(remote, env)
+    remote = ctx.remote()
+    host = Host(remote, ctx.env)
     try:
         yield host
     finally:

@@ -3,38 +3,20 @@ artifact, verified again from the store, never rebuilt, through the normal deplo
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from release.artifacts.releasing import Workspace
 from release.artifacts.store import Store
 from release.errors import UsageError
+from release.hosts.context import Context
 from release.hosts.deploy import DeployResult, deploy
 from release.hosts.environments import Environment
-from release.hosts.operation import RemoteFactory, Reporter, reading
-from release.hosts.remote import SshRemote
+from release.hosts.operation import reading
 from release.hosts.status import judge
-from release.progress import Progressable
 
 
-def promote(
-    ws: Workspace,
-    source: Environment,
-    target: Environment,
-    store: Store,
-    *,
-    reporter: Reporter,
-    progress: Progressable,
-    remote_factory: RemoteFactory = SshRemote,
-    wait: float = 0.0,
-    forced: str | None = None,
-    migrate: bool = False,
-    peer: Callable[[str], Environment] | None = None,
-    apply_units: bool = False,
-) -> DeployResult:
-    """Deploy to `target` the SHA `source` serves, if `source` is healthy on a published build."""
-    if source.name == target.name:
+def promote(ctx: Context, source: Environment, store: Store) -> DeployResult:
+    """Deploy to the context's env the SHA `source` serves, if `source` is healthy on a release."""
+    if source.name == ctx.env.name:
         raise UsageError(f"FROM and TO are both {source.name}", hint="promote FROM=staging TO=live")
-    with reading(source, remote_factory) as host:
+    with reading(ctx.on(source)) as host:
         state = host.state({"probe": True})
     healthy, problem = judge(state)
     if not healthy or state.current is None:
@@ -52,19 +34,5 @@ def promote(
             f"{source.name}, then promote",
             env=source.name,
         )
-    reporter.note(f"promoting {release.version} ({state.current[:12]}) from {source.name}")
-    return deploy(
-        ws,
-        target,
-        state.current,
-        store,
-        reporter=reporter,
-        progress=progress,
-        remote_factory=remote_factory,
-        wait=wait,
-        forced=forced,
-        migrate=migrate,
-        promoted_from=source.name,
-        peer=peer,
-        apply_units=apply_units,
-    )
+    ctx.reporter.note(f"promoting {release.version} ({state.current[:12]}) from {source.name}")
+    return deploy(ctx, state.current, store, promoted_from=source.name)

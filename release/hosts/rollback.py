@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from release.agent.contract import explain, unreadable
 from release.agent.deploylog import failed_shas
 from release.agent.protocol import ACTIVATE, FAILED, SUCCEEDED, ActivateRequest
 from release.artifacts.store import ReleaseInfo, resolve
 from release.errors import NotFound, OperationFailed, UsageError
+from release.hosts.context import Context
 from release.hosts.deploy import DeployResult
-from release.hosts.environments import Environment
 from release.hosts.history import last_deployed_first
 from release.hosts.host import HostState
 from release.hosts.notify import tell
-from release.hosts.operation import Operation, RemoteFactory, Reporter
-from release.hosts.remote import SshRemote
+from release.hosts.operation import Operation
 from release.hosts.units import render_units, require_no_drift
 
 
@@ -72,30 +70,20 @@ def require_readable(state: HostState, target: str, forced: str | None) -> None:
         )
 
 
-def rollback(
-    root: Path,
-    env: Environment,
-    to: str | None,
-    reporter: Reporter,
-    remote_factory: RemoteFactory = SshRemote,
-    *,
-    forced: str | None = None,
-    wait: float = 0.0,
-    apply_units: bool = False,
-) -> DeployResult:
+def rollback(ctx: Context, to: str | None) -> DeployResult:
     """Roll `env` back; exits through OperationFailed if the target is not healthy either.
 
-    `forced` (the operator's reason) overrides the check that the target can read the log."""
+    FORCE=1 (the operator's reason) overrides the check that the target can read the log."""
+    env, reporter, forced = ctx.env, ctx.reporter, ctx.options.forced
     if forced is not None and not forced.strip():
         raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
     started = time.monotonic()
-    units = render_units(root, env)
-    with Operation(env, "rollback", reporter, units, remote_factory, wait=wait) as op:
+    with Operation(ctx, "rollback", render_units(ctx.root, env)) as op:
         host = op.connect()
         # Refuse a rollback with nowhere to go before taking the lock: bad input changes nothing
         # (not even the env directory's mtime, which taking the lock would).
         before = host.state({"events": True, "details": True})
-        op.settings = require_no_drift(env, before, apply=apply_units)
+        op.settings = require_no_drift(env, before, apply=ctx.options.apply_units)
         require_readable(before, pick_target(before, to), forced)
         with op.locked(f"rollback{' to ' + to if to else ''}") as state:
             target = pick_target(state, to)

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from release.agent.protocol import RESTART, STOP, SUCCEEDED, UNLOCK
 from release.errors import UsageError
+from release.hosts.context import Context
 from release.hosts.environments import Environment
 from release.hosts.lock import describe, holder_gone
-from release.hosts.operation import Operation, RemoteFactory, Reporter, reading
-from release.hosts.remote import SshRemote
+from release.hosts.operation import Operation, reading
 from release.hosts.units import render_units, require_no_drift
 
 
-def restart(
-    root: Path,
-    env: Environment,
-    reporter: Reporter,
-    remote_factory: RemoteFactory = SshRemote,
-    *,
-    wait: float = 0.0,
-    apply_units: bool = False,
-) -> str:
+def restart(ctx: Context) -> str:
     """Restart the current release and hold it to the health gate."""
-    units = render_units(root, env)
-    with Operation(env, "restart", reporter, units, remote_factory, wait=wait) as op:
+    env = ctx.env
+    with Operation(ctx, "restart", render_units(ctx.root, env)) as op:
         # A changed set-up is refused before the lock: the host stays as it was.
         op.settings = require_no_drift(
-            env, op.connect().state({"details": True}), apply=apply_units
+            env, op.connect().state({"details": True}), apply=ctx.options.apply_units
         )
         return _restart(op, env)
 
@@ -55,10 +45,11 @@ def _restart(op: Operation, env: Environment) -> str:
         return f"{version} ({state.current[:12]})"
 
 
-def stop(env: Environment, reporter: Reporter, remote_factory: RemoteFactory = SshRemote) -> None:
+def stop(ctx: Context) -> None:
     """Stop the service (it stays enabled and starts again at boot or on deploy/restart)."""
+    env = ctx.env
     with (
-        Operation(env, "stop", reporter, remote_factory=remote_factory) as op,
+        Operation(ctx, "stop") as op,
         op.locked("stop", needs_setup=False) as state,
     ):
         op.context.update({"sha": state.current, "version": state.version_of(state.current)})
@@ -67,23 +58,19 @@ def stop(env: Environment, reporter: Reporter, remote_factory: RemoteFactory = S
         op.finish = op.finish_event(SUCCEEDED)
 
 
-def logs(
-    env: Environment,
-    lines: int,
-    follow: bool,
-    remote_factory: RemoteFactory = SshRemote,
-) -> int:
+def logs(ctx: Context, lines: int, follow: bool) -> int:
     """The unit's journal, passed straight through (followed with `follow`); its exit code."""
-    command = f"journalctl -u {env.unit}.service -n {int(lines)} --no-pager -o short-iso" + (
+    command = f"journalctl -u {ctx.env.unit}.service -n {int(lines)} --no-pager -o short-iso" + (
         " -f" if follow else ""
     )
-    with reading(env, remote_factory) as host:
+    with reading(ctx) as host:
         return host.remote.stream(command)
 
 
-def unlock(env: Environment, force: bool, remote_factory: RemoteFactory = SshRemote) -> str:
+def unlock(ctx: Context, force: bool) -> str:
     """Clear the env lock only once its holder is known to be gone (or FORCE=1 is given)."""
-    with reading(env, remote_factory) as host:
+    env = ctx.env
+    with reading(ctx) as host:
         holder = host.state().lock
         if holder is None:
             return f"{env.name} is not locked"

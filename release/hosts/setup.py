@@ -11,9 +11,9 @@ from helionyx.config import ConfigError, load_settings
 from release.agent.protocol import SETUP, SetupRequest
 from release.agent.settings import parse_env
 from release.errors import UsageError
+from release.hosts.context import Context
 from release.hosts.environments import Environment
-from release.hosts.operation import RemoteFactory, reading
-from release.hosts.remote import SshRemote
+from release.hosts.operation import reading
 from release.hosts.units import host_settings, render_units
 
 _PLACEHOLDER = re.compile(r"<[^<>\n]*>")
@@ -69,13 +69,9 @@ def render_config(env: Environment, text: str, source: Path) -> str:
     return rendered + "\n"
 
 
-def setup_host(
-    root: Path,
-    env: Environment,
-    env_file: Path,
-    remote_factory: RemoteFactory = SshRemote,
-) -> list[str]:
+def setup_host(ctx: Context, env_file: Path) -> list[str]:
     """Create user, dirs, config (0600) and unit on the host; returns what changed."""
+    env = ctx.env
     if not env_file.is_file():
         raise UsageError(
             f"no settings file {env_file}",
@@ -91,9 +87,9 @@ def setup_host(
             env=env.name,
         )
     config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
-    units = render_units(root, env)
+    units = render_units(ctx.root, env)
     upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"
-    with reading(env, remote_factory) as host, tempfile.TemporaryDirectory() as tmp:
+    with reading(ctx) as host, tempfile.TemporaryDirectory() as tmp:
         remote = host.remote
         # Secrets travel by SFTP into a file that is 0600 before a byte is written, never on a
         # command line (visible in ps) or in a log.

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from release.artifacts.git import Git
 from release.errors import GitError, ReleaseError
+from release.hosts.context import Context
 from release.hosts.environments import Environment
 from release.hosts.history import last_success_for, release_states
 from release.hosts.host import HostState
 from release.hosts.lock import describe_now
-from release.hosts.operation import RemoteFactory, reading
-from release.hosts.remote import SshRemote
+from release.hosts.operation import reading
 from release.hosts.units import drift, host_settings
 
 
@@ -99,14 +98,10 @@ def status_of(env: Environment, state: HostState, units: dict[str, str] | None =
     )
 
 
-def read_status(
-    env: Environment,
-    remote_factory: RemoteFactory = SshRemote,
-    units: dict[str, str] | None = None,
-) -> Status:
+def read_status(ctx: Context, units: dict[str, str] | None = None) -> Status:
     """Connect and read the status of one environment (with set-up drift, given `units`)."""
-    with reading(env, remote_factory) as host:
-        return status_of(env, host.state({"probe": True, "details": units is not None}), units)
+    with reading(ctx) as host:
+        return status_of(ctx.env, host.state({"probe": True, "details": units is not None}), units)
 
 
 @dataclass(frozen=True)
@@ -129,14 +124,12 @@ class Overview:
         }
 
 
-def read_all(
-    root: Path, envs: list[Environment], remote_factory: RemoteFactory = SshRemote
-) -> list[Overview]:
+def read_all(ctx: Context, envs: list[Environment]) -> list[Overview]:
     """Every env's status, read concurrently (one unreachable host hides none of the others)."""
 
     def one(env: Environment) -> Status | str:
         try:
-            return read_status(env, remote_factory)
+            return read_status(ctx.on(env))
         except ReleaseError as exc:
             return str(exc)
 
@@ -149,7 +142,7 @@ def read_all(
         upstream = found.get(env.requires or "")
         behind = None
         if env.requires and status is not None:
-            behind = _behind(Git(root), status, upstream, env.requires)
+            behind = _behind(Git(ctx.root), status, upstream, env.requires)
         rows.append(Overview(env.name, status, None if status else str(got), behind))
     return rows
 

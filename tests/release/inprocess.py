@@ -28,10 +28,11 @@ from release.agent.serve import handle
 from release.agent.settings import read_env_file
 from release.agent.system import Probe, Ticker
 from release.artifacts.artifact import FileEntry, Manifest, artifact_files, write_manifest
-from release.artifacts.releasing import Workspace
 from release.artifacts.store import DirStore
+from release.clock import Clock, SystemClock
 from release.errors import SessionClosed
 from release.hosts.bundle import AGENT_BUNDLE
+from release.hosts.context import Context, Options
 from release.hosts.deploy import DeployResult, deploy
 from release.hosts.environments import Environment, load
 from release.hosts.promote import promote
@@ -466,39 +467,40 @@ class PretendHost:
         self.known[name] = env
         return env
 
+    def context(
+        self,
+        env: Environment,
+        notes: Notes | None = None,
+        *,
+        clock: Clock | None = None,
+        **options: Any,
+    ) -> Context:
+        """What a host command gets from the CLI, reaching this host in-process."""
+        return Context(
+            root=self.workspace,
+            env=env,
+            reporter=notes or Notes(),
+            remote_factory=self.remote,
+            progress=NoProgress(),
+            clock=clock or SystemClock(),
+            options=Options(**options),
+            environments=self.peer,
+        )
+
     def deploy(
         self, env: Environment, version: str, notes: Notes | None = None, **options: Any
     ) -> DeployResult:
         """`make deploy` through the real operator code and this host's transport."""
-        return deploy(
-            Workspace(self.workspace),
-            env,
-            version,
-            self.store,
-            reporter=notes or Notes(),
-            progress=NoProgress(),
-            remote_factory=self.remote,
-            peer=self.peer,
-            **options,
-        )
+        return deploy(self.context(env, notes, **options), version, self.store)
 
     def promote(self, source: Environment, target: Environment, **options: Any) -> DeployResult:
         """`make promote` through the real operator code and this host's transport."""
-        return promote(
-            Workspace(self.workspace),
-            source,
-            target,
-            self.store,
-            reporter=Notes(),
-            progress=NoProgress(),
-            remote_factory=self.remote,
-            peer=self.peer,
-            **options,
-        )
+        return promote(self.context(target, **options), source, self.store)
 
     def peer(self, name: str) -> Environment:
-        """An env made here, by name (how the staging gate finds the env it requires)."""
-        return self.known[name]
+        """An env of this host by name (how the staging gate and the CLI find envs): the one a
+        test made, or the project's own definition moved under this host's root."""
+        return self.known[name] if name in self.known else self.env(name)
 
     def remote(self, env: Environment) -> InProcessRemote:
         """The remote factory operations take."""
@@ -512,7 +514,7 @@ class PretendHost:
             fill_settings(
                 REPO / f".env.{env.name}.example", settings, {"HELIONYX_API_TOKEN": TOKEN}
             )
-        return setup_host(self.workspace, env, settings, self.remote)
+        return setup_host(self.context(env), settings)
 
     def artifact(
         self,

@@ -11,7 +11,8 @@ import pytest
 from release.agent import checksums
 from release.agent.protocol import MANIFEST
 from release.artifacts.artifact import Artifact, artifact_files
-from release.artifacts.store import DirStore, Outcome, ReleaseInfo, open_store, resolve
+from release.artifacts.store import DirStore, Outcome, ReleaseInfo, resolve
+from release.artifacts.stores import open_store
 from release.errors import AlreadyPublished, NotFound, UsageError
 from tests.release.artifacts.github_standin import serving
 from tests.release.artifacts.githubkit import COMMIT, TOKEN, tiny_artifact

@@ -295,7 +295,7 @@ def test_rollback_goes_to_the_previous_good_release(host: PretendHost, dev: Envi
     first, _ = host.artifact("0.1.0"), host.artifact("0.2.0")
     host.deploy(dev, "0.1.0")
     host.deploy(dev, "0.2.0")
-    done = rollback(host.workspace, dev, None, Notes(), host.remote)
+    done = rollback(host.context(dev, Notes()), None)
     assert (done.outcome, done.sha) == (SUCCEEDED, first)
     assert host.current(dev) == first
     assert host.system.services[dev.unit].serving == ("0.1.0", first)
@@ -308,7 +308,7 @@ def test_rollback_skips_a_release_that_failed(host: PretendHost, dev: Environmen
     with pytest.raises(OperationFailed):
         host.deploy(dev, "0.2.0")
     host.deploy(dev, "0.3.0")
-    done = rollback(host.workspace, dev, None, Notes(), host.remote)
+    done = rollback(host.context(dev, Notes()), None)
     assert done.sha == first, "0.2.0 failed its gate: never a rollback target"
     assert third in host.releases(dev)
 
@@ -323,7 +323,7 @@ def test_rollback_to_a_named_version_tag_or_sha_prefix(
     for version in ("0.1.0", "0.2.0", "0.3.0"):
         host.deploy(dev, version)
     assert first.startswith("0100100")
-    assert rollback(host.workspace, dev, ref, Notes(), host.remote).sha == first
+    assert rollback(host.context(dev, Notes()), ref).sha == first
 
 
 def test_rollback_with_nowhere_to_go_changes_nothing(host: PretendHost, dev: Environment) -> None:
@@ -331,9 +331,9 @@ def test_rollback_with_nowhere_to_go_changes_nothing(host: PretendHost, dev: Env
     host.deploy(dev, "0.1.0")
     log = host.log(dev)
     with pytest.raises(UsageError, match="no previous good release"):
-        rollback(host.workspace, dev, None, Notes(), host.remote)
+        rollback(host.context(dev, Notes()), None)
     with pytest.raises(UsageError, match="no single release"):
-        rollback(host.workspace, dev, "7.7.7", Notes(), host.remote)
+        rollback(host.context(dev, Notes()), "7.7.7")
     assert host.log(dev) == log, "not even a record"
 
 
@@ -345,7 +345,7 @@ def test_a_rollback_target_that_cannot_start_restores_the_running_release(
     host.deploy(dev, "0.2.0")
     host.system.broken.add(first)
     with pytest.raises(OperationFailed, match=f"restored {second[:12]}"):
-        rollback(host.workspace, dev, None, Notes(), host.remote)
+        rollback(host.context(dev, Notes()), None)
     assert host.current(dev) == second
     assert host.system.services[dev.unit].serving == ("0.2.0", second)
 
@@ -376,8 +376,8 @@ def test_a_failed_release_goes_before_older_good_ones(host: PretendHost) -> None
 def test_restart_and_stop_are_recorded(host: PretendHost, dev: Environment) -> None:
     host.artifact("0.1.0")
     host.deploy(dev, "0.1.0")
-    assert restart(host.workspace, dev, Notes(), host.remote).startswith("0.1.0")
-    stop(dev, Notes(), host.remote)
+    assert restart(host.context(dev, Notes())).startswith("0.1.0")
+    stop(host.context(dev, Notes()))
     assert host.system.unit_state(dev.unit)["ActiveState"] == "inactive"
     actions = [(r["action"], r["outcome"]) for r in finishes(host, dev)]
     assert actions[-2:] == [("restart", SUCCEEDED), ("stop", SUCCEEDED)]
@@ -386,11 +386,11 @@ def test_restart_and_stop_are_recorded(host: PretendHost, dev: Environment) -> N
 def test_status_tells_the_truth_after_a_stop(host: PretendHost, dev: Environment) -> None:
     sha = host.artifact("0.1.0")
     host.deploy(dev, "0.1.0")
-    healthy = read_status(dev, host.remote)
+    healthy = read_status(host.context(dev))
     assert (healthy.healthy, healthy.sha, healthy.version) == (True, sha, "0.1.0")
     assert healthy.deployed_by is not None
-    stop(dev, Notes(), host.remote)
-    stopped = read_status(dev, host.remote)
+    stop(host.context(dev, Notes()))
+    stopped = read_status(host.context(dev))
     assert not stopped.healthy and "inactive" in str(stopped.problem)
 
 
@@ -405,7 +405,7 @@ def test_unlock_refuses_a_holder_that_still_runs(host: PretendHost, dev: Environ
         '"command": "deploy", "started_at": "now", "token": "t"}'
     )
     with pytest.raises(UsageError, match="still running"):
-        unlock(dev, False, host.remote)
+        unlock(host.context(dev), False)
     assert lock.is_dir()
 
 
@@ -423,7 +423,7 @@ def test_rollback_to_a_release_that_cannot_read_the_log_is_refused(
     host.write_events(dev, ("NoteCaptured", 1), ("NoteCaptured", 2))
     log = host.log(dev)
     with pytest.raises(UsageError) as refused:
-        rollback(host.workspace, dev, None, Notes(), host.remote)
+        rollback(host.context(dev, Notes()), None)
     assert str(refused.value).startswith(
         "0.1.0 (010010010010) cannot read the event log: it holds NoteCaptured events of schema "
         "version 2 (the first at 2026-12-01T10:00:01Z), and it reads up to version 1"
@@ -441,8 +441,8 @@ def test_a_forced_rollback_needs_a_reason_and_records_it(
     host.deploy(dev, "0.2.0")
     host.write_events(dev, ("NoteCaptured", 2))
     with pytest.raises(UsageError, match="needs a reason"):
-        rollback(host.workspace, dev, None, Notes(), host.remote, forced=" ")
-    done = rollback(host.workspace, dev, None, Notes(), host.remote, forced="v0.2.0 corrupts notes")
+        rollback(host.context(dev, Notes(), forced=" "), None)
+    done = rollback(host.context(dev, Notes(), forced="v0.2.0 corrupts notes"), None)
     assert done.sha == first
     last = finishes(host, dev)[-1]
     assert (last["action"], last["forced"]) == ("rollback", "v0.2.0 corrupts notes")
@@ -454,7 +454,7 @@ def test_a_log_the_target_can_read_rolls_back_as_ever(host: PretendHost, dev: En
     host.deploy(dev, "0.1.0")
     host.deploy(dev, "0.2.0")
     host.write_events(dev, ("NoteCaptured", 2))
-    assert rollback(host.workspace, dev, None, Notes(), host.remote).sha == first
+    assert rollback(host.context(dev, Notes()), None).sha == first
 
 
 def test_no_automatic_rollback_to_a_release_that_cannot_read_the_log(
@@ -543,7 +543,7 @@ def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
     host.deploy(envs[1], "0.1.0")
     host.deploy(envs[2], "0.1.0")
     host.deploy(envs[1], "0.2.0")
-    rows = {row.env: row for row in read_all(host.workspace, envs, host.remote)}
+    rows = {row.env: row for row in read_all(host.context(envs[0]), envs)}
     dev = rows["dev"].status
     assert dev is not None and not dev.healthy and dev.problem == "nothing is deployed"
     assert rows["staging"].status is not None and rows["staging"].status.sha == second
@@ -551,7 +551,7 @@ def test_status_of_every_env_on_one_screen(host: PretendHost) -> None:
     assert rows["live"].behind == "differs from staging", "no repository here to count commits"
     assert rows["staging"].behind is None, "staging is promoted from nothing"
     host.deploy(envs[2], "0.2.0")
-    again = {row.env: row for row in read_all(host.workspace, envs, host.remote)}
+    again = {row.env: row for row in read_all(host.context(envs[0]), envs)}
     assert again["live"].behind == "same as staging"
 
 
@@ -714,17 +714,17 @@ def test_status_names_a_set_up_that_differs_from_this_checkout(host: PretendHost
     host.set_up(exposed)
     plain = host.env("staging")
     as_set_up = render_units(host.workspace, exposed)
-    assert read_status(exposed, host.remote, as_set_up).drift == []
+    assert read_status(host.context(exposed), as_set_up).drift == []
     units = render_units(host.workspace, plain)
-    assert read_status(plain, host.remote, units).drift == [
+    assert read_status(host.context(plain), units).drift == [
         "listen: 0.0.0.0:8001 -> 127.0.0.1:8001"
     ]
     # A host set up before settings were recorded is judged by its socket unit's address.
     (Path(exposed.base_dir) / HOST_SETTINGS).unlink()
-    assert read_status(plain, host.remote, units).drift == [
+    assert read_status(host.context(plain), units).drift == [
         "listen: 0.0.0.0:8001 -> 127.0.0.1:8001"
     ]
-    assert read_status(exposed, host.remote, as_set_up).drift == []
+    assert read_status(host.context(exposed), as_set_up).drift == []
 
 
 NOTIFY_TOKEN = "4242:notify-test-token"
@@ -742,7 +742,7 @@ def test_a_deploy_and_a_rollback_are_announced_in_the_envs_chat(
         monkeypatch.setenv("DEPLOY_OPERATOR", "ops@laptop")
         host.deploy(env, "0.1.0")
         host.deploy(env, "0.2.0")
-        rollback(host.workspace, env, None, Notes(), host.remote)
+        rollback(host.context(env, Notes()), None)
         sent = telegram.replies_to(-100777)
     assert [re.sub(r", [\d.]+ s$", "", text) for text in sent] == [
         f"helionyx staging: deploy of 0.1.0 ({first[:12]}) succeeded, by ops@laptop",

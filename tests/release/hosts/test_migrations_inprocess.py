@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 
 from release.agent.protocol import FINISH, FORCED_READ, DataContract
-from release.artifacts.releasing import Workspace
 from release.errors import OperationFailed, UsageError
 from release.hosts.deploy import preview
 from release.hosts.environments import Environment
 from release.hosts.lock import operator
 from release.hosts.rollback import rollback
-from release.progress import NoProgress
 from tests.release.conftest import tree_listing
 from tests.release.inprocess import Notes, PretendHost, pretend_host
 
@@ -92,7 +90,7 @@ def test_rolling_back_needs_no_migration_its_read_model_is_still_there(
     host.deploy(dev, "0.9.0")
     host.deploy(dev, "2.0.0", migrate=True)
     ran = len(host.system.ran)
-    assert rollback(host.workspace, dev, None, Notes(), host.remote).sha == first
+    assert rollback(host.context(dev, Notes()), None).sha == first
     assert not any("rebuild-projections" in a for a in host.system.ran[ran:]), "no rebuild"
 
 
@@ -103,7 +101,7 @@ def test_going_forward_again_reuses_the_read_model_on_disk(
     host.deploy(dev, "2.0.0", migrate=True)
     v2 = Path(dev.data_dir) / "projections" / "projections.v2.db"
     built = v2.stat()
-    rollback(host.workspace, dev, None, Notes(), host.remote)
+    rollback(host.context(dev, Notes()), None)
     assert v2.stat().st_ino == built.st_ino, "a rollback leaves 2.0.0's read model alone"
     # Forward again without MIGRATE: 2.0.0's read model is there and catches up when it starts.
     again = host.deploy(dev, "2.0.0")
@@ -141,14 +139,7 @@ def test_the_plan_says_what_a_migrating_deploy_would_do(
     host.deploy(dev, "0.9.0")
     host.write_events(dev, ("NoteCaptured", 1), ("NoteCaptured", 1))
     before = tree_listing(Path(dev.base_dir), Path(dev.data_dir))
-    plan = preview(
-        Workspace(host.workspace),
-        dev,
-        "2.0.0",
-        host.store,
-        progress=NoProgress(),
-        remote_factory=host.remote,
-    ).to_dict()
+    plan = preview(host.context(dev), "2.0.0", host.store).to_dict()
     assert plan["current_sha"] == first and plan["target_sha"].startswith("200")
     assert plan["projections_rebuild"] is True and plan["events_in_log"] == 2
     assert plan["lock_changed"] is True
@@ -162,14 +153,7 @@ def test_the_plan_says_when_rolling_back_would_not_be_safe(
     host: PretendHost, dev: Environment
 ) -> None:
     host.deploy(dev, "2.0.0")
-    plan = preview(
-        Workspace(host.workspace),
-        dev,
-        "3.0.0",
-        host.store,
-        progress=NoProgress(),
-        remote_factory=host.remote,
-    ).to_dict()
+    plan = preview(host.context(dev), "3.0.0", host.store).to_dict()
     assert plan["projections_rebuild"] is False, "same schema"
     assert plan["event_schema_changes"] == ["NoteCaptured: writes version 1 -> 2"]
     assert plan["rollback_safe"] is False
@@ -185,8 +169,8 @@ def forced_onto_newer_events(host: PretendHost, dev: Environment) -> str:
     host.deploy(dev, "3.0.0")
     host.write_events(dev, ("NoteCaptured", 1), ("NoteCaptured", 2))
     with pytest.raises(UsageError, match="cannot read the event log"):
-        rollback(host.workspace, dev, None, Notes(), host.remote)
-    done = rollback(host.workspace, dev, None, Notes(), host.remote, forced="3.0.0 loses todos")
+        rollback(host.context(dev, Notes()), None)
+    done = rollback(host.context(dev, Notes(), forced="3.0.0 loses todos"), None)
     assert done.outcome == "succeeded" and host.current(dev) == two
     return two
 
@@ -231,6 +215,6 @@ def test_a_failed_rollback_away_from_the_forced_release_goes_back_to_it(
     three = ("300" * 40)[:40]  # the pretend host's commit of 3.0.0
     host.system.broken.add(three)
     with pytest.raises(OperationFailed, match="not healthy"):
-        rollback(host.workspace, dev, "3.0.0", Notes(), host.remote)
+        rollback(host.context(dev, Notes()), "3.0.0")
     assert host.current(dev) == two
     assert host.system.services[dev.unit].serving == ("2.0.0", two), "serving again"
