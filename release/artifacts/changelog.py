@@ -38,7 +38,15 @@ def section(text: str, name: str) -> str | None:
 
 def release_notes(path: Path, version: Version) -> str:
     """The CHANGELOG section for `version`, or raise when it has none."""
-    notes = section(path.read_text(encoding="utf-8"), str(version))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChangelogError(
+            f"cannot read the release notes of {version} in {path}: "
+            f"{getattr(exc, 'strerror', None) or exc}",
+            hint="publish from the repository the release was cut in",
+        ) from None
+    notes = section(text, str(version))
     if notes is None:
         raise ChangelogError(
             f"{path.name} has no section for {version}",
