@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from release.errors import UsageError
+from release.hosts.envcheck import check
 
 ENV_DIR = Path("deployment") / "environments"
 
@@ -54,19 +55,23 @@ def available(root: Path) -> list[str]:
 
 
 def load(root: Path, name: str, environ: Mapping[str, str] | None = None) -> Environment:
-    """Read one environment and apply DEPLOY_* overrides from `environ`."""
+    """Read one environment, checked strictly, and apply DEPLOY_* overrides from `environ`."""
     environ = os.environ if environ is None else environ
     path = root / ENV_DIR / f"{name}.toml"
     if not name or not path.is_file():
         known = ", ".join(available(root)) or "none"
         raise UsageError(f"unknown environment {name!r}", hint=f"use ENV= one of: {known}")
+    shown = path.relative_to(root) if path.is_relative_to(root) else path
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        env = Environment(**{f.name: data[f.name] for f in fields(Environment) if f.name in data})
-    except (tomllib.TOMLDecodeError, TypeError) as exc:
-        raise UsageError(f"{path} is not a valid environment definition: {exc}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{shown} is not a valid environment definition: {exc}") from None
+    env = Environment(**check(data, shown, available(root)))
     if env.name != name:
-        raise UsageError(f"{path} defines environment {env.name!r}, not {name!r}")
+        raise UsageError(
+            f"{shown}: name = {env.name!r}, but the file defines {name!r}",
+            hint=f'set name = "{name}" (an env is named by its file)',
+        )
     overrides: dict[str, object] = {}
     for variable, field_name in (
         ("DEPLOY_HOST", "host"),
@@ -79,7 +84,7 @@ def load(root: Path, name: str, environ: Mapping[str, str] | None = None) -> Env
             overrides[field_name] = environ[variable]
     if environ.get("DEPLOY_SSH_PORT"):
         port = environ["DEPLOY_SSH_PORT"]
-        if not port.isdigit():
-            raise UsageError(f"DEPLOY_SSH_PORT={port!r} is not a port number")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"DEPLOY_SSH_PORT={port!r} is not a port number (1-65535)")
         overrides["ssh_port"] = int(port)
     return replace(env, **overrides)  # type: ignore[arg-type]
