@@ -50,6 +50,20 @@ def finishes(log: Iterable[LogRecord]) -> list[LogRecord]:
     return [r for r in log if r.get("step") == FINISH]
 
 
+def went_live(record: LogRecord) -> bool:
+    """A closing record of an operation that put its release live and healthy."""
+    return (
+        record.get("step") == FINISH
+        and record.get("action") in GOING_LIVE
+        and record.get("outcome") == SUCCEEDED
+    )
+
+
+def failed(record: LogRecord) -> bool:
+    """A closing record of an operation whose release failed (or was rolled back)."""
+    return record.get("step") == FINISH and record.get("outcome") in (FAILED, ROLLED_BACK)
+
+
 def failed_shas(log: Iterable[LogRecord]) -> set[str]:
     """Releases whose latest deploy, rollback or restart failed (and were not healthy since)."""
     latest: dict[str, str] = {}
@@ -77,10 +91,8 @@ def last_switched_in(log: Iterable[LogRecord], sha: str | None) -> LogRecord | N
     for record in reversed(list(log)):
         if record.get("sha") != sha:
             continue
-        step, outcome = record.get("step"), record.get("outcome")
-        if step == FINISH and record.get("action") in GOING_LIVE:
-            if outcome == SUCCEEDED:
-                return record
-        elif step == SWITCH and outcome == STEP_OK:
+        if went_live(record):
+            return record
+        if record.get("step") == SWITCH and record.get("outcome") == STEP_OK:
             return record
     return None

@@ -5,15 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from release.agent.protocol import (
-    FAILED,
-    FINISH,
-    GOING_LIVE,
-    ROLLED_BACK,
-    STATE,
-    SUCCEEDED,
-    LogRecord,
-)
+from release.agent import deploylog
+from release.agent.protocol import STATE, LogRecord
 from release.errors import UsageError
 from release.hosts.host import HostState, target_of
 from release.hosts.operation import Operation, reading
@@ -26,27 +19,19 @@ def _at(record: LogRecord) -> float:
 def refusal(required: HostState, sha: str, *, where: str, soak: float, now: float) -> str | None:
     """Why `sha` may not go on from env `where` (as `required` shows it), or None if it may."""
     short, current = sha[:12], required.current
-    finishes = [r for r in required.log if r.get("step") == FINISH]
-    good = [
-        i
-        for i, r in enumerate(finishes)
-        if r.get("sha") == sha and r.get("action") in GOING_LIVE and r.get("outcome") == SUCCEEDED
-    ]
+    finishes = deploylog.finishes(required.log)
+    good = [i for i, r in enumerate(finishes) if r.get("sha") == sha and deploylog.went_live(r)]
     start = good[-1] if good else -1
     # Its last failure there since it last went live (or at all): a deploy rolled back by its
     # gate or its watch never went live successfully, and that is what to say.
     for record in reversed(finishes[start + 1 :]):
-        if record.get("sha") == sha and record.get("outcome") in (FAILED, ROLLED_BACK):
+        if record.get("sha") == sha and deploylog.failed(record):
             return f"{short} failed on {where} at {record.get('ended_at')}"
     if not good:
         return f"{short} was never deployed to {where} successfully"
     since = _at(finishes[start])
     # It served from its switch until the next release went live there (or until now).
-    later = [
-        r
-        for r in finishes[start + 1 :]
-        if r.get("sha") != sha and r.get("action") in GOING_LIVE and r.get("outcome") == SUCCEEDED
-    ]
+    later = [r for r in finishes[start + 1 :] if r.get("sha") != sha and deploylog.went_live(r)]
     until = _at(later[0]) if later and current != sha else now
     served = max(0.0, until - since)
     if served < soak:

@@ -11,17 +11,18 @@ import secrets
 import subprocess
 import sys
 from collections import deque
+from dataclasses import fields
 from pathlib import Path
-from typing import cast
+from typing import cast, get_type_hints
 
 import pytest
 
 import release.agent
-from release.agent.protocol import INSTALL, PREPARE, STATE, UNLOCK, Progress
+from release.agent.protocol import INSTALL, PREPARE, STATE, UNLOCK, Progress, StateAnswer
 from release.errors import ConnectionFailed, RequestNotSent
 from release.hosts.bundle import BOOTSTRAP, agent_bundle, sources
 from release.hosts.environments import load
-from release.hosts.host import Host
+from release.hosts.host import Host, HostState
 from release.hosts.remote import Result
 
 REPO = Path(__file__).resolve().parents[3]
@@ -200,3 +201,20 @@ def test_an_agent_far_larger_than_one_argument_may_be_still_starts() -> None:
     assert started.returncode == 0, started.stderr
     hello = json.loads(started.stdout.splitlines()[0])
     assert hello["ok"] and isinstance(hello["result"]["agent"], int)
+
+
+def test_host_state_holds_exactly_what_the_state_answer_carries() -> None:
+    answer = set(get_type_hints(StateAnswer))
+    assert {f.name for f in fields(HostState)} == answer
+
+
+def test_host_state_takes_every_field_of_an_answer_by_name(tmp_path: Path) -> None:
+    from tests.release.agent.agentkit import ask, target  # noqa: PLC0415
+    from tests.release.inprocess import FakeSystem  # noqa: PLC0415
+
+    system = FakeSystem(tmp_path)
+    raw = ask(system, STATE({"details": True, "count_events": True}), target(tmp_path))
+    state = HostState.of(raw)
+    for name in set(get_type_hints(StateAnswer)) - {"releases"}:
+        if name in raw:
+            assert getattr(state, name) == raw[name], name  # type: ignore[literal-required]
