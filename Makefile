@@ -39,12 +39,12 @@ test: $(STAMP) ## run the test suite (creates .venv first)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## only the tests that need no test node, git or network
-	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+test-unit: $(STAMP) ## every test that needs neither root nor the test node (4 workers)
+	$(PY) -m pytest -m "not root and not node" -n 4 $(PYTEST_ARGS)
 
 .PHONY: test-e2e
-test-e2e: $(STAMP) ## only the end-to-end tests (real processes, git, pip, the test node; root)
-	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+test-e2e: $(STAMP) ## only the tests that need root or the test node
+	$(PY) -m pytest -m "root or node" $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check + ruff format --check

@@ -53,7 +53,8 @@ _NAME = re.compile(r"^\s*(\S+?)\.x[_ǁ].*?__mutmut_\d+: (.+)$")
 def settings() -> str:
     """mutmut's [tool.mutmut] table for the copy."""
     top = sorted({path.split("/", 1)[0] for path in tracked()} - {"tests", "pyproject.toml"})
-    args = ["-p", "no:cacheprovider", "-q", "-m", "not e2e", "-k", DESELECTED]
+    fast = "not (process or build or root or node)"
+    args = ["-p", "no:cacheprovider", "-q", "-m", fast, "-k", DESELECTED]
     return (
         "\n[tool.mutmut]\n"
         f"source_paths = {list(MODULES)!r}\n"

@@ -75,7 +75,7 @@ def test_the_guide_walks_setup_release_deploy_operate_and_rollback() -> None:
         assert word in targets, f"the guide calls make {word}, which does not exist"
 
 
-@pytest.mark.e2e
+@pytest.mark.node
 def test_the_deployment_guide_happy_path_runs_as_written(tmp_path: Path) -> None:
     clone = tmp_path / "operator"
     snapshot_work_tree(REPO, clone, "the operator's checkout")

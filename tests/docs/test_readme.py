@@ -31,7 +31,7 @@ def test_the_quick_start_names_the_demo_and_the_tests_first() -> None:
             assert command.split()[1] in targets
 
 
-@pytest.mark.e2e
+@pytest.mark.node
 def test_the_readme_main_command_runs_the_whole_pipeline_on_a_throwaway_node(
     tmp_path: Path,
 ) -> None:

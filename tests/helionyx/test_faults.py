@@ -28,7 +28,7 @@ from tests.helionyx.servicekit import (
     service_env,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.root
 
 
 def logged_texts(events: Path) -> list[str]:

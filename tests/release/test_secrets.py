@@ -11,7 +11,7 @@ from tests.release.artifacts import github_standin
 from tests.release.conftest import REPO, Result
 from tests.release.deploykit import NodeHandle, Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 # Recognisable values: each must appear only in the two 0600 settings files that hold it.
 PLANTED = {

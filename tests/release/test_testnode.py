@@ -9,7 +9,7 @@ import pytest
 from tests.release.conftest import REPO
 from tests.release.deploykit import NodeHandle, harness
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 
 def test_up_is_idempotent_and_env_exports_the_settings(node: NodeHandle) -> None:

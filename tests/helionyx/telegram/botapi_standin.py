@@ -231,5 +231,6 @@ def serving(token: str) -> Iterator[BotApiStandIn]:
     try:
         yield standin
     finally:
-        server.should_exit = True
+        # A long poll still held open is not worth waiting for once the test is over.
+        server.should_exit = server.force_exit = True
         thread.join(timeout=10)

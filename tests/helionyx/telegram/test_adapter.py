@@ -36,7 +36,7 @@ def botapi() -> Iterator[BotApiStandIn]:
         yield standin
 
 
-@pytest.mark.e2e
+@pytest.mark.process
 def test_the_allowed_chat_gets_replies_and_other_chats_get_nothing(
     tmp_path: Path, botapi: BotApiStandIn
 ) -> None:
@@ -57,7 +57,7 @@ def test_the_allowed_chat_gets_replies_and_other_chats_get_nothing(
     assert BOT_TOKEN not in log
 
 
-@pytest.mark.e2e
+@pytest.mark.process
 def test_without_a_token_the_adapter_is_off_and_says_so(tmp_path: Path) -> None:
     with running_service(service_env(tmp_path, free_port()), tmp_path / "log", tmp_path) as service:
         assert service.stop() == 0
@@ -288,7 +288,7 @@ def telegram_env(tmp_path: Path, botapi: BotApiStandIn) -> dict[str, str]:
     )
 
 
-@pytest.mark.e2e
+@pytest.mark.process
 def test_failed_replies_never_store_a_message_twice(tmp_path: Path, botapi: BotApiStandIn) -> None:
     botapi.fail_sending(429, "Too Many Requests: retry after 1", 1)
     botapi.fail_sending(500, "Internal Server Error")
@@ -312,7 +312,7 @@ def test_failed_replies_never_store_a_message_twice(tmp_path: Path, botapi: BotA
     assert letter["update_id"] == 2 and "blocked by the user" in str(letter["reason"])
 
 
-@pytest.mark.e2e
+@pytest.mark.process
 def test_poison_messages_do_not_wedge_the_chat(tmp_path: Path, botapi: BotApiStandIn) -> None:
     with running_service(telegram_env(tmp_path, botapi), tmp_path / "log", tmp_path) as service:
         with service.client() as client:

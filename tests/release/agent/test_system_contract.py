@@ -183,7 +183,7 @@ def test_the_fake_machine_answers_the_agents_systemd_questions_as_systemd(
     assert questions(Fake(FakeSystem(tmp_path))) == SYSTEMD
 
 
-@pytest.mark.e2e
+@pytest.mark.node
 def test_the_node_answers_the_agents_systemd_questions_as_the_fake_expects(node: Any) -> None:
     assert questions(Node(node)) == SYSTEMD
 

@@ -13,7 +13,7 @@ from release.agent.protocol import MANIFEST, SUMS
 from release.artifacts.artifact import Manifest, read_sums, verify
 from tests.release.conftest import Released, git, release_cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.build
 
 
 def test_make_release_commits_tags_and_builds_the_artifact(released: Released) -> None:

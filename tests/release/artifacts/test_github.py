@@ -20,7 +20,7 @@ from release.progress import NoProgress
 from tests.release.artifacts.github_standin import Fault, GitHubStandIn, serving
 from tests.release.conftest import Released, release_cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.build
 TOKEN = "ghs_0123456789secretTOKEN"
 
 

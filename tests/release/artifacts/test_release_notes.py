@@ -8,7 +8,7 @@ import pytest
 
 from tests.release.conftest import git, make_project_repo, release_cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.build
 
 
 def test_a_changed_data_contract_without_notes_is_not_tagged(tmp_path: Path) -> None:

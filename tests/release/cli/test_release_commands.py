@@ -13,7 +13,7 @@ from release.agent.protocol import MANIFEST
 from release.artifacts.artifact import Manifest, write_manifest
 from tests.release.conftest import REPO, Released, git, release_cli, tree_listing
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.build
 
 
 def snapshot(repo: Path) -> tuple[object, ...]:

@@ -19,7 +19,7 @@ from tests.release.deploykit import (
     setup_env,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 
 def test_a_backup_of_live_under_load_restores_into_staging_up_to_its_position(

@@ -25,7 +25,7 @@ from tests.release.deploykit import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 ENV = "staging"
 PROJECTIONS = "src/helionyx/domain/projections.py"

@@ -21,7 +21,7 @@ from tests.release.deploykit import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 
 def test_a_deploy_serves_the_release_built_offline_with_bytecode(

@@ -19,7 +19,7 @@ from tests.release.deploykit import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 
 @pytest.mark.parametrize("moment", ["upload", "build", "go live"])

@@ -24,7 +24,7 @@ from tests.release.deploykit import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 RELEASES = "/opt/helionyx/{env}/releases"
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.release.deploykit import NodeHandle, Project, deploy, setup_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 #: `systemd-analyze security`: 0 is fully locked down, 10 fully exposed; ≤ 2.0 is rated "OK".
 EXPOSURE_LIMIT = 2.0

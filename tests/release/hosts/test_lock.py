@@ -8,7 +8,7 @@ import pytest
 
 from tests.release.deploykit import NodeHandle, Project, deploy, deploy_in_background, setup_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 
 def test_unlock_refuses_a_live_holder_and_clears_a_dead_one(

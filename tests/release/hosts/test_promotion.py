@@ -23,7 +23,7 @@ from tests.release.deploykit import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 SOAK = 4
 

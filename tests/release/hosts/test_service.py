@@ -8,7 +8,7 @@ import pytest
 
 from tests.release.deploykit import NodeHandle, Project, deploy, setup_env, status_json
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 
 def test_status_restart_stop_and_logs(project: Project, node: NodeHandle) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.release.deploykit import IngestLoad, NodeHandle, Project, event_ids, ingest_url
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 
 def test_a_release_under_saturating_writes_passes_its_watch(

@@ -7,7 +7,7 @@ import pytest
 from benchmarks.loadgen import Load, Phase
 from tests.release.deploykit import TOKEN, NodeHandle, Project, deploy, setup_env, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 
 def test_no_request_fails_during_deploy_rollback_and_restart(
