@@ -14,6 +14,7 @@ from release.agent.protocol import (
     BackupAnswer,
     BackupEntry,
     RestoreAnswer,
+    RestoreRequest,
 )
 from release.errors import UsageError
 from release.hosts.context import Context
@@ -53,8 +54,8 @@ def take(ctx: Context, pull_to: Path | None = None) -> TakenBackup:
         Operation(ctx, "backup") as op,
         op.locked("backup"),
     ):
-        with op.timed("backup", "events to a position, projections, deploy log"):
-            done = op.call("backup", BACKUP({"keep_backups": env.keep_backups}))
+        what = "events to a position, projections, deploy log"
+        done = op.step("backup", BACKUP({"keep_backups": env.keep_backups}), what)
         op.context.update({"backup": done["id"], "event_count": done["event_count"]})
         pulled = None
         if pull_to is not None:
@@ -110,17 +111,12 @@ def restore(ctx: Context, source: Environment, backup_id: str) -> RestoreAnswer:
                     "version": state.version_of(state.current),
                 }
             )
-            with op.timed("restore", f"{source.name}/{backup_id} -> {env.name}"):
-                done = op.call(
-                    "restore",
-                    RESTORE(
-                        {
-                            "backup_id": backup_id,
-                            "source_env": source.name,
-                            "source_config_file": source.config_file,
-                            "timeout": env.health_timeout,
-                        }
-                    ),
-                )
+            request: RestoreRequest = {
+                "backup_id": backup_id,
+                "source_env": source.name,
+                "source_config_file": source.config_file,
+                "timeout": env.health_timeout,
+            }
+            done = op.step("restore", RESTORE(request), f"{source.name}/{backup_id} -> {env.name}")
             op.settle("restore", done)
             return done

@@ -26,6 +26,7 @@ from release.agent.protocol import (
     ROLLED_BACK,
     SUCCEEDED,
     GoLiveAnswer,
+    InstallRequest,
     MigrateRequest,
     StateRequest,
 )
@@ -198,8 +199,7 @@ def _install_and_go_live(
 ) -> GoLiveAnswer:
     assert op.host is not None
     sha, version, env = artifact.commit, artifact.version, op.env
-    with op.timed("prepare"):
-        prepared = op.call("prepare", PREPARE({"sha": sha}))
+    prepared = op.step("prepare", PREPARE({"sha": sha}))
     if prepared["removed"]:
         op.reporter.note(
             f"removed leftovers of an interrupted deploy: {', '.join(prepared['removed'])}"
@@ -219,18 +219,13 @@ def _install_and_go_live(
             bundle = Path(tmp) / "artifact.tar"
             _bundle(artifact, bundle, skip=set(reuse))
             op.host.remote.put(bundle, archive)
-        with op.timed("build", "checksums, venv offline, smoke check"):
-            built = op.call(
-                "build",
-                INSTALL(
-                    {
-                        "sha": sha,
-                        "archive": archive,
-                        "donor": prepared["donor"] if reuse else None,
-                        "reuse": reuse,
-                    }
-                ),
-            )
+        install: InstallRequest = {
+            "sha": sha,
+            "archive": archive,
+            "donor": prepared["donor"] if reuse else None,
+            "reuse": reuse,
+        }
+        built = op.step("build", INSTALL(install), "checksums, venv offline, smoke check")
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
         op.reporter.note(f"build: {timings}")
     if rebuild:
@@ -238,11 +233,11 @@ def _install_and_go_live(
             "read model: building it from the event log beside the one in use "
             "(the current release serves meanwhile)"
         )
-        with op.timed("read model", "built from the event log beside the one in use"):
-            migrating: MigrateRequest = {"sha": sha}
-            if estimate:
-                migrating["estimate"] = round(estimate, 1)
-            model = op.call("read model", MIGRATE(migrating))
+        migrating: MigrateRequest = {"sha": sha}
+        if estimate:
+            migrating["estimate"] = round(estimate, 1)
+        beside = "built from the event log beside the one in use"
+        model = op.step("read model", MIGRATE(migrating), beside)
         op.reporter.note(f"read model: {model['output']} in {model['seconds']:.2f} s")
     previous = state.current if state.current != sha else state.previous
     back_to = state.current if state.current in state.releases else None
@@ -301,8 +296,8 @@ def _cut_watch(op: Operation) -> None:
 
 def _prune_and_report(op: Operation, sha: str) -> None:
     """Retention on the host (which decides what goes: `release.agent.prune`)."""
-    with op.timed("prune", f"keep {op.env.keep_releases}"):
-        pruned = op.call("prune", PRUNE({"keep": op.env.keep_releases, "protect": [sha]}))
+    keep = op.env.keep_releases
+    pruned = op.step("prune", PRUNE({"keep": keep, "protect": [sha]}), f"keep {keep}")
     if pruned["removed"]:
         names = ", ".join(p[:12] for p in pruned["removed"])
         op.reporter.note(f"pruned {len(pruned['removed'])} old release(s): {names}")

@@ -149,6 +149,13 @@ class Operation:
             self.reporter.note(str(change))
         return result
 
+    def step(
+        self, name: str, request: Request[Ans], detail: str = "", *, recorded_as: str = ""
+    ) -> Ans:
+        """One timed agent call, reported as `name` and recorded as `recorded_as` (or `name`)."""
+        with self.timed(name, detail):
+            return self.call(recorded_as or name, request)
+
     @contextmanager
     def timed(self, name: str, detail: str = "") -> Iterator[None]:
         """Report a step with its duration when it completes."""

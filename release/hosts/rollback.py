@@ -103,8 +103,8 @@ def rollback(ctx: Context, to: str | None) -> DeployResult:
             }
             if forced:
                 request["forced"] = forced
-            with op.timed("switch + restart", f"current -> releases/{target[:12]}, health gate"):
-                gate = op.call("activate", ACTIVATE(request))
+            switch = f"current -> releases/{target[:12]}, health gate"
+            gate = op.step("switch + restart", ACTIVATE(request), switch, recorded_as="activate")
             if gate["healthy"]:
                 op.finish = op.finish_event(SUCCEEDED)
                 told = f"{version} ({target[:12]})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from release.agent.protocol import RESTART, STOP, SUCCEEDED, UNLOCK
+from release.agent.protocol import RESTART, STOP, SUCCEEDED, UNLOCK, RestartRequest
 from release.errors import UsageError
 from release.hosts.context import Context
 from release.hosts.environments import Environment
@@ -28,19 +28,15 @@ def _restart(op: Operation, env: Environment) -> str:
             raise UsageError(f"nothing is deployed to {env.name}", hint="make deploy first")
         version = state.version_of(state.current)
         op.context.update({"version": version, "sha": state.current, "previous_sha": state.current})
-        with op.timed("restart + health", f"timeout {env.health_timeout:.0f} s"):
-            gate = op.call(
-                "health",
-                RESTART(
-                    {
-                        "version": version,
-                        "sha": state.current,
-                        "timeout": env.health_timeout,
-                        "units": op.units,
-                        "settings": op.settings or {},
-                    }
-                ),
-            )
+        request: RestartRequest = {
+            "version": version,
+            "sha": state.current,
+            "timeout": env.health_timeout,
+            "units": op.units,
+            "settings": op.settings or {},
+        }
+        timeout = f"timeout {env.health_timeout:.0f} s"
+        gate = op.step("restart + health", RESTART(request), timeout, recorded_as="health")
         op.settle("restart", gate)
         return f"{version} ({state.current[:12]})"
 
@@ -53,8 +49,7 @@ def stop(ctx: Context) -> None:
         op.locked("stop", needs_setup=False) as state,
     ):
         op.context.update({"sha": state.current, "version": state.version_of(state.current)})
-        with op.timed("stop", env.unit):
-            op.call("stop", STOP({}))
+        op.step("stop", STOP({}), env.unit)
         op.finish = op.finish_event(SUCCEEDED)
 
 
