@@ -16,6 +16,7 @@ from release.agent.protocol import DataContract
 from release.cli import main
 from release.errors import LockHeld, NotFound, UsageError
 from release.hosts.environments import Environment
+from release.hosts.remote import Remote
 from release.hosts.setup import fill_settings
 from tests.release.conftest import tree_listing
 from tests.release.inprocess import REPO, TOKEN, PretendHost, pretend_host
@@ -355,3 +356,81 @@ def test_migrate_and_force_reach_the_library_from_the_command_line(
     forced = cli.deploy("live", "2.0.0", "--force", "--reason", "hotfix")
     assert forced.code == 0, forced.err
     assert "gate skipped (FORCE=1: hotfix)" in forced.out
+
+
+def test_a_changed_set_up_needs_apply_units_on_the_command_line(
+    cli: Cli, host: PretendHost
+) -> None:
+    host.artifact("0.1.0")
+    exposed = host.env("staging", listen_address="0.0.0.0")
+    host.set_up(exposed)
+    host.env("staging")  # the checkout says nothing about the address: the default
+    for argv in (
+        ["deploy", "--env", "staging", "--version", "0.1.0", "--store", cli.store],
+        ["restart", "--env", "staging"],
+        ["rollback", "--env", "staging"],
+    ):
+        refused = cli(*argv)
+        assert refused.code == UsageError.exit_code, argv
+        assert "set up with other settings: listen: 0.0.0.0:8001 -> 127.0.0.1:8001" in refused.error
+    applied = cli.deploy("staging", "0.1.0", "--apply-units")
+    assert applied.code == 0, applied.err
+
+
+def test_a_lock_from_another_machine_is_cleared_only_with_force(
+    cli: Cli, host: PretendHost, dev: Environment
+) -> None:
+    lock = Path(dev.base_dir) / ".lock"
+    lock.mkdir()
+    (lock / "holder.json").write_text(
+        json.dumps(
+            {
+                "holder": "bob@laptop",
+                "host": "some-other-machine",
+                "pid": 4242,
+                "command": "deploy 0.3.0",
+                "started_at": "2026-12-05T09:00:00Z",
+                "token": "t",
+            }
+        )
+    )
+    refused = cli("unlock", "--env", "dev")
+    assert refused.code == UsageError.exit_code
+    assert "it ran on another machine" in refused.error and lock.is_dir()
+    forced = cli("unlock", "--env", "dev", "--force")
+    assert forced.code == 0 and "removed the lock held by bob@laptop" in forced.out
+    assert not lock.exists()
+
+
+def test_a_dev_build_goes_to_dev_only(cli: Cli, host: PretendHost, dev: Environment) -> None:
+    host.artifact("0.1.1.dev3", tag=False)
+    staging = host.peer("staging")
+    host.set_up(staging)
+    refused = cli.deploy("staging", "0.1.1.dev3")
+    assert refused.code == UsageError.exit_code
+    assert "unpublished dev build; staging takes tagged releases only" in refused.error
+    assert host.current(staging) is None
+    assert cli.deploy("dev", "0.1.1.dev3").code == 0
+
+
+def test_ctrl_c_is_exit_130_and_says_where_to_look(cli: Cli, host: PretendHost) -> None:
+    def interrupted(env: Environment) -> Remote:
+        raise KeyboardInterrupt
+
+    cli.capsys.readouterr()
+    code = main(
+        ["--repo", str(host.workspace), "status", "--env", "dev"],
+        remote_factory=interrupted,
+        environments=host.peer,
+    )
+    assert code == 130
+    assert cli.capsys.readouterr().err.strip() == (
+        "interrupted; make status ENV=dev shows where it stands"
+    )
+
+
+def test_an_unknown_subcommand_or_missing_argument_is_argparses_exit_2(cli: Cli) -> None:
+    for argv in (["frobnicate"], ["deploy", "--env", "dev"], ["status", "--format", "xml"]):
+        with pytest.raises(SystemExit) as ended:
+            cli(*argv)
+        assert ended.value.code == 2
