@@ -1,5 +1,5 @@
 """The fake machine answers as the real one: the same systemd questions the agent asks, put to
-the real node (e2e) and to `FakeSystem` (no root), must get the same answers."""
+the real node (`node`) and to `FakeSystem` (no root), must get the same answers."""
 
 from __future__ import annotations
 
