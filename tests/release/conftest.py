@@ -111,6 +111,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
+def host(tmp_path: Path) -> Any:
+    """A new pretend host: the real agent in-process on a temporary `/` (inprocess.py)."""
+    from tests.release.inprocess import pretend_host  # noqa: PLC0415 - only the tests that use it
+
+    return pretend_host(tmp_path)
+
+
+@pytest.fixture
 def node() -> Iterator[Any]:
     """A freshly booted test node (clean overlay) for one test; shut down afterwards."""
     from tests.release.deploykit import boot_fresh, harness  # noqa: PLC0415

@@ -293,9 +293,7 @@ def deploy_in_background(
     environ = {**os.environ, "PYTHONPATH": str(REPO), **node.env, **extra}
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "release",
+            *AS_FROM_A_TERMINAL,
             "--repo",
             str(project.repo),
             *deploy_args(project, env, version),
@@ -309,6 +307,18 @@ def deploy_in_background(
         process_group=0,
     )
     return Background(process, log)
+
+
+#: `python -m release` with SIGINT at its default, as a shell's foreground job has it: a suite
+#: started from a background job (`bash .ci/run &`) runs with SIGINT ignored, a child inherits
+#: that, and the CLI rightly keeps an inherited ignore, so Ctrl-C would never arrive. The
+#: disposition is set before exec, which keeps it; Python then installs its own handler.
+AS_FROM_A_TERMINAL = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'release', *sys.argv[1:]])",
+)
 
 
 def wait_until(check: Any, timeout: float, what: str) -> Any:

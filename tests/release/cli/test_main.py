@@ -19,7 +19,7 @@ from release.hosts.environments import Environment
 from release.hosts.remote import Remote
 from release.hosts.setup import fill_settings
 from tests.release.conftest import tree_listing
-from tests.release.inprocess import REPO, TOKEN, PretendHost, pretend_host
+from tests.release.inprocess import REPO, TOKEN, PretendHost
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,6 @@ class Cli:
 
     def deploy(self, env: str, version: str, *extra: str) -> Ran:
         return self("deploy", "--env", env, "--version", version, "--store", self.store, *extra)
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> PretendHost:
-    return pretend_host(tmp_path)
 
 
 @pytest.fixture

@@ -41,12 +41,7 @@ from release.hosts.units import render_units
 from tests.helionyx.telegram.botapi_standin import serving as botapi_serving
 from tests.release.agent.agentkit import ask
 from tests.release.fakes import FakeClock
-from tests.release.inprocess import REPO, Notes, PretendHost, pretend_host
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> PretendHost:
-    return pretend_host(tmp_path)
+from tests.release.inprocess import REPO, Notes, PretendHost
 
 
 @pytest.fixture

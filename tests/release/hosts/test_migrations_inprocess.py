@@ -15,16 +15,11 @@ from release.hosts.environments import Environment
 from release.hosts.lock import operator
 from release.hosts.rollback import rollback
 from tests.release.conftest import tree_listing
-from tests.release.inprocess import Notes, PretendHost, pretend_host
+from tests.release.inprocess import Notes, PretendHost
 
 V1: DataContract = {"projections": 1, "events": {"NoteCaptured": {"reads": 1, "writes": 1}}}
 V2: DataContract = {"projections": 2, "events": {"NoteCaptured": {"reads": 1, "writes": 1}}}
 V3: DataContract = {"projections": 2, "events": {"NoteCaptured": {"reads": 2, "writes": 2}}}
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> PretendHost:
-    return pretend_host(tmp_path)
 
 
 @pytest.fixture
