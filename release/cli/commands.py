@@ -46,7 +46,6 @@ class Run:
 
     def context(self, args: argparse.Namespace, env: Environment | None = None) -> Context:
         """The host commands' context for `--env` (or `env`), with the options given."""
-        force = getattr(args, "force", False) and args.command != "unlock"
         return Context(
             root=self.ws.root,
             env=env or self.env(args.env),
@@ -57,7 +56,7 @@ class Run:
             options=Options(
                 wait=getattr(args, "wait", 0.0),
                 migrate=getattr(args, "migrate", False),
-                forced=(args.reason or "") if force else None,
+                forced=(args.reason or "") if getattr(args, "force", False) else None,
                 apply_units=getattr(args, "apply_units", False),
             ),
             environments=self.environments,
@@ -241,7 +240,7 @@ def stop(run: Run, args: argparse.Namespace) -> int:
 
 def unlock(run: Run, args: argparse.Namespace) -> int:
     """`unlock`: clear a lock whose holder is gone."""
-    print(service.unlock(run.context(args), args.force))
+    print(service.unlock(run.context(args), args.holder_gone))
     return 0
 
 

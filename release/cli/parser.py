@@ -117,7 +117,9 @@ def _host_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         )
     host_command("stop", "stop the service", commands.stop)
     unlock = host_command("unlock", "clear a lock whose holder is gone", commands.unlock)
-    unlock.add_argument("--force", action="store_true", help="holder on another machine is gone")
+    unlock.add_argument(
+        "--force", dest="holder_gone", action="store_true", help="holder on another machine is gone"
+    )
     text = "snapshot the environment's data on its host while it runs"
     backup = host_command("backup", text, commands.backup_now)
     backup.add_argument("--pull", type=Path, help="also copy the backup under this directory")
