@@ -187,7 +187,7 @@ def promote(run: Run, args: argparse.Namespace) -> int:
 def status(run: Run, args: argparse.Namespace) -> int:
     """`status`: one env, or every env without `--env`; non-zero unless healthy."""
     if not args.env:
-        return _status_all(run, args.format)
+        return _status_all(run, args)
     ctx = run.context(args)
     current = reading.read_status(ctx, units=render_units(ctx.root, ctx.env))
     if args.format == "json":
@@ -208,13 +208,13 @@ def releases(run: Run, args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_all(run: Run, output: str) -> int:
+def _status_all(run: Run, args: argparse.Namespace) -> int:
     """Every env on one screen; non-zero unless all are healthy."""
     envs = [run.env(name) for name in environments.available(run.ws.root)]
     if not envs:
         return 0
-    rows = reading.read_all(run.context(argparse.Namespace(command="status"), envs[0]), envs)
-    if output == "json":
+    rows = reading.read_all(run.context(args, envs[0]), envs)
+    if args.format == "json":
         print(json.dumps([row.to_dict() for row in rows], indent=2))
     else:
         show.overview(rows)
