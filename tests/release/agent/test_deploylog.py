@@ -99,3 +99,18 @@ def test_the_decisive_records_are_finishes_and_switches(tmp_path: Path) -> None:
     ]
     log.write_text("".join(json.dumps(r) + "\n" for r in lines) + '["finish"]\n"switch"\n')
     assert deploylog.read_decisive(log) == lines[1:]
+
+
+def test_what_went_live_and_what_failed_are_read_from_finish_records_only() -> None:
+    live, rolled, broke, noop = (
+        finish("a", SUCCEEDED),
+        finish("a", ROLLED_BACK),
+        finish("a", FAILED, action="restart"),
+        finish("a", NOOP),
+    )
+    assert [deploylog.went_live(r) for r in (live, rolled, broke, noop)] == [1, 0, 0, 0]
+    assert [deploylog.failed(r) for r in (live, rolled, broke, noop)] == [0, 1, 1, 0]
+    assert deploylog.went_live(finish("a", SUCCEEDED, action="rollback"))
+    assert not deploylog.went_live(finish("a", SUCCEEDED, action="backup")), "moved nothing"
+    step: LogRecord = {**finish("a", FAILED), "step": "build"}
+    assert not deploylog.failed(step), "a step's outcome is not the operation's"
