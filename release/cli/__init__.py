@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from release.cli.parser import parser
 from release.clock import Clock, SystemClock
 from release.errors import ReleaseError
 from release.hosts.context import RemoteFactory
-from release.hosts.environments import Environment
+from release.hosts.environments import Environment, load
 from release.hosts.remote import SshRemote
 from release.progress import NoProgress, Progressable, TransferProgress
 
@@ -30,12 +31,13 @@ def main(
         # A cron job or LC_ALL=C may give an ASCII stdout; a release name must not end the run.
         sys.stdout.reconfigure(errors="backslashreplace")
     progress: Progressable = TransferProgress() if sys.stderr.isatty() else NoProgress()
+    root = args.repo.resolve()
     run = Run(
-        releasing.Workspace(args.repo.resolve()),
+        releasing.Workspace(root),
         progress,
         remote_factory,
         clock or SystemClock(),
-        environments,
+        environments or functools.partial(load, root),
     )
     try:
         code: int = args.handler(run, args)

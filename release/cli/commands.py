@@ -35,14 +35,8 @@ class Run:
     progress: Progressable
     remote_factory: RemoteFactory
     clock: Clock
-    #: Envs by name; None reads the project's env files.
-    environments: Callable[[str], Environment] | None = None
-
-    def env(self, name: str) -> Environment:
-        """One environment of the project, by name (an unknown one is a UsageError)."""
-        return (
-            self.environments(name) if self.environments else environments.load(self.ws.root, name)
-        )
+    #: Envs by name (the project's env files; an unknown one is a UsageError).
+    env: Callable[[str], Environment]
 
     def context(self, args: argparse.Namespace, env: Environment | None = None) -> Context:
         """The host commands' context for `--env` (or `env`), with the options given."""
@@ -59,7 +53,7 @@ class Run:
                 forced=(args.reason or "") if getattr(args, "force", False) else None,
                 apply_units=getattr(args, "apply_units", False),
             ),
-            environments=self.environments,
+            environments=self.env,
         )
 
     def store(self, spec: str) -> Store:
