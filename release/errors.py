@@ -19,6 +19,7 @@
     │   └── ConnectionLost       broke mid-transfer (worth one more try on a new one)
     ├── SessionClosed            the host agent's session ended or stopped answering
     ├── HostError                the host (its agent) refused or failed a step
+    │   └── UnsupportedHost      its python3, machine or glibc is not one the release serves
     ├── LockHeld                 another operation holds the environment's lock
     ├── NotSetUp                 the environment was never prepared on the host
     └── OperationFailed          deploy, rollback, restart or restore left it unhealthy
@@ -160,6 +161,11 @@ class SessionClosed(ReleaseError):
 
 class HostError(ReleaseError):
     """The host refused or failed an operation."""
+
+
+class UnsupportedHost(HostError):
+    """The host's interpreter, machine or C library is not one the release (or the agent) runs
+    on; found before anything on the host changed."""
 
 
 class LockHeld(ReleaseError):

@@ -46,10 +46,21 @@ def write(directory: Path, paths: Iterable[str]) -> None:
     (directory / SUMS).write_text(text, encoding="utf-8")  # pragma: no mutate
 
 
-def first_mismatch(directory: Path) -> str | None:
-    """The first file under `directory` whose bytes differ from SHA256SUMS (or is missing)."""
+def first_mismatch(directory: Path, absent: Iterable[str] = ()) -> str | None:
+    """The first file under `directory` whose bytes differ from SHA256SUMS, or is missing
+    without being one of `absent` (files left out on purpose)."""
+    left_out = set(absent)
     for name, digest in read(directory).items():
         path = directory / name
+        if name in left_out and not path.exists():
+            continue
         if not path.is_file() or sha256_file(path) != digest:
             return name
     return None
+
+
+def present(directory: Path) -> dict[str, str]:
+    """SHA256SUMS's lines for the files `directory` holds (a release may lack some wheels)."""
+    return {
+        name: digest for name, digest in read(directory).items() if (directory / name).is_file()
+    }

@@ -57,11 +57,13 @@ def prepare(ctx: Context, req: PrepareRequest) -> PrepareAnswer:
             stale.unlink()
             removed.append(stale.name)
         donor = _donor(layout, req["sha"])
+        release = layout.releases / req["sha"]
         return {
-            "complete": layout.is_complete(req["sha"]),
+            # One whose interpreter the host has since lost is built again.
+            "complete": layout.is_complete(req["sha"]) and venv.interpreter_of(release / "venv")[1],
             "removed": removed,
             "donor": donor.name if donor else None,
-            "donor_sums": checksums.read(donor) if donor else {},
+            "donor_sums": checksums.present(donor) if donor else {},
         }
 
 
@@ -97,18 +99,8 @@ def install(ctx: Context, req: InstallRequest) -> InstallAnswer:
             raise
 
 
-def _step(timings: dict[str, float], name: str, started: float) -> float:
-    timings[name] = round(time.monotonic() - started, 3)
-    return time.monotonic()
-
-
-def _install(ctx: Context, req: InstallRequest, archive: Path, partial: Path) -> InstallAnswer:
-    layout, system, sha = ctx.layout, ctx.system, req["sha"]
-    donor = layout.releases / req["donor"] if req["donor"] else None
-    timings: dict[str, float] = {}
-    started = time.monotonic()
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+def _unpack(archive: Path, partial: Path, req: InstallRequest, donor: Path | None) -> None:
+    """The upload and the files linked from the donor, each checked against SHA256SUMS."""
     import tarfile  # noqa: PLC0415 - only builds need it; every call pays for module imports
 
     with tarfile.open(archive) as bundle:
@@ -122,9 +114,45 @@ def _install(ctx: Context, req: InstallRequest, archive: Path, partial: Path) ->
             raise AgentError(f"cannot reuse {name}: no donor release or not a relative path")
         (partial / name).parent.mkdir(parents=True, exist_ok=True)
         os.link(donor / name, partial / name)
-    mismatch = checksums.first_mismatch(partial)
+    absent = req.get("absent", [])
+    for name in absent:
+        if not (name.startswith(("wheelhouse/", "tools/")) and name.endswith(".whl")):
+            raise AgentError(f"only wheels may be left out of an upload, not {name}")
+    mismatch = checksums.first_mismatch(partial, absent)
     if mismatch is not None:
         raise AgentError(f"checksum mismatch for {mismatch} after upload")
+
+
+def _put_in_place(partial: Path, final: Path) -> None:
+    """Rename the finished build to releases/<sha>, readable by the service user."""
+    for path in [partial, *partial.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+    if final.exists():
+        # Built before the host's python3 changed and unable to start: `prepare` said it is
+        # not complete, so it is rebuilt; `current` may name it and is left to the switch.
+        stale = final.with_name(f".{final.name}.stale")
+        os.replace(final, stale)
+        os.replace(partial, final)
+        shutil.rmtree(stale)
+    else:
+        os.replace(partial, final)
+    fsync_dir(final.parent)
+
+
+def _step(timings: dict[str, float], name: str, started: float) -> float:
+    timings[name] = round(time.monotonic() - started, 3)
+    return time.monotonic()
+
+
+def _install(ctx: Context, req: InstallRequest, archive: Path, partial: Path) -> InstallAnswer:
+    layout, system, sha = ctx.layout, ctx.system, req["sha"]
+    donor = layout.releases / req["donor"] if req["donor"] else None
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    _unpack(archive, partial, req, donor)
     manifest = json.loads((partial / MANIFEST).read_text())
     if manifest.get("commit") != sha:
         raise AgentError(f"the uploaded manifest is for {manifest.get('commit')}, not {sha}")
@@ -153,10 +181,6 @@ def _install(ctx: Context, req: InstallRequest, archive: Path, partial: Path) ->
     )
     started = _step(timings, "smoke_check", started)
 
-    for path in [partial, *partial.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
-    os.replace(partial, layout.releases / sha)
-    fsync_dir(layout.releases)
+    _put_in_place(partial, layout.releases / sha)
     _step(timings, "finalize", started)
     return {"timings": timings, "version": manifest.get("version")}

@@ -98,6 +98,27 @@ class DataContract(TypedDict):
     events: dict[str, EventContract]
 
 
+class HostPlatform(TypedDict):
+    """The host's interpreter, machine and C library: what a release's wheels must match."""
+
+    #: `platform.python_version()` of the host's python3, e.g. "3.11.2".
+    python: str
+    #: `sys.implementation.name`: "cpython" for the interpreters artifacts are built for.
+    implementation: str
+    #: `platform.machine()`: x86_64, aarch64, …
+    machine: str
+    #: The glibc version ("2.36"); None on a host with another C library (musl).
+    glibc: str | None
+
+
+class TargetsRecord(TypedDict):
+    """The hosts an artifact serves, as its manifest lists them (`release.artifacts.targets`)."""
+
+    pythons: list[str]
+    machines: list[str]
+    glibc: str
+
+
 class Target(TypedDict):
     """Which environment a request is about (every request carries one)."""
 
@@ -139,6 +160,11 @@ class ReleaseEntry(TypedDict):
     tag: NotRequired[str | None]
     built_at: NotRequired[str | None]
     data_contract: NotRequired[DataContract | None]
+    #: The Python (X.Y) its venv was built with (None: no venv).
+    python: NotRequired[str | None]
+    #: Whether that interpreter is still the one its venv runs (not so after the host's
+    #: python3 was upgraded under a venv that named python3, or the old version removed).
+    runnable: NotRequired[bool]
 
 
 class Health(TypedDict, total=False):
@@ -191,6 +217,8 @@ class StateAnswer(TypedDict):
     unit_files: NotRequired[dict[str, str]]
     #: The settings recorded when the env was set up (None on hosts set up before records).
     host_settings: NotRequired[dict[str, str] | None]
+    #: The interpreter releases run on (what the plan checks an artifact's targets against).
+    platform: NotRequired[HostPlatform]
 
 
 class LockRequest(TypedDict):
@@ -231,6 +259,8 @@ class InstallRequest(TypedDict):
     archive: str
     donor: str | None
     reuse: list[str]
+    #: Wheels of the artifact that were not sent because this host cannot install them.
+    absent: NotRequired[list[str]]
 
 
 class InstallAnswer(TypedDict):
@@ -445,3 +475,4 @@ class Progress(TypedDict):
 #: The agent's first line, before any request: proves the connection and the interpreter.
 class Hello(TypedDict):
     agent: int
+    platform: NotRequired[HostPlatform]

@@ -16,7 +16,17 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import activate, backup, deploylog, install, lock, prune, readmodels, setup, state
+from . import (
+    activate,
+    backup,
+    deploylog,
+    install,
+    lock,
+    prune,
+    readmodels,
+    setup,
+    state,
+)
 from .errors import AgentError
 from .layout import Context, Layout
 from .protocol import (
@@ -130,7 +140,7 @@ def serve(system: System | None = None) -> int:
     system = system or HostSystem()
     # The operator's end going away (a kill, a cut link) must not stop a step half-way.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    hello: Hello = {"agent": os.getpid()}
+    hello: Hello = {"agent": os.getpid(), "platform": system.platform()}
     sys.stdout.write(json.dumps({"ok": True, "result": hello}) + "\n")
     sys.stdout.flush()
     for line in sys.stdin:

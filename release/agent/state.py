@@ -6,9 +6,16 @@ import contextlib
 import json
 from pathlib import Path
 
-from . import contract, deploylog, readmodels
+from . import contract, deploylog, readmodels, venv
 from .layout import Context
-from .protocol import HOST_SETTINGS, MANIFEST, Health, ReleaseEntry, StateAnswer, StateRequest
+from .protocol import (
+    HOST_SETTINGS,
+    MANIFEST,
+    Health,
+    ReleaseEntry,
+    StateAnswer,
+    StateRequest,
+)
 
 
 def state(ctx: Context, req: StateRequest) -> StateAnswer:
@@ -23,6 +30,7 @@ def state(ctx: Context, req: StateRequest) -> StateAnswer:
             entry["tag"] = manifest.get("tag")
             entry["built_at"] = manifest.get("built_at")
             entry["data_contract"] = contract.of_manifest(manifest)
+        entry["python"], entry["runnable"] = venv.interpreter_of(path / "venv")
         releases.append(entry)
     partials = (
         sorted(p.name for p in layout.releases.glob(".*")) if layout.releases.is_dir() else []
@@ -54,6 +62,7 @@ def state(ctx: Context, req: StateRequest) -> StateAnswer:
         },
         "log": deploylog.read_decisive(layout.log),
         "read_models": sorted(readmodels.present(layout)),
+        "platform": system.platform(),
     }
     if req.get("events"):
         answer["event_versions"] = contract.log_versions(layout.data_dir / "events")

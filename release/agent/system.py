@@ -11,10 +11,11 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from . import interpreter
 from .errors import AgentError
-from .protocol import SERVICE_USER
+from .protocol import SERVICE_USER, HostPlatform
 
 #: What a probe saw: HTTP status (0: no answer), JSON body, error text.
 Probe = tuple[int, Any, str]
@@ -78,6 +79,10 @@ class System(Protocol):
 
     def chown(self, path: Path, *, to_root: bool = False) -> None:
         """Give `path` to the service user (or to root)."""
+        ...
+
+    def platform(self) -> HostPlatform:
+        """The interpreter releases are built with (the agent's own), machine and glibc."""
         ...
 
 
@@ -215,6 +220,9 @@ class HostSystem:
         if ids is None:
             raise AgentError(f"there is no user {SERVICE_USER} on this host")
         os.chown(path, *ids)
+
+    def platform(self) -> HostPlatform:
+        return cast(HostPlatform, interpreter.facts())
 
 
 #: What `unit_state` asks systemd about a unit.

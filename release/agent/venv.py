@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import re
 import sys
 from pathlib import Path
@@ -19,7 +20,11 @@ BUILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "
 def extract_uv(directory: Path, donor: Path | None) -> Path | None:
     """The uv binary from the artifact's tools/ wheel (linked from the donor when the same)."""
     tools = directory / "tools"
-    wheels = sorted(tools.glob("uv-*.whl")) if tools.is_dir() else []
+    machine = platform.machine()
+    # An artifact carries one uv wheel per machine; the operator sends only this host's.
+    wheels = (
+        sorted(w for w in tools.glob("uv-*.whl") if machine in w.name) if tools.is_dir() else []
+    )
     if not wheels:
         return None
     target = tools / "uv"
@@ -54,7 +59,7 @@ def build(system: System, uv: Path | None, venv: Path, wheel: Path, release: Pat
         # Relocatable: scripts find their interpreter relative to themselves, so the venv
         # works after releases/.<sha>.partial is renamed and can be linked into later releases.
         system.run(
-            [str(uv), "venv", "--relocatable", "--python", sys.executable, *OFFLINE, str(venv)],
+            [str(uv), "venv", "--relocatable", "--python", base_interpreter(), *OFFLINE, str(venv)],
             env=BUILD_ENV,
             timeout=600,
         )
@@ -83,6 +88,23 @@ def _pyvenv(venv: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
     return values
+
+
+def interpreter_of(venv: Path) -> tuple[str | None, bool]:
+    """The Python (X.Y) a venv was built with, and whether its `bin/python` still runs that
+    one (a venv that does not say which it was built with counts as runnable)."""
+    built = _pyvenv(venv).get("version_info", "")
+    version = ".".join(built.split(".")[:2]) or None
+    if version is None:
+        return None, True
+    runs = Path(os.path.realpath(venv / "bin" / "python"))
+    return version, runs.name == f"python{version}" and runs.is_file()
+
+
+def base_interpreter() -> str:
+    """The versioned interpreter a new venv names (python3.11, not python3), so that a later
+    upgrade of the host's python3 leaves the release on the interpreter it was built for."""
+    return os.path.realpath(sys.executable)
 
 
 def same_dependencies(donor: Path, release: Path) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from packaging.version import Version
 
@@ -24,9 +25,11 @@ from release.agent import checksums
 from release.agent.checksums import sha256_file
 from release.agent.contract import LEGACY
 from release.agent.errors import MalformedSums
-from release.agent.protocol import MANIFEST, SUMS, DataContract
+from release.agent.protocol import MANIFEST, SUMS, DataContract, TargetsRecord
 from release.artifacts.contract import read_contract
 from release.artifacts.git import Git
+from release.artifacts.targets import LEGACY as LEGACY_TARGETS
+from release.artifacts.targets import LEGACY_PLATFORM, Targets, read_targets
 from release.artifacts.version import version_of_commit
 from release.errors import ArtifactError, BuildError, ChecksumMismatch
 
@@ -35,43 +38,6 @@ WHEELHOUSE = "wheelhouse"
 TOOLS = "tools"
 MANIFEST_SCHEMA = 1
 PACKAGE = "helionyx"
-
-
-@dataclass(frozen=True)
-class Target:
-    """The interpreter and platform the wheelhouse is for: the node's Debian 12."""
-
-    python_version: str = "3.11"
-    implementation: str = "cp"
-    abi: str = "cp311"
-    # Debian 12 has glibc 2.36: every manylinux tag up to that one runs there.
-    platform: str = "manylinux_2_36_x86_64"
-
-    def platforms(self) -> list[str]:
-        """Every platform tag the target accepts; pip does not expand them by itself."""
-        arch = self.platform.rsplit("_", 2)[-2:]
-        machine = "_".join(arch) if arch[0] == "x86" else arch[-1]
-        glibc_minor = int(self.platform.split("_")[2])
-        tags = [f"manylinux_2_{minor}_{machine}" for minor in range(glibc_minor, 4, -1)]
-        legacy = ["manylinux2014", "manylinux2010", "manylinux1"]
-        return tags + [f"{name}_{machine}" for name in legacy]
-
-    def pip_args(self) -> list[str]:
-        """`pip download` options selecting wheels for this target."""
-        platforms = [arg for tag in self.platforms() for arg in ("--platform", tag)]
-        return [
-            "--only-binary=:all:",
-            "--python-version",
-            self.python_version,
-            "--implementation",
-            self.implementation,
-            "--abi",
-            self.abi,
-            *platforms,
-        ]
-
-
-TARGET = Target()
 
 
 @dataclass(frozen=True)
@@ -98,6 +64,8 @@ class Manifest:
     files: tuple[FileEntry, ...]
     #: What the release reads and writes; None in artifacts built before contracts existed.
     data_contract: DataContract | None = None
+    #: The hosts its wheelhouse serves; None in artifacts built before targets were declared.
+    targets: TargetsRecord | None = None
 
     @property
     def wheel(self) -> str:
@@ -118,8 +86,9 @@ class Manifest:
         """Stable JSON: sorted keys, files sorted by path."""
         data = asdict(self)
         data["files"] = [asdict(f) for f in sorted(self.files, key=lambda f: f.path)]
-        if self.data_contract is None:
-            del data["data_contract"]  # an older artifact's bytes stay what they were
+        for optional in ("data_contract", "targets"):
+            if data[optional] is None:
+                del data[optional]  # an older artifact's bytes stay what they were
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -136,7 +105,7 @@ class Manifest:
         missing = sorted(k for k in _MANIFEST_FIELDS if k not in data)
         if missing:
             raise ArtifactError(f"{MANIFEST} has no {', '.join(missing)}")
-        unknown = sorted(set(data) - set(_MANIFEST_FIELDS) - {"data_contract"})
+        unknown = sorted(set(data) - set(_MANIFEST_FIELDS) - {"data_contract", "targets"})
         if unknown:
             raise ArtifactError(f"{MANIFEST} has fields it should not: {', '.join(unknown)}")
         for key, kinds in _MANIFEST_FIELDS.items():
@@ -148,8 +117,7 @@ class Manifest:
                 f"{MANIFEST_SCHEMA}",
                 hint="use the release tooling of the same generation as the artifact",
             )
-        if not isinstance(data.get("data_contract"), dict | None):
-            raise ArtifactError(f"{MANIFEST} field data_contract is not an object")
+        _check_optional(data)
         entries = []
         for entry in data["files"]:
             if not (
@@ -178,6 +146,15 @@ _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _check_optional(data: dict[str, object]) -> None:
+    """The fields later manifests added: objects when present, and targets that make sense."""
+    for optional in ("data_contract", "targets"):
+        if not isinstance(data.get(optional), dict | None):
+            raise ArtifactError(f"{MANIFEST} field {optional} is not an object")
+    if isinstance(data.get("targets"), dict):
+        Targets.from_record(cast(TargetsRecord, data["targets"]), where=f"{MANIFEST} targets")
+
+
 def _json_kind(value: object) -> str:
     """How JSON would name a value's type, for a message."""
     if value is None:
@@ -185,6 +162,13 @@ def _json_kind(value: object) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
     names.update({list: "a list", dict: "an object"})
     return names.get(type(value), type(value).__name__)
+
+
+def targets_of(manifest: Manifest) -> Targets:
+    """The hosts an artifact serves (one built before targets were declared: Debian 12's)."""
+    if manifest.targets is None:
+        return LEGACY_TARGETS
+    return Targets.from_record(manifest.targets, where=f"{MANIFEST} targets")
 
 
 def contract_of(manifest: Manifest) -> DataContract:
@@ -246,10 +230,14 @@ def build(git: Git, commit: str, store_root: Path, *, python: str = sys.executab
             _twine_check(wheel, python)
             _check_wheel_contents(wheel)
             shutil.copyfile(_runtime_lock(source, commit), staging / LOCK)
-            _download_wheels(staging / LOCK, staging / WHEELHOUSE, python)
+            declared = read_targets(source)
+            targets = declared or LEGACY_TARGETS
+            _download_wheels(staging / LOCK, staging / WHEELHOUSE, python, targets)
             tools_lock = source / "requirements" / "tools.txt"
             if tools_lock.is_file():
-                _download_wheels(tools_lock, staging / TOOLS, python)
+                # Tools (uv) run on the machine, whatever its Python.
+                machines_only = Targets(targets.pythons[:1], targets.machines, targets.glibc)
+                _download_wheels(tools_lock, staging / TOOLS, python, machines_only)
             manifest = Manifest(
                 schema_version=MANIFEST_SCHEMA,
                 name=PACKAGE,
@@ -258,9 +246,10 @@ def build(git: Git, commit: str, store_root: Path, *, python: str = sys.executab
                 commit=commit,
                 built_at=datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z"),
                 python_requires=_requires_python(wheel),
-                platform=f"{TARGET.implementation}{TARGET.python_version}-{TARGET.platform}",
+                platform=declared.platform if declared else LEGACY_PLATFORM,
                 files=tuple(_entries(staging, artifact_files(staging))),
                 data_contract=read_contract(source),
+                targets=declared.record() if declared else None,
             )
             write_manifest(staging, manifest)
             staging.rename(final)
@@ -347,26 +336,30 @@ def _requires_python(wheel: Path) -> str:
     return ""
 
 
-def _download_wheels(lock: Path, wheelhouse: Path, python: str) -> None:
+def _download_wheels(lock: Path, wheelhouse: Path, python: str, targets: Targets) -> None:
+    """Every wheel the lock needs on every target, into one directory (a pure-Python wheel
+    serves them all and is downloaded once)."""
     wheelhouse.mkdir()
-    _run(
-        [
-            python,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--require-hashes",
-            "--disable-pip-version-check",
-            *TARGET.pip_args(),
-            "--dest",
-            str(wheelhouse),
-            "--requirement",
-            str(lock),
-        ],
-        f"downloading {wheelhouse.name}/ from {lock.name}",
-    )
+    for version in targets.pythons:
+        for machine in targets.machines:
+            _run(
+                [
+                    python,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--require-hashes",
+                    "--disable-pip-version-check",
+                    *targets.pip_args(version, machine),
+                    "--dest",
+                    str(wheelhouse),
+                    "--requirement",
+                    str(lock),
+                ],
+                f"downloading {wheelhouse.name}/ for CPython {version} on {machine}",
+            )
 
 
 # -- verifying -----------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class Loader:
             "/__init__.py" if package else ".py")
         exec(compile(source, filename, "exec"), module.__dict__)
 sys.meta_path.insert(0, Loader)
+from {package}.interpreter import refuse_if_too_old
+refuse_if_too_old()
 from {package}.serve import serve
 sys.exit(serve())
 """

@@ -28,9 +28,10 @@ from release.agent.protocol import (
     GoLiveAnswer,
     InstallRequest,
     MigrateRequest,
+    PrepareAnswer,
     StateRequest,
 )
-from release.artifacts.artifact import Artifact, contract_of
+from release.artifacts.artifact import Artifact, contract_of, targets_of
 from release.artifacts.releasing import Workspace, verify_from
 from release.artifacts.store import ReleaseInfo, Store
 from release.errors import (
@@ -46,7 +47,7 @@ from release.hosts.gate import enforce
 from release.hosts.host import Host, HostState
 from release.hosts.notify import tell
 from release.hosts.operation import Operation, reading
-from release.hosts.plan import Plan, needs_rebuild, plan
+from release.hosts.plan import Plan, needs_rebuild, plan, require_served
 from release.hosts.units import render_units, require_no_drift
 
 #: What a plan reads from the host besides the state every operation reads.
@@ -160,6 +161,7 @@ def _look_ahead(op: Operation, artifact: Artifact) -> Plan:
         ahead = plan(op.ctx.root, env, artifact, state, changelog=False)
     for line in ahead.header():
         op.reporter.note(line)
+    require_served(env, artifact, state)
     op.settings = require_no_drift(env, state, apply=op.ctx.options.apply_units)
     if ahead.projections_rebuild and not op.ctx.options.migrate:
         raise UsageError(
@@ -207,27 +209,7 @@ def _install_and_go_live(
     if prepared["complete"]:
         op.reporter.note(f"release {sha[:12]} is already on the host; reusing it")
     else:
-        reuse = shared_files(artifact, prepared["donor_sums"])
-        archive = f"{env.releases_dir}/.{sha}.upload"
-        sent = sum(f.size for f in artifact.manifest.files if f.path not in reuse)
-        detail = (f"{sent / 1e6:.1f} MB" if sent >= 1e6 else f"{sent / 1e3:.0f} kB") + (
-            f", {len(reuse)} identical file(s) linked from {str(prepared['donor'])[:12]}"
-            if reuse
-            else ""
-        )
-        with op.timed("upload", detail), tempfile.TemporaryDirectory() as tmp:
-            bundle = Path(tmp) / "artifact.tar"
-            _bundle(artifact, bundle, skip=set(reuse))
-            op.host.remote.put(bundle, archive)
-        install: InstallRequest = {
-            "sha": sha,
-            "archive": archive,
-            "donor": prepared["donor"] if reuse else None,
-            "reuse": reuse,
-        }
-        built = op.step("build", INSTALL(install), "checksums, venv offline, smoke check")
-        timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
-        op.reporter.note(f"build: {timings}")
+        _upload_and_build(op, artifact, state, prepared)
     if rebuild:
         op.reporter.note(
             "read model: building it from the event log beside the one in use "
@@ -280,6 +262,40 @@ def _install_and_go_live(
     return done
 
 
+def _upload_and_build(
+    op: Operation, artifact: Artifact, state: HostState, prepared: PrepareAnswer
+) -> None:
+    """Send what the host lacks (not what it holds, not wheels it cannot use) and build it."""
+    assert op.host is not None
+    sha, env = artifact.commit, op.env
+    reuse = shared_files(artifact, prepared["donor_sums"])
+    absent = unused_wheels(artifact, state)
+    archive = f"{env.releases_dir}/.{sha}.upload"
+    kept = {*reuse, *absent}
+    sent = sum(f.size for f in artifact.manifest.files if f.path not in kept)
+    detail = (f"{sent / 1e6:.1f} MB" if sent >= 1e6 else f"{sent / 1e3:.0f} kB") + (
+        f", {len(reuse)} identical file(s) linked from {str(prepared['donor'])[:12]}"
+        if reuse
+        else ""
+    )
+    if absent:
+        detail += f", {len(absent)} wheel(s) for other hosts left out"
+    with op.timed("upload", detail), tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "artifact.tar"
+        _bundle(artifact, bundle, skip=kept)
+        op.host.remote.put(bundle, archive)
+    install: InstallRequest = {
+        "sha": sha,
+        "archive": archive,
+        "donor": prepared["donor"] if reuse else None,
+        "reuse": reuse,
+        "absent": absent,
+    }
+    built = op.step("build", INSTALL(install), "checksums, venv offline, smoke check")
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in built["timings"].items())
+    op.reporter.note(f"build: {timings}")
+
+
 def _cut_watch(op: Operation) -> None:
     """Ctrl-C during go live: ask the host, over a second agent, to end the watch now and
     leave the release in place (the first agent then answers, and the lock goes back)."""
@@ -306,6 +322,14 @@ def _prune_and_report(op: Operation, sha: str) -> None:
         op.reporter.note(f"removed read model(s) no release here uses: {models}")
 
 
+def unused_wheels(artifact: Artifact, state: HostState) -> list[str]:
+    """The artifact's wheels this host cannot install: they stay here."""
+    if state.platform is None:
+        return []
+    paths = [entry.path for entry in artifact.manifest.files]
+    return targets_of(artifact.manifest).unused(state.platform, paths)
+
+
 def shared_files(artifact: Artifact, donor_sums: dict[str, str]) -> list[str]:
     """Files of the artifact the host already holds byte for byte in another release."""
     return sorted(
@@ -330,4 +354,5 @@ def preview(ctx: Context, ref: str, store: Store) -> Plan:
     artifact = fetch_verified(ctx, info, store)
     with reading(ctx) as host:
         state = host.state({**PLAN_STATE, "events": True})
+    require_served(ctx.env, artifact, state)
     return plan(ctx.root, ctx.env, artifact, state)

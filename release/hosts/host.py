@@ -15,6 +15,7 @@ from release.agent.protocol import (
     DataContract,
     EventVersion,
     Health,
+    HostPlatform,
     LockHolder,
     LogRecord,
     Message,
@@ -24,7 +25,14 @@ from release.agent.protocol import (
     StateRequest,
     Target,
 )
-from release.errors import ConnectionFailed, HostError, RequestNotSent, SessionClosed
+from release.artifacts.targets import describe
+from release.errors import (
+    ConnectionFailed,
+    HostError,
+    RequestNotSent,
+    SessionClosed,
+    UnsupportedHost,
+)
 from release.hosts.bundle import AGENT_BUNDLE, BOOTSTRAP
 from release.hosts.environments import Environment
 from release.hosts.remote import Remote, Session
@@ -46,6 +54,9 @@ class HostRelease:
     tag: str | None
     built_at: str | None
     data_contract: DataContract = field(default_factory=lambda: LEGACY)
+    #: The Python (X.Y) its venv was built with, and whether the host still runs it so.
+    python: str | None = None
+    runnable: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ class HostState:
     unit_files: dict[str, str] = field(default_factory=dict)
     #: What the env was set up with (None: set up before settings were recorded).
     host_settings: dict[str, str] | None = None
+    #: The host's python3, machine and glibc.
+    platform: HostPlatform | None = None
 
     def version_of(self, sha: str | None) -> str | None:
         """The version of a release on the host."""
@@ -89,6 +102,8 @@ class HostState:
                 r.get("tag"),
                 r.get("built_at"),
                 r.get("data_contract") or LEGACY,
+                r.get("python"),
+                r.get("runnable", True),
             )
             for r in raw["releases"]
             if r["complete"]
@@ -226,12 +241,34 @@ class Host:
         if not self._greeted:
             try:
                 # Its hello proves the connection and the interpreter before any request goes.
-                self._session.receive()
+                self._greet(self._session.receive())
             except BaseException:
                 self.close()
                 raise
             self._greeted = True
         return self._session
+
+    def _greet(self, line: str) -> None:
+        """Take the agent's hello; one refusing its interpreter says what the host has."""
+        try:
+            hello = json.loads(line)
+        except ValueError:
+            hello = None
+        if not isinstance(hello, dict):
+            raise HostError(
+                f"the host agent started with {line.strip()[:80]!r} instead of its hello",
+                host=self.remote.host,
+                env=self.env.name,
+            )
+        if not hello.get("ok") and isinstance(hello.get("platform"), dict):
+            found = describe(cast(HostPlatform, hello["platform"]))
+            raise UnsupportedHost(
+                f"the host has {found}; the host agent and every release need CPython 3.11+",
+                hint="install python3.11 or newer as the host's python3 "
+                "(docs/DEPLOYMENT.md, Supported hosts)",
+                host=self.remote.host,
+                env=self.env.name,
+            )
 
     def open(self) -> Host:
         """Connect and start the agent now, and wait for its hello (else the first call does)."""

@@ -13,10 +13,11 @@ from packaging.version import InvalidVersion, Version
 from release.agent import contract as contracts
 from release.agent.protocol import FINISH, SUCCEEDED, DataContract, EventVersion, LogRecord
 from release.agent.prune import doomed
-from release.artifacts.artifact import Artifact, contract_of
+from release.artifacts.artifact import Artifact, contract_of, targets_of
 from release.artifacts.changelog import section
 from release.artifacts.git import Git
-from release.errors import GitError
+from release.artifacts.targets import describe
+from release.errors import GitError, UnsupportedHost
 from release.hosts.environments import Environment
 from release.hosts.history import last_success_for
 from release.hosts.host import HostState
@@ -32,6 +33,12 @@ class Plan:
     """A deploy's consequences, as `make plan` shows them."""
 
     env: str
+    #: The host's python3, machine and glibc (None: the host did not say).
+    host: str | None
+    #: What the artifact's wheels serve.
+    offered: str
+    #: Why the host cannot run the artifact (None: it can).
+    unserved: str | None
     current_sha: str | None
     current_version: str | None
     deployed_by: str | None
@@ -61,6 +68,8 @@ class Plan:
         """The few lines a deploy prints before it acts."""
         was = f"{self.current_version} ({self.current_sha[:12]})" if self.current_sha else "nothing"
         lines = [f"plan: {was} -> {self.target_version} ({self.target_sha[:12]})"]
+        if self.host:
+            lines.append(f"host: {self.host}; artifact: {self.offered}")
         if self.noop:
             return [*lines, "already current: nothing to build or switch"]
         if self.commits:
@@ -101,6 +110,9 @@ def plan(
     problem = _rollback_problem(state, current, current_contract, target_contract)
     return Plan(
         env=env.name,
+        host=describe(state.platform) if state.platform else None,
+        offered=str(targets_of(artifact.manifest)),
+        unserved=unserved(artifact, state),
         current_sha=current,
         current_version=state.version_of(current),
         deployed_by=last.operator if last else None,
@@ -129,6 +141,23 @@ def plan(
     )
 
 
+def unserved(artifact: Artifact, state: HostState) -> str | None:
+    """Why the host cannot run the artifact's release (None: it can, or it did not say)."""
+    return targets_of(artifact.manifest).refusal(state.platform) if state.platform else None
+
+
+def require_served(env: Environment, artifact: Artifact, state: HostState) -> None:
+    """Refuse a host the artifact has no wheels for, before the lock and the upload."""
+    reason = unserved(artifact, state)
+    if reason is not None:
+        raise UnsupportedHost(
+            f"{artifact.version} cannot run on {env.host}: {reason}",
+            hint="deploy to a host with one of those, or add the host's kind to "
+            "[tool.helionyx.artifact] in pyproject.toml and cut a new release",
+            env=env.name,
+        )
+
+
 def needs_rebuild(state: HostState, current: DataContract | None, target: DataContract) -> bool:
     """A read model must be built when the target's schema has none on the host yet and
     there is a running release whose data it must carry over."""
@@ -145,6 +174,9 @@ def _rollback_problem(
     """Why rolling back from the target to the current release would fail, if it would."""
     if current is None or now is None:
         return "there is no current release to roll back to"
+    if not state.releases[current].runnable:
+        python = state.releases[current].python
+        return f"{current[:12]} was built for Python {python}, which the host no longer has"
     written: dict[str, EventVersion] = {
         kind: {"version": entry["writes"], "first_at": "the new release's first write"}
         for kind, entry in target["events"].items()

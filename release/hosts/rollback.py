@@ -57,6 +57,21 @@ def pick_target(state: HostState, to: str | None) -> str:
     return target
 
 
+def require_runnable(state: HostState, target: str) -> None:
+    """Refuse a target whose venv names an interpreter the host no longer has (its python3
+    was upgraded since the release was built): it could not start."""
+    release = state.releases[target]
+    if release.runnable:
+        return
+    now = f"python3 is now {state.platform['python']}" if state.platform else "it is gone"
+    raise UsageError(
+        f"{release.version} ({target[:12]}) was built for Python {release.python}, which the "
+        f"host no longer runs it with ({now}): it could not start",
+        hint=f"deploy it instead (make deploy VERSION={release.version}): its venv is rebuilt "
+        "for the host's Python from the artifact",
+    )
+
+
 def require_readable(state: HostState, target: str, forced: str | None) -> None:
     """Refuse a target that cannot read the event log the env has now, unless forced."""
     release = state.releases[target]
@@ -84,7 +99,9 @@ def rollback(ctx: Context, to: str | None) -> DeployResult:
         # (not even the env directory's mtime, which taking the lock would).
         before = host.state({"events": True, "details": True})
         op.settings = require_no_drift(env, before, apply=ctx.options.apply_units)
-        require_readable(before, pick_target(before, to), forced)
+        chosen = pick_target(before, to)
+        require_runnable(before, chosen)
+        require_readable(before, chosen, forced)
         with op.locked(f"rollback{' to ' + to if to else ''}") as state:
             target = pick_target(state, to)
             version = state.version_of(target)

@@ -23,7 +23,8 @@ from helionyx.domain.projections import FORCED_READ, forced_read_model_path, rea
 from release.agent.checksums import sha256_file
 from release.agent.contract import of_manifest
 from release.agent.errors import AgentError
-from release.agent.protocol import MANIFEST, SERVICE_USER, DataContract, Progress
+from release.agent.interpreter import too_old
+from release.agent.protocol import MANIFEST, SERVICE_USER, DataContract, HostPlatform, Progress
 from release.agent.serve import handle
 from release.agent.settings import read_env_file
 from release.agent.system import Probe, Ticker
@@ -103,6 +104,13 @@ class FakeSystem:
         self.failing: set[str] = set()
         self.ran: list[list[str]] = []
         self.systemctl_calls: list[tuple[str, ...]] = []
+        #: What the host's python3, machine and glibc are.
+        self.host_platform: HostPlatform = {
+            "python": "3.11.2",
+            "implementation": "cpython",
+            "machine": "x86_64",
+            "glibc": "2.36",
+        }
 
     def add(self, env: Environment) -> None:
         """Know where the env's service runs from (its units come from `setup`)."""
@@ -113,6 +121,9 @@ class FakeSystem:
         self.timers.append((self.now + seconds, action))
 
     # -- System ----------------------------------------------------------------------------
+    def platform(self) -> HostPlatform:
+        return self.host_platform
+
     def monotonic(self) -> float:
         return self.now
 
@@ -362,7 +373,11 @@ class InProcessSession:
         if self.greeted:
             return self._next(timeout)
         self.greeted = True
-        return json.dumps({"ok": True, "result": {"agent": os.getpid()}})
+        refused = too_old(self.system.host_platform)
+        if refused is not None:  # what the loader answers on such a python3, then exits
+            return json.dumps(refused)
+        hello = {"agent": os.getpid(), "platform": self.system.platform()}
+        return json.dumps({"ok": True, "result": hello})
 
     def ask(self, line: str, *, timeout: float | None = None) -> str:
         message = json.loads(line)

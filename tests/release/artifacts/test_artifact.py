@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -30,7 +33,12 @@ def test_make_release_commits_tags_and_builds_the_artifact(released: Released) -
     assert manifest.tag == "v0.1.0"
     assert manifest.commit == released.commit
     assert manifest.python_requires == ">=3.11"
-    assert manifest.platform == "cp3.11-manylinux_2_36_x86_64"
+    assert manifest.platform == "cp311,cp312,cp313-manylinux_2_31-x86_64,aarch64"
+    assert manifest.targets == {
+        "pythons": ["3.11", "3.12", "3.13"],
+        "machines": ["x86_64", "aarch64"],
+        "glibc": "2.31",
+    }
     assert manifest.wheel == "helionyx-0.1.0-py3-none-any.whl"
     assert set(read_sums(released.artifact)) == {f.path for f in manifest.files} | {MANIFEST}
 
@@ -55,7 +63,7 @@ def test_the_lock_is_hash_pinned_and_names_no_machine_paths(released: Released) 
         assert forbidden not in lock
 
 
-def test_the_wheelhouse_has_every_locked_package_for_the_target(released: Released) -> None:
+def test_the_wheelhouse_has_every_locked_package_for_every_target(released: Released) -> None:
     lock = (released.artifact / "requirements.lock").read_text()
     pinned = {
         line.split("==")[0].lower().replace("-", "_")
@@ -64,9 +72,55 @@ def test_the_wheelhouse_has_every_locked_package_for_the_target(released: Releas
     }
     wheels = [p.name for p in (released.artifact / "wheelhouse").iterdir()]
     assert {w.split("-")[0].lower() for w in wheels} == pinned
-    assert all(w.endswith(("-py3-none-any.whl", "-none-any.whl")) or "cp311" in w for w in wheels)
-    core = [w for w in wheels if w.startswith("pydantic_core-")]
-    assert core and "manylinux" in core[0] and "x86_64" in core[0]
+    core = sorted(w for w in wheels if w.startswith("pydantic_core-"))
+    assert [w.split("-")[2] for w in core] == ["cp311"] * 2 + ["cp312"] * 2 + ["cp313"] * 2
+    assert sum("x86_64" in w for w in core) == sum("aarch64" in w for w in core) == 3
+    for wheel in core:  # nothing newer than Ubuntu 20.04's glibc 2.31
+        minors = [int(tag.split("_")[2]) for tag in wheel.split("-")[4].split(".") if "_2_" in tag]
+        assert minors and max(minors) <= 31, wheel
+    tools = sorted(p.name for p in (released.artifact / "tools").iterdir())
+    assert [t.split("-")[0] for t in tools] == ["uv", "uv"]
+    assert any("aarch64" in t for t in tools) and any("x86_64" in t for t in tools)
+
+
+def _resolve(
+    artifact: Path, wheelhouse: Path, machine: str, python: str, scratch: Path
+) -> CompletedProcess[str]:
+    """Resolve the artifact's lock against a wheelhouse for a host this machine cannot boot,
+    offline, with the hashes checked, as the host's install would."""
+    uv = Path(sys.executable).parent / "uv"
+    return subprocess.run(
+        [
+            str(uv), "pip", "install", "--dry-run", "--offline", "--no-index", "--no-cache",
+            "--find-links", str(wheelhouse), "--require-hashes",
+            "-r", str(artifact / "requirements.lock"),
+            "--python-platform", f"{machine}-manylinux_2_31", "--python-version", python,
+            "--target", str(scratch / "target"),
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("python", ["3.11", "3.12", "3.13"])
+@pytest.mark.parametrize("machine", ["aarch64", "x86_64"])
+def test_the_lock_resolves_offline_from_the_wheelhouse_for_every_target(
+    released: Released, machine: str, python: str, tmp_path: Path
+) -> None:
+    wheelhouse = released.artifact / "wheelhouse"
+    resolved = _resolve(released.artifact, wheelhouse, machine, python, tmp_path)
+    assert resolved.returncode == 0, resolved.stderr
+    assert "pydantic-core==2.50.4" in resolved.stderr
+
+
+def test_resolving_names_the_package_whose_wheel_a_target_lacks(
+    released: Released, tmp_path: Path
+) -> None:
+    wheelhouse = tmp_path / "wheelhouse"
+    shutil.copytree(released.artifact / "wheelhouse", wheelhouse)
+    next(wheelhouse.glob("pydantic_core-*-cp312-*aarch64*.whl")).unlink()
+    resolved = _resolve(released.artifact, wheelhouse, "aarch64", "3.12", tmp_path)
+    assert resolved.returncode != 0
+    assert "pydantic-core" in resolved.stderr and "manylinux_2_31_aarch64" in resolved.stderr
 
 
 def test_building_the_same_commit_in_two_clones_is_byte_identical(
