@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""A real `node1` on this machine: Debian 12 with systemd as PID 1 and OpenSSH, booted with
-systemd-nspawn in its own network namespace, reached over SSH with a pinned host key.
+"""A real `node1` on this machine: Debian 12 (or 13) with systemd as PID 1 and OpenSSH, booted
+with systemd-nspawn in its own network namespace, reached over SSH with a pinned host key.
 
-    python3 deployment/testnode/testnode.py up|down|reboot|env|status|ssh [--name node1]
+    python3 deployment/testnode/testnode.py up|down|reboot|env|status|ssh|rootfs
+        [--name node1] [--index 0] [--suite bookworm|trixie]
 
-`reboot` shuts the node down and boots it on the same disk, as a host reboot would. `up` is
+`reboot` shuts the node down and boots it on the same disk, as a host reboot would; `reboot
+--suite trixie` boots that disk over Debian 13 instead, as a distribution upgrade would. `up` is
 idempotent and boots a clean node (a fresh overlay over a pristine Debian root
 filesystem, built once with debootstrap and cached under $HELIONYX_TESTNODE_DIR). The node has
 no route beyond the host end of its veth pair, so it can install only what is copied to it.
@@ -28,6 +30,8 @@ from pathlib import Path
 
 # Under /var/tmp so the ~300 MB root filesystem survives reboots and is reused.
 STATE = Path(os.environ.get("HELIONYX_TESTNODE_DIR", "/var/tmp/helionyx-testnode"))  # noqa: S108
+#: The Debian releases a node can run (`--suite`), and the one it runs unless told.
+SUITES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
 SUITE = "bookworm"
 PACKAGES = [
     "systemd",
@@ -119,6 +123,17 @@ class Node:
     def pid_file(self) -> Path:
         return self.dir / "nspawn.pid"
 
+    @property
+    def suite_file(self) -> Path:
+        return self.dir / "suite"
+
+    def suite(self) -> str:
+        """The Debian release the node last booted."""
+        try:
+            return self.suite_file.read_text().strip() or SUITE
+        except FileNotFoundError:
+            return SUITE
+
     def env_lines(self) -> list[str]:
         # `export`: `eval "$(make -s testnode-env)"` must reach the make and python it starts.
         return [
@@ -174,23 +189,27 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def base_rootfs() -> Path:
-    """The pristine rootfs, built once (into a .partial directory, renamed when complete)."""
-    base = STATE / "base" / "rootfs"
+def base_rootfs(suite: str = SUITE) -> Path:
+    """The pristine rootfs of a Debian release, built once (into a .partial directory, renamed
+    when complete)."""
+    if suite not in SUITES:
+        raise NodeError(f"unknown suite {suite!r}; the node runs {', '.join(SUITES)}")
+    # bookworm's keeps the place it always had, so a cached one is reused.
+    base = STATE / "base" / ("rootfs" if suite == SUITE else f"rootfs-{suite}")
     if (base / "etc" / "os-release").exists():
         return base
     partial = base.with_name("rootfs.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     mirror = debian_mirror()
-    say(f"building the Debian 12 root filesystem with debootstrap from {mirror} (about 80 s, once)")
+    say(f"building the {SUITES[suite]} root filesystem from {mirror} (about 80 s, once)")
     started = time.monotonic()
     process = subprocess.Popen(
         [
             "debootstrap",
             "--variant=minbase",
             f"--include={','.join(PACKAGES)}",
-            SUITE,
+            suite,
             str(partial),
             mirror,
         ],
@@ -384,35 +403,40 @@ def _locked() -> Iterator[None]:
         yield
 
 
-def up(node: Node) -> None:
-    """Boot the node unless it is already up."""
+def up(node: Node, suite: str = SUITE) -> None:
+    """Boot the node (with Debian `suite`) unless it is already up."""
     if os.geteuid() != 0:
         raise NodeError("the test node needs root (systemd-nspawn, network namespaces, mounts)")
     with _locked():
         if nspawn_pid(node) is not None:
+            if node.suite() != suite:
+                raise NodeError(f"{node.name} is up with {node.suite()}; take it down first")
             say(f"{node.name} is already up at {node.ip}")
             return
         ensure_host_tools()
         started = time.monotonic()
         _teardown(node)
-        _boot(node, fresh=True)
+        _boot(node, suite, fresh=True)
         say(f"{node.name} up at {node.ip} in {time.monotonic() - started:.1f} s")
 
 
-def reboot(node: Node) -> None:
-    """Shut the node down and boot it again on the same disk (its overlay is kept)."""
+def reboot(node: Node, suite: str | None = None) -> None:
+    """Shut the node down and boot it again on the same disk (its overlay is kept); with
+    another `suite`, the same disk over that Debian release: a distribution upgrade (a new
+    python3 among the rest) under everything the node holds."""
     with _locked():
         if nspawn_pid(node) is None:
             raise NodeError(f"{node.name} is not up")
         started = time.monotonic()
         _teardown(node)
-        _boot(node, fresh=False)
+        _boot(node, suite or node.suite(), fresh=False)
         say(f"{node.name} rebooted at {node.ip} in {time.monotonic() - started:.1f} s")
 
 
-def _boot(node: Node, *, fresh: bool) -> None:
-    base = base_rootfs()
+def _boot(node: Node, suite: str, *, fresh: bool) -> None:
+    base = base_rootfs(suite)
     node.dir.mkdir(parents=True, exist_ok=True)
+    node.suite_file.write_text(suite + "\n")
     _client_key(node)
     _mount_overlay(node, base, fresh=fresh)
     if fresh:
@@ -488,19 +512,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--name", default="node1")
     parser.add_argument("--index", type=int, default=0, help="subnet 10.231.<index>.0/24")
+    parser.add_argument(
+        "--suite",
+        choices=sorted(SUITES),
+        help=f"the Debian release (up, rootfs: {SUITE} unless given; reboot: an upgrade to it)",
+    )
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     node = Node(args.name, args.index)
     try:
         if args.command == "up":
-            up(node)
+            up(node, args.suite or SUITE)
         elif args.command == "down":
             down(node)
         elif args.command == "reboot":
-            reboot(node)
+            reboot(node, args.suite)
         elif args.command == "rootfs":
             ensure_host_tools()
-            base_rootfs()
+            base_rootfs(args.suite or SUITE)
         elif args.command == "env":
             print("\n".join(node.env_lines()))
         elif args.command == "status":

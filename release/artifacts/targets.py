@@ -84,10 +84,10 @@ class Targets:
         selected = ["--python-version", python, "--implementation", "cp", "--abi", abi]
         return ["--only-binary=:all:", *selected, *tags]
 
-    def refusal(self, host: HostPlatform) -> str | None:
+    def refusal(self, host: HostPlatform, offering: str = "the artifact offers") -> str | None:
         """Why a host cannot run a release built for these targets (None: it can)."""
         version = ".".join(host["python"].split(".")[:2])
-        offered = f"the artifact offers {self}"
+        offered = f"{offering} {self}"
         has = describe(host)
         if host["implementation"] != "cpython" or version not in self.pythons:
             return f"the host has {has}; {offered}"

@@ -87,6 +87,13 @@ def _notify(value: Any) -> str | None:
     return '"telegram:<chat id>" (a number, negative for a group)'
 
 
+def _interpreter(value: Any) -> str | None:
+    # Run by the host's login shell: a command name or a path, nothing a shell would expand.
+    if isinstance(value, str) and re.fullmatch(r"python3(\.[0-9]+)?|/[A-Za-z0-9_./-]+", value):
+        return None
+    return "python3, python3.N or an absolute path to a Python 3.11+ interpreter"
+
+
 #: Every key an environment file may hold: its rule, and whether the file must set it.
 RULES: dict[str, tuple[Callable[[Any], str | None], bool]] = {
     "name": (_name, True),
@@ -109,6 +116,7 @@ RULES: dict[str, tuple[Callable[[Any], str | None], bool]] = {
     "soak": (_seconds(positive=False), False),
     "watch": (_seconds(positive=False), False),
     "notify": (_notify, False),
+    "python": (_interpreter, False),
 }
 
 

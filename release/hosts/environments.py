@@ -42,6 +42,9 @@ class Environment:
     watch: float = 0.0
     #: `telegram:<chat id>`: a message per deploy, promotion and rollback (hosts/notify.py).
     notify: str | None = None
+    #: The interpreter the agent and every release run on (a host whose python3 is older,
+    #: Ubuntu 20.04's or 22.04's, names a python3.11+ installed beside it).
+    python: str = "python3"
 
     @property
     def releases_dir(self) -> str:

@@ -39,6 +39,12 @@ from release.hosts.remote import Remote, Session
 
 #: How long any agent call may take beyond its own deadline (builds included).
 CALL_LIMIT = 600.0
+#: What every host must have, and how to get it (docs/DEPLOYMENT.md, "Supported hosts").
+NEEDED = "the host agent and every release need CPython 3.11 or newer"
+INSTALL_PYTHON = (
+    "install it (Debian 12+, Ubuntu 24.04+: apt install python3) or, where python3 is older, "
+    'install python3.11+ beside it and set python = "python3.11" in the env file'
+)
 #: How a progress line starts (the agent writes it so), told from an answer without parsing it.
 _PROGRESS = '{"progress"'
 
@@ -133,6 +139,8 @@ class Host:
         self._greeted = False
         #: A call was cut short (Ctrl-C) after its request left: its answer is still coming.
         self._unanswered = False
+        #: The host's python3, machine and glibc, from the agent's hello.
+        self.platform: HostPlatform | None = None
         #: Where the progress lines of a long step go (nowhere unless set).
         self.on_progress: Callable[[Progress], None] | None = None
 
@@ -195,9 +203,19 @@ class Host:
         except SessionClosed as exc:
             # A timed-out or dead agent may still answer later: never read from it again.
             self.close()
+            python = self.env.python
+            if (
+                f"{python}: not found" in exc.message
+                or f"{python}: command not found" in exc.message
+            ):
+                raise UnsupportedHost(
+                    f"the host has no {python}; {NEEDED}",
+                    hint=INSTALL_PYTHON,
+                    host=self.remote.host,
+                    env=self.env.name,
+                ) from None
             raise HostError(
                 f"the host agent failed ({name}): {exc.message}",
-                hint="the host needs python3" if "not found" in exc.message else None,
                 host=self.remote.host,
                 env=self.env.name,
             ) from None
@@ -230,7 +248,7 @@ class Host:
         if self._session is None:
             # One agent process per operation: each further step is one line each way.
             self._session = self.remote.start(
-                f"python3 -c {shlex.quote(BOOTSTRAP)}", stdin_first=AGENT_BUNDLE
+                f"{self.env.python} -c {shlex.quote(BOOTSTRAP)}", stdin_first=AGENT_BUNDLE
             )
             self._greeted = False
         return self
@@ -263,12 +281,14 @@ class Host:
         if not hello.get("ok") and isinstance(hello.get("platform"), dict):
             found = describe(cast(HostPlatform, hello["platform"]))
             raise UnsupportedHost(
-                f"the host has {found}; the host agent and every release need CPython 3.11+",
-                hint="install python3.11 or newer as the host's python3 "
-                "(docs/DEPLOYMENT.md, Supported hosts)",
+                f"the host has {found}; {NEEDED}",
+                hint=INSTALL_PYTHON,
                 host=self.remote.host,
                 env=self.env.name,
             )
+        result = hello.get("result")
+        if isinstance(result, dict) and isinstance(result.get("platform"), dict):
+            self.platform = cast(HostPlatform, result["platform"])
 
     def open(self) -> Host:
         """Connect and start the agent now, and wait for its hello (else the first call does)."""

@@ -8,9 +8,10 @@ import tempfile
 from pathlib import Path
 
 from helionyx.config import ConfigError, load_settings
-from release.agent.protocol import SETUP, SetupRequest
+from release.agent.protocol import SETUP, HostPlatform, SetupRequest
 from release.agent.settings import parse_env
-from release.errors import UsageError
+from release.artifacts.targets import LEGACY, read_targets
+from release.errors import UnsupportedHost, UsageError
 from release.hosts.context import Context
 from release.hosts.environments import Environment
 from release.hosts.operation import reading
@@ -69,6 +70,21 @@ def render_config(env: Environment, text: str, source: Path) -> str:
     return rendered + "\n"
 
 
+def require_supported(root: Path, env: Environment, platform: HostPlatform | None) -> None:
+    """Refuse to set up a host no artifact of this project could run on (its targets are
+    in pyproject.toml), saying what the host has and what to install."""
+    targets = read_targets(root) or LEGACY
+    reason = targets.refusal(platform, "its releases offer") if platform else None
+    if reason is not None:
+        raise UnsupportedHost(
+            f"releases of this project cannot run on {env.host}: {reason}",
+            hint=f"install one of CPython {', '.join(targets.pythons)} (and set python = "
+            '"python3.N" in the env file if it is not python3), or add the host\'s kind to '
+            "[tool.helionyx.artifact] in pyproject.toml",
+            env=env.name,
+        )
+
+
 def setup_host(ctx: Context, env_file: Path) -> list[str]:
     """Create user, dirs, config (0600) and unit on the host; returns what changed."""
     env = ctx.env
@@ -90,6 +106,7 @@ def setup_host(ctx: Context, env_file: Path) -> list[str]:
     units = render_units(ctx.root, env)
     upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"
     with reading(ctx) as host, tempfile.TemporaryDirectory() as tmp:
+        require_supported(ctx.root, env, host.open().platform)
         remote = host.remote
         # Secrets travel by SFTP into a file that is 0600 before a byte is written, never on a
         # command line (visible in ps) or in a log.

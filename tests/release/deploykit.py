@@ -127,14 +127,15 @@ class NodeHandle:
         return out.rsplit("/", 1)[-1] or None
 
 
-def boot_fresh() -> NodeHandle:
-    """A clean node: down (dropping its overlay) and up again."""
-    harness("down")
-    started = harness("up")
+def boot_fresh(name: str = "node1", index: int = 0, suite: str | None = None) -> NodeHandle:
+    """A clean node: down (dropping its overlay) and up again (with Debian `suite`)."""
+    which = ["--name", name, "--index", str(index)]
+    harness(*which, "down")
+    started = harness(*which, *(["--suite", suite] if suite else []), "up")
     assert started.returncode == 0, started.stderr
-    lines = harness("env").stdout.splitlines()
+    lines = harness(*which, "env").stdout.splitlines()
     env = dict(line.removeprefix("export ").split("=", 1) for line in lines)
-    return NodeHandle(env)
+    return NodeHandle(env, testnode.Node(name, index))
 
 
 @dataclass

@@ -24,7 +24,14 @@ from release.agent.checksums import sha256_file
 from release.agent.contract import of_manifest
 from release.agent.errors import AgentError
 from release.agent.interpreter import too_old
-from release.agent.protocol import MANIFEST, SERVICE_USER, DataContract, HostPlatform, Progress
+from release.agent.protocol import (
+    MANIFEST,
+    SERVICE_USER,
+    DataContract,
+    HostPlatform,
+    Progress,
+    TargetsRecord,
+)
 from release.agent.serve import handle
 from release.agent.settings import read_env_file
 from release.agent.system import Probe, Ticker
@@ -538,15 +545,20 @@ class PretendHost:
         lock: str = "fastapi==1.0\n",
         tag: bool = True,
         contract: DataContract | None = None,
+        targets: TargetsRecord | None = None,
+        wheels: tuple[str, ...] = (),
     ) -> str:
-        """A small artifact in the store (wheel, lock, wheelhouse, manifest, SHA256SUMS);
-        returns its commit."""
+        """A small artifact in the store (wheel, lock, wheelhouse with `wheels` besides a pure
+        one, manifest, SHA256SUMS); returns its commit."""
         commit = (version.replace(".", "") * 40)[:40].ljust(40, "0")
         directory = self.store.root / version
         (directory / "wheelhouse").mkdir(parents=True)
         (directory / f"helionyx-{version}-py3-none-any.whl").write_text(f"wheel {version}\n")
         (directory / "requirements.lock").write_text(lock)
         (directory / "wheelhouse" / "fastapi-1.0-py3-none-any.whl").write_text(lock)
+        for wheel in wheels:
+            (directory / wheel).parent.mkdir(parents=True, exist_ok=True)
+            (directory / wheel).write_text(f"{wheel}\n")
         files = tuple(
             FileEntry(p, (directory / p).stat().st_size, sha256_file(directory / p))
             for p in artifact_files(directory)
@@ -562,6 +574,7 @@ class PretendHost:
             platform="cp3.11-manylinux_2_36_x86_64",
             files=files,
             data_contract=contract,
+            targets=targets,
         )
         write_manifest(directory, manifest)
         return commit
@@ -595,4 +608,5 @@ def pretend_host(tmp: Path) -> PretendHost:
     workspace.mkdir(parents=True)
     # The units are rendered from the repository's templates; nothing in it is written.
     (workspace / "deployment").symlink_to(REPO / "deployment")
+    (workspace / "pyproject.toml").symlink_to(REPO / "pyproject.toml")
     return PretendHost(tmp / "root", FakeSystem(tmp / "root"), workspace, DirStore(tmp / "store"))

@@ -125,3 +125,41 @@ def test_files_named_for_reuse_are_linked_from_the_donor(
     lock = releases(system) / second / "requirements.lock"
     assert lock.samefile(releases(system) / first / "requirements.lock")
     assert json.loads((releases(system) / second / "manifest.json").read_text())["commit"] == second
+
+
+def test_only_wheels_may_be_left_out_of_an_upload(tmp_path: Path, system: FakeSystem) -> None:
+    sha, archive = upload(tmp_path, system, "0.1.0")
+    answer = send(system, INSTALL(install(sha, archive, absent=["requirements.lock"])))
+    assert not answer["ok"]
+    assert answer["error"] == "only wheels may be left out of an upload, not requirements.lock"
+    assert not (releases(system) / sha).exists()
+
+
+def _without(archive: str, name: str) -> None:
+    """The upload as an operator sends it to a host that cannot use `name`."""
+    with tarfile.open(archive) as bundle:
+        kept = [(m, bundle.extractfile(m)) for m in bundle.getmembers() if m.name != name]
+        data = [(member, handle.read() if handle else b"") for member, handle in kept]
+    with tarfile.open(archive, "w") as bundle:
+        for member, content in data:
+            bundle.addfile(member, io.BytesIO(content))
+
+
+def test_a_wheel_left_out_on_purpose_is_not_a_missing_file(
+    tmp_path: Path, system: FakeSystem
+) -> None:
+    wheel = "wheelhouse/fastapi-1.0-py3-none-any.whl"
+    sha, archive = upload(tmp_path, system, "0.1.0")
+    _without(archive, wheel)
+    missing = send(system, INSTALL(install(sha, archive)))
+    assert missing["error"] == f"checksum mismatch for {wheel} after upload"
+
+    sha, archive = upload(tmp_path / "again", system, "0.1.0")
+    _without(archive, wheel)
+    done = send(system, INSTALL(install(sha, archive, absent=[wheel])))
+    assert done["ok"], done
+    assert not (releases(system) / sha / wheel).exists()
+    prepared = ask(system, PREPARE({"sha": "f" * 40}))
+    assert prepared["donor"] == sha and wheel not in prepared["donor_sums"], (
+        "a donor offers only the files it holds"
+    )

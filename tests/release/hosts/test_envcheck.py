@@ -84,6 +84,8 @@ def test_an_unknown_key_nothing_like_any_other_gets_no_guess(tmp_path: Path) -> 
         ("listen_address", '"localhost"', "an IP address to listen on"),
         ("notify", '"slack:#ops"', '"telegram:<chat id>"'),
         ("name", '"Dev Env"', "a lower-case name"),
+        ("python", '"python3; rm -rf /"', "python3, python3.N or an absolute path"),
+        ("python", '"python"', "python3, python3.N or an absolute path"),
     ],
 )
 def test_a_value_of_the_wrong_type_or_range_is_named(
@@ -97,7 +99,7 @@ def test_a_value_of_the_wrong_type_or_range_is_named(
 def test_every_rule_has_a_test_above() -> None:
     tested = {"health_timeout", "watch", "soak", "port", "ssh_port", "keep_releases"}
     tested |= {"keep_backups", "allow_dev_builds", "host", "ssh_user", "unit", "base_dir"}
-    tested |= {"data_dir", "config_file", "listen_address", "notify", "name"}
+    tested |= {"data_dir", "config_file", "listen_address", "notify", "name", "python"}
     tested |= {"requires", "ssh_key", "known_hosts"}  # below
     assert tested == set(RULES)
 
