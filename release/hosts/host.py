@@ -203,17 +203,7 @@ class Host:
         except SessionClosed as exc:
             # A timed-out or dead agent may still answer later: never read from it again.
             self.close()
-            python = self.env.python
-            if (
-                f"{python}: not found" in exc.message
-                or f"{python}: command not found" in exc.message
-            ):
-                raise UnsupportedHost(
-                    f"the host has no {python}; {NEEDED}",
-                    hint=INSTALL_PYTHON,
-                    host=self.remote.host,
-                    env=self.env.name,
-                ) from None
+            self._require_interpreter(exc)
             raise HostError(
                 f"the host agent failed ({name}): {exc.message}",
                 host=self.remote.host,
@@ -260,11 +250,26 @@ class Host:
             try:
                 # Its hello proves the connection and the interpreter before any request goes.
                 self._greet(self._session.receive())
+            except SessionClosed as exc:
+                self.close()
+                self._require_interpreter(exc)
+                raise
             except BaseException:
                 self.close()
                 raise
             self._greeted = True
         return self._session
+
+    def _require_interpreter(self, exc: SessionClosed) -> None:
+        """An agent that could not start because the host has no such interpreter: say so."""
+        python = self.env.python
+        if any(f"{python}: {no}" in exc.message for no in ("not found", "command not found")):
+            raise UnsupportedHost(
+                f"the host has no {python}; {NEEDED}",
+                hint=INSTALL_PYTHON,
+                host=self.remote.host,
+                env=self.env.name,
+            ) from None
 
     def _greet(self, line: str) -> None:
         """Take the agent's hello; one refusing its interpreter says what the host has."""
