@@ -125,10 +125,11 @@ def releases(infos: list[ReleaseInfo], fmt: str) -> int:
     if not infos:
         print("no releases")
         return 0
-    print(f"{'VERSION':<36} {'SHA':<12} {'BUILT':<21} {'SIZE':>10}")
+    print(f"{'VERSION':<36} {'SHA':<12} {'BUILT':<21} {'SIZE':>10}  HOSTS")
     for info in infos:
         sha = info.sha[:12] or "-"
-        print(f"{info.version:<36} {sha:<12} {info.built_at:<21} {size(info.size):>10}")
+        hosts = info.targets or "-"
+        print(f"{info.version:<36} {sha:<12} {info.built_at:<21} {size(info.size):>10}  {hosts}")
     return 0
 
 

@@ -28,7 +28,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -250,7 +250,7 @@ class GitHubStore:
         size = sum(int(a.get("size", 0)) for a in embedded)
         if manifest_asset is not None:
             manifest = self._manifest(release, self._manifest_bytes(manifest_asset))
-            return ReleaseInfo(manifest.version, tag, manifest.commit, manifest.built_at, size)
+            return replace(ReleaseInfo.of(manifest, size), tag=tag)
         # Made outside this tool (web UI, gh): the commit is unknown, never a branch name.
         published = str(release.get("published_at") or release.get("created_at") or "")
         return ReleaseInfo(_version_of_tag(tag), tag, "", published, size)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from release.agent.protocol import MANIFEST, SUMS
-from release.artifacts.artifact import Artifact, Manifest, artifact_files, verify
+from release.artifacts.artifact import Artifact, Manifest, artifact_files, targets_of, verify
 from release.errors import AlreadyPublished, NotFound, UsageError
 from release.progress import Progressable
 
@@ -29,12 +29,19 @@ class ReleaseInfo:
     sha: str  # "" when unknown (a release made outside this tool, without a manifest)
     built_at: str
     size: int
+    #: The hosts it serves, short (`3.11,3.12,3.13 x86_64,aarch64 glibc 2.31+`); "" if unknown.
+    targets: str = ""
 
     @classmethod
-    def of(cls, manifest: Manifest) -> ReleaseInfo:
-        """Summarise a manifest."""
+    def of(cls, manifest: Manifest, size: int | None = None) -> ReleaseInfo:
+        """Summarise a manifest (`size`: what the store holds, when it is not the manifest's)."""
         return cls(
-            manifest.version, manifest.tag, manifest.commit, manifest.built_at, manifest.size
+            manifest.version,
+            manifest.tag,
+            manifest.commit,
+            manifest.built_at,
+            manifest.size if size is None else size,
+            targets_of(manifest).short,
         )
 
 

@@ -71,6 +71,11 @@ class Targets:
         )
 
     @property
+    def short(self) -> str:
+        """One table cell: `3.11,3.12,3.13 x86_64,aarch64 glibc 2.31+`."""
+        return f"{','.join(self.pythons)} {','.join(self.machines)} glibc {self.glibc}+"
+
+    @property
     def platform(self) -> str:
         """The manifest's one-line `platform` (kept for tools that read only that)."""
         abis = ",".join(f"cp{p.replace('.', '')}" for p in self.pythons)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from release import show
 from release.artifacts import contract, releasing
-from release.artifacts.artifact import contract_of
+from release.artifacts.artifact import contract_of, targets_of
 from release.artifacts.store import Store
 from release.artifacts.stores import open_store
 from release.clock import Clock
@@ -99,6 +99,7 @@ def verify(run: Run, args: argparse.Namespace) -> int:
     count = len(verified.manifest.files) + 1
     print(f"verified {verified.version} ({verified.commit}): {count} files match")
     print(f"  data contract: {contract.describe(contract_of(verified.manifest))}")
+    print(f"  hosts: {targets_of(verified.manifest)}")
     return 0
 
 

@@ -99,7 +99,14 @@ def test_publishing_copies_the_artifact_whole_and_lists_it(tmp_path: Path) -> No
     assert progress.started == [("copying 0.1.0", size)]
     assert sum(progress.advanced) == size and progress.finished == 1
     assert store.releases() == [
-        ReleaseInfo("0.1.0", "v0.1.0", COMMIT, "2026-12-01T10:00:00Z", artifact.manifest.size)
+        ReleaseInfo(
+            "0.1.0",
+            "v0.1.0",
+            COMMIT,
+            "2026-12-01T10:00:00Z",
+            artifact.manifest.size,
+            "3.11 x86_64 glibc 2.36+",  # built before targets were declared
+        )
     ]
     assert store.find("v0.1.0").sha == COMMIT
 

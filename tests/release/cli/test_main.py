@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from release.agent.protocol import DataContract
+from release.agent.protocol import DataContract, TargetsRecord
 from release.cli import main
 from release.errors import LockHeld, NotFound, UsageError
 from release.hosts.environments import Environment
@@ -308,7 +308,8 @@ def test_setup_host_is_idempotent_and_refuses_readable_secrets(cli: Cli, host: P
 def test_store_commands_publish_list_and_verify(
     cli: Cli, host: PretendHost, tmp_path: Path
 ) -> None:
-    sha = host.artifact("0.1.0")
+    targets: TargetsRecord = {"pythons": ["3.12", "3.13"], "machines": ["aarch64"], "glibc": "2.34"}
+    sha = host.artifact("0.1.0", targets=targets)
     other = tmp_path / "other-store"
     # The local store (dist/releases) is where publish reads from.
     local = host.workspace / "dist" / "releases"
@@ -326,8 +327,12 @@ def test_store_commands_publish_list_and_verify(
     assert published.out.strip() == f"dir:{other}: 0.1.0: published"
     listed = json.loads(cli("list", "--store", f"dir:{other}", "--format", "json").out)
     assert [(r["version"], r["sha"]) for r in listed] == [("0.1.0", sha)]
+    assert listed[0]["targets"] == "3.12,3.13 aarch64 glibc 2.34+"
+    table = cli("list", "--store", f"dir:{other}").out.splitlines()
+    assert table[0].endswith("  HOSTS") and table[1].endswith("  3.12,3.13 aarch64 glibc 2.34+")
     verified = cli("verify", "--version", "0.1.0", "--store", f"dir:{other}")
     assert verified.code == 0 and f"verified 0.1.0 ({sha})" in verified.out
+    assert "  hosts: CPython 3.12, 3.13 on aarch64, glibc 2.34+" in verified.out
     assert cli("verify", "--version", "0.3.0", "--store", f"dir:{other}").code == NotFound.exit_code
 
 
