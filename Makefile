@@ -184,8 +184,8 @@ unlock: $(STAMP) ## clear ENV's deploy lock once its holder is gone (FORCE=1 for
 	@$(RELEASE) unlock --env "$(ENV)" $(if $(FORCE),--force)
 
 .PHONY: testnode-up
-testnode-up: ## boot the throwaway systemd+OpenSSH test node on this machine (root; idempotent)
-	@$(TESTNODE) up
+testnode-up: ## boot the throwaway systemd+OpenSSH test node (root; idempotent; SUITE=trixie: Debian 13)
+	@$(TESTNODE) $(if $(SUITE),--suite "$(SUITE)") up
 
 .PHONY: testnode-down
 testnode-down: ## shut the test node down (its root filesystem stays cached)

@@ -65,7 +65,7 @@ def build(system: System, uv: Path | None, venv: Path, wheel: Path, release: Pat
         )
         install = [*_uv_install(uv, venv), "--compile-bytecode"]
     else:  # an artifact without tools/: pip, slower, same guarantees
-        system.run(["python3", "-m", "venv", str(venv)], env=BUILD_ENV, timeout=600)
+        system.run([base_interpreter(), "-m", "venv", str(venv)], env=BUILD_ENV, timeout=600)
         pip = ["--quiet", "--no-index", "--disable-pip-version-check", "--no-cache-dir"]
         install = [str(venv / "bin" / "python"), "-m", "pip", "install", *pip]
     # Dependencies only from the wheelhouse and only with the lock's hashes; the service wheel
@@ -93,7 +93,9 @@ def _pyvenv(venv: Path) -> dict[str, str]:
 def interpreter_of(venv: Path) -> tuple[str | None, bool]:
     """The Python (X.Y) a venv was built with, and whether its `bin/python` still runs that
     one (a venv that does not say which it was built with counts as runnable)."""
-    built = _pyvenv(venv).get("version_info", "")
+    config = _pyvenv(venv)
+    # uv writes version_info; the standard library's venv writes version.
+    built = config.get("version_info") or config.get("version", "")
     version = ".".join(built.split(".")[:2]) or None
     if version is None:
         return None, True
