@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import secrets
 import shlex
 import shutil
@@ -128,6 +129,8 @@ class Bench:
         self.schema2 = ""
         #: Events per second `helionyx rebuild-projections` built on the node.
         self.rebuild_rates: list[float] = []
+        #: What the artifact weighs and what deploys sent to the node (the `upload` step).
+        self.sizes: dict[str, str] = {}
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
         """`python -m release --repo PROJECT …` (with the bench's settings, or `env`)."""
@@ -195,8 +198,15 @@ class Bench:
         store = f"dir:{self.project / 'dist' / 'releases'}"
 
         def deploy(sha: str) -> None:
-            self.cli("deploy", "--env", "dev", "--version", sha, "--store", store)
+            out = self.cli("deploy", "--env", "dev", "--version", sha, "--store", store)
+            upload = re.search(r"^  upload +[\d.]+ s  (.*)$", out, re.MULTILINE)
+            kind = "first deploy upload" if not self.sizes else "service-only change upload"
+            if upload:
+                self.sizes[kind] = upload[1]
 
+        artifact = self.project / "dist" / "releases"
+        self.sizes["artifact"] = sh("du", "-sh", "--apparent-size", str(next(artifact.iterdir())))
+        self.sizes["artifact"] = self.sizes["artifact"].split()[0]
         deploy(self.builds[0])
         restart_until_ready = (
             "systemctl restart helionyx-dev.service && "
@@ -409,6 +419,8 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
         print()
         for name, limit in targets.items():
             print(f"target {name:<32} {limit:5.2f}s")
+        for what, weighs in self.sizes.items():
+            print(f"{what:<28} {weighs}")
         rate = statistics.median(self.rebuild_rates) if self.rebuild_rates else None
         if rate:
             print(f"\nread model built at {rate:,.0f} events/s ({MIGRATION_EVENTS:,} events)")
@@ -426,6 +438,7 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
             "ratios": ratios,
             "targets_s": targets,
             "read_model_events_per_s": round(rate) if rate else None,
+            "sizes": self.sizes,
         }
 
 
