@@ -81,6 +81,8 @@ def env_status(current: status.Status, *, releases_only: bool) -> None:
         service_state = current.service
         uptime = service_state.get("uptime_seconds")
         print(f"env        {current.env} ({current.unit} on {current.host})")
+        if current.interpreter:
+            print(f"host       {current.interpreter}")
         print(f"current    {current.version or '-'} ({current.sha or 'none'})")
         if current.deployed_at:
             who = f"by {current.deployed_by} from {current.deployed_from}"

@@ -61,5 +61,8 @@ def release_states(state: HostState) -> list[dict[str, str | None]]:
             label = "previous"
         else:
             label = "available"
+        release = state.releases.get(sha)
+        if release is not None and not release.runnable:
+            label += f" (its Python {release.python} is gone: redeploy it)"
         rows.append({"sha": sha, "version": state.version_of(sha), "state": label})
     return rows

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from release.artifacts.git import Git
+from release.artifacts.targets import describe
 from release.errors import GitError, ReleaseError
 from release.hosts.context import Context
 from release.hosts.environments import Environment
@@ -38,6 +39,8 @@ class Status:
     leftovers: list[str]
     #: Units on the host that differ from what a deploy from here would install.
     drift: list[str] = field(default_factory=list)
+    #: The host's interpreter, machine and glibc (`CPython 3.11.2 on x86_64 with glibc 2.36`).
+    interpreter: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -49,6 +52,13 @@ def judge(state: HostState) -> tuple[bool, str | None]:
     unit = state.unit
     if state.current is None:
         return False, "nothing is deployed"
+    running = state.releases.get(state.current)
+    if running is not None and not running.runnable:
+        return False, (
+            f"current {running.version} ({state.current[:12]}) was built for Python "
+            f"{running.python}, which the host no longer has (make deploy VERSION="
+            f"{running.version} rebuilds it)"
+        )
     if unit.get("ActiveState") != "active":
         return (
             False,
@@ -95,6 +105,7 @@ def status_of(env: Environment, state: HostState, units: dict[str, str] | None =
         lock=describe_now(state.lock) if state.lock else None,
         leftovers=state.partials,
         drift=drift(host_settings(env), state) if units is not None else [],
+        interpreter=describe(state.platform) if state.platform else None,
     )
 
 

@@ -127,6 +127,13 @@ def test_after_a_distribution_upgrade_rollback_is_refused_and_deploy_rebuilds(
     assert node.ssh("python3 --version").startswith("Python 3.13")
 
     before = node.listing()
+    shown = project.cli("status", "--env", "dev", env=node.env)
+    assert shown.code != 0
+    assert "host       CPython 3.13" in shown.stdout
+    assert (
+        f"NOT HEALTHY: current 0.2.0 ({shas['0.2.0'][:12]}) was built for Python 3.11, "
+        "which the host no longer has (make deploy VERSION=0.2.0 rebuilds it)"
+    ) in shown.stdout
     refused = project.cli("rollback", "--env", "dev", "--to", "0.1.0", env=node.env)
     assert refused.code == 2, refused.stderr
     assert "was built for Python 3.11" in refused.stderr and "python3 is now 3.13" in refused.stderr

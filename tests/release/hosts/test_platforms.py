@@ -171,6 +171,9 @@ def test_a_release_whose_interpreter_the_host_lost_is_refused_as_a_rollback_targ
     (venv / "bin" / "python").symlink_to(tmp_path / "gone" / "python3.11")
     host.system.host_platform = platform("3.13.5")
     before = tree_listing(host.root)
+    shown = run("status", "--env", "dev")  # type: ignore[operator]
+    assert "host       CPython 3.13.5 on x86_64 with glibc 2.39" in shown.out
+    assert "previous (its Python 3.11 is gone: redeploy it)" in shown.out
     refused = run("rollback", "--env", "dev")  # type: ignore[operator]
     assert refused.code == 2
     assert "1.0.0" in refused.error and "was built for Python 3.11" in refused.error
