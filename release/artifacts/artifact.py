@@ -14,6 +14,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -337,29 +338,29 @@ def _requires_python(wheel: Path) -> str:
 
 
 def _download_wheels(lock: Path, wheelhouse: Path, python: str, targets: Targets) -> None:
-    """Every wheel the lock needs on every target, into one directory (a pure-Python wheel
-    serves them all and is downloaded once)."""
+    """Every wheel the lock needs on every target, in one directory. The targets are fetched
+    side by side, each into a directory of its own (two pips must not write one file), then
+    merged: a wheel two targets share is one file, whose bytes the lock's hash fixes."""
     wheelhouse.mkdir()
-    for version in targets.pythons:
-        for machine in targets.machines:
-            _run(
-                [
-                    python,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--no-deps",
-                    "--require-hashes",
-                    "--disable-pip-version-check",
-                    *targets.pip_args(version, machine),
-                    "--dest",
-                    str(wheelhouse),
-                    "--requirement",
-                    str(lock),
-                ],
-                f"downloading {wheelhouse.name}/ for CPython {version} on {machine}",
-            )
+    jobs = [(version, machine) for version in targets.pythons for machine in targets.machines]
+    with tempfile.TemporaryDirectory(prefix=".wheels.", dir=wheelhouse.parent) as tmp:
+
+        def fetch(job: tuple[str, str]) -> Path:
+            version, machine = job
+            dest = Path(tmp) / f"{version}-{machine}"
+            command = [python, "-m", "pip", "download", "--quiet", "--no-deps"]
+            command += ["--require-hashes", "--disable-pip-version-check"]
+            command += [*targets.pip_args(version, machine), "--dest", str(dest)]
+            what = f"downloading {wheelhouse.name}/ for CPython {version} on {machine}"
+            _run([*command, "--requirement", str(lock)], what)
+            return dest
+
+        with ThreadPoolExecutor(max_workers=min(len(jobs), 4)) as pool:
+            fetched = list(pool.map(fetch, jobs))
+        for dest in fetched:
+            for wheel in sorted(dest.iterdir()):
+                if not (wheelhouse / wheel.name).exists():
+                    os.replace(wheel, wheelhouse / wheel.name)
 
 
 # -- verifying -----------------------------------------------------------------------------
