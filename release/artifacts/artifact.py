@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +25,13 @@ from release.agent.checksums import sha256_file
 from release.agent.contract import LEGACY
 from release.agent.errors import MalformedSums
 from release.agent.protocol import MANIFEST, SUMS, DataContract, TargetsRecord
+from release.artifacts import wheelhouse
 from release.artifacts.contract import read_contract
 from release.artifacts.git import Git
 from release.artifacts.targets import LEGACY as LEGACY_TARGETS
 from release.artifacts.targets import LEGACY_PLATFORM, Targets, read_targets
 from release.artifacts.version import version_of_commit
+from release.artifacts.wheelhouse import run_step
 from release.errors import ArtifactError, BuildError, ChecksumMismatch
 
 LOCK = "requirements.lock"
@@ -205,8 +205,16 @@ def artifact_files(directory: Path) -> list[str]:
 
 
 # -- building ------------------------------------------------------------------------------
-def build(git: Git, commit: str, store_root: Path, *, python: str = sys.executable) -> Artifact:
-    """Build the artifact for `commit` into `store_root/<version>/`; reuse an identical one."""
+def build(
+    git: Git,
+    commit: str,
+    store_root: Path,
+    *,
+    python: str = sys.executable,
+    wheel_cache: Path | None = None,
+) -> Artifact:
+    """Build the artifact for `commit` into `store_root/<version>/`; reuse an identical one.
+    Wheelhouses are kept in `wheel_cache` (`<store_root>/../cache/wheels` unless given)."""
     version, tag = version_of_commit(git, commit)
     final = store_root / str(version)
     if final.exists():
@@ -233,12 +241,13 @@ def build(git: Git, commit: str, store_root: Path, *, python: str = sys.executab
             shutil.copyfile(_runtime_lock(source, commit), staging / LOCK)
             declared = read_targets(source)
             targets = declared or LEGACY_TARGETS
-            _download_wheels(staging / LOCK, staging / WHEELHOUSE, python, targets)
+            cache = wheel_cache or store_root.parent / "cache" / "wheels"
+            wheelhouse.fill(staging / LOCK, staging / WHEELHOUSE, python, targets, cache)
             tools_lock = source / "requirements" / "tools.txt"
             if tools_lock.is_file():
                 # Tools (uv) run on the machine, whatever its Python.
                 machines_only = Targets(targets.pythons[:1], targets.machines, targets.glibc)
-                _download_wheels(tools_lock, staging / TOOLS, python, machines_only)
+                wheelhouse.fill(tools_lock, staging / TOOLS, python, machines_only, cache)
             manifest = Manifest(
                 schema_version=MANIFEST_SCHEMA,
                 name=PACKAGE,
@@ -288,18 +297,11 @@ def _stamp_version(source: Path, version: Version, commit: str) -> None:
     )
 
 
-def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise BuildError(f"{what} failed: {detail[-1] if detail else 'no output'}")
-
-
 def _build_wheel(source: Path, out: Path, epoch: int, python: str) -> Path:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0"}
     # --no-isolation: the backend (hatchling) comes pinned from the dev lock, so a rebuild
     # uses the same backend version and needs no index.
-    _run(
+    run_step(
         [python, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
         "building the wheel",
         env,
@@ -311,7 +313,7 @@ def _build_wheel(source: Path, out: Path, epoch: int, python: str) -> Path:
 
 
 def _twine_check(wheel: Path, python: str) -> None:
-    _run([python, "-m", "twine", "check", "--strict", str(wheel)], "twine check")
+    run_step([python, "-m", "twine", "check", "--strict", str(wheel)], "twine check")
 
 
 def _check_wheel_contents(wheel: Path) -> None:
@@ -335,32 +337,6 @@ def _requires_python(wheel: Path) -> str:
             if line.startswith("Requires-Python:"):
                 return line.split(":", 1)[1].strip()
     return ""
-
-
-def _download_wheels(lock: Path, wheelhouse: Path, python: str, targets: Targets) -> None:
-    """Every wheel the lock needs on every target, in one directory. The targets are fetched
-    side by side, each into a directory of its own (two pips must not write one file), then
-    merged: a wheel two targets share is one file, whose bytes the lock's hash fixes."""
-    wheelhouse.mkdir()
-    jobs = [(version, machine) for version in targets.pythons for machine in targets.machines]
-    with tempfile.TemporaryDirectory(prefix=".wheels.", dir=wheelhouse.parent) as tmp:
-
-        def fetch(job: tuple[str, str]) -> Path:
-            version, machine = job
-            dest = Path(tmp) / f"{version}-{machine}"
-            command = [python, "-m", "pip", "download", "--quiet", "--no-deps"]
-            command += ["--require-hashes", "--disable-pip-version-check"]
-            command += [*targets.pip_args(version, machine), "--dest", str(dest)]
-            what = f"downloading {wheelhouse.name}/ for CPython {version} on {machine}"
-            _run([*command, "--requirement", str(lock)], what)
-            return dest
-
-        with ThreadPoolExecutor(max_workers=min(len(jobs), 4)) as pool:
-            fetched = list(pool.map(fetch, jobs))
-        for dest in fetched:
-            for wheel in sorted(dest.iterdir()):
-                if not (wheelhouse / wheel.name).exists():
-                    os.replace(wheel, wheelhouse / wheel.name)
 
 
 # -- verifying -----------------------------------------------------------------------------

@@ -158,7 +158,9 @@ def reproduce(ws: Workspace, ref: str) -> Artifact:
             clone = Path(tmp) / name
             ws.git.run("clone", "--quiet", "--no-local", str(ws.root), str(clone))
             Git(clone).run("checkout", "--quiet", commit)
-            built.append(artifacts.build(Git(clone), commit, Path(tmp) / f"store-{name}"))
+            # Each build its own wheel cache: the second fetches its wheels as the first did.
+            store, cache = Path(tmp) / f"store-{name}", Path(tmp) / f"cache-{name}"
+            built.append(artifacts.build(Git(clone), commit, store, wheel_cache=cache))
         first, second = built
         for path in [*artifacts.artifact_files(first.directory), SUMS]:
             if (first.directory / path).read_bytes() != (second.directory / path).read_bytes():

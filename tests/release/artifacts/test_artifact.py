@@ -196,3 +196,38 @@ def test_verify_names_the_one_file_whose_byte_was_changed(
     original = released.artifact / target.relative_to(copy)
     assert original.read_bytes() != target.read_bytes(), "only the copy was changed"
     verify(released.artifact)  # the original is untouched: it still verifies whole
+
+
+#: pip with no index it can reach: a build that needs to download fails.
+OFFLINE = {
+    "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+    "PIP_EXTRA_INDEX_URL": "",
+    "PIP_FIND_LINKS": "",
+    "PIP_CONFIG_FILE": "/dev/null",
+    "PIP_RETRIES": "0",
+    "PIP_TIMEOUT": "2",
+}
+
+
+def test_a_build_of_the_same_lock_takes_its_wheels_from_the_cache_checked(
+    released: Released, tmp_path: Path
+) -> None:
+    clone = tmp_path / "again"
+    git(tmp_path, "clone", "--quiet", str(released.repo), str(clone))
+    shutil.copytree(released.repo / "dist" / "cache", clone / "dist" / "cache")
+    for number, label in enumerate(("first", "second")):
+        (clone / "NOTES.txt").write_text(f"{label}\n")
+        git(clone, "add", "NOTES.txt")
+        git(clone, "-c", "user.name=T", "-c", "user.email=t@x.invalid", "commit", "-qm", label)
+        if number == 1:  # a wheel in the cache altered: not used, so the offline build fails
+            cached = next((clone / "dist" / "cache" / "wheels").glob("*/pydantic_core-*"))
+            cached.write_bytes(cached.read_bytes() + b"\0")
+        result = release_cli(clone, "artifact", env=OFFLINE)
+        if number == 0:
+            assert result.code == 0, result.stderr
+            built = next(p for p in (clone / "dist" / "releases").iterdir())
+            wheels = sorted(p.name for p in (built / "wheelhouse").iterdir())
+            assert wheels == sorted(p.name for p in (released.artifact / "wheelhouse").iterdir())
+        else:
+            assert result.code != 0
+            assert "downloading wheelhouse/ for CPython" in result.stderr
