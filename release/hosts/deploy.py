@@ -47,7 +47,7 @@ from release.hosts.gate import enforce
 from release.hosts.host import Host, HostState
 from release.hosts.notify import tell
 from release.hosts.operation import Operation, reading
-from release.hosts.plan import Plan, needs_rebuild, plan, require_served
+from release.hosts.plan import Plan, needs_rebuild, offering, plan, require_served
 from release.hosts.units import render_units, require_no_drift
 
 #: What a plan reads from the host besides the state every operation reads.
@@ -155,8 +155,9 @@ def _look_ahead(op: Operation, artifact: Artifact) -> Plan:
     say-so (a new read model without MIGRATE=1, a changed set-up without APPLY=1): a refused
     deploy leaves the host exactly as it was."""
     env = op.env
-    host = op.connect()
-    with op.timed("plan"):
+    with offering(artifact):
+        host = op.connect()
+    with op.timed("plan"), offering(artifact):
         state = host.state(PLAN_STATE)
         ahead = plan(op.ctx.root, env, artifact, state, changelog=False)
     for line in ahead.header():
@@ -352,7 +353,7 @@ def preview(ctx: Context, ref: str, store: Store) -> Plan:
     """`make plan`: what deploying `ref` would do, read-only (no lock, nothing written)."""
     info = store.find(ref)
     artifact = fetch_verified(ctx, info, store)
-    with reading(ctx) as host:
+    with offering(artifact), reading(ctx) as host:
         state = host.state({**PLAN_STATE, "events": True})
     require_served(ctx.env, artifact, state)
     return plan(ctx.root, ctx.env, artifact, state)

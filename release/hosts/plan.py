@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,22 @@ def require_served(env: Environment, artifact: Artifact, state: HostState) -> No
             "[tool.helionyx.artifact] in pyproject.toml and cut a new release",
             env=env.name,
         )
+
+
+@contextlib.contextmanager
+def offering(artifact: Artifact) -> Iterator[None]:
+    """A host refused before its state is read (no interpreter, or one the agent cannot run
+    on) is told what the artifact offers as well."""
+    try:
+        yield
+    except UnsupportedHost as exc:
+        offered = targets_of(artifact.manifest)
+        raise UnsupportedHost(
+            f"{exc.message}; {artifact.version} offers {offered}",
+            hint=exc.hint,
+            host=exc.host,
+            env=exc.env,
+        ) from None
 
 
 def needs_rebuild(state: HostState, current: DataContract | None, target: DataContract) -> bool:

@@ -106,6 +106,8 @@ def test_a_host_without_python3_is_refused_before_anything_changes(
             lines = refused.stderr.strip().splitlines()
             assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr
             assert "python3" in lines[0] and "install" in lines[0], lines[0]
+            if args[0] != "setup-host":
+                assert "0.2.0 offers CPython 3.11, 3.12, 3.13" in lines[0], lines[0]
             assert node.listing() == before, f"{args} changed the host"
         assert _serving(node, "dev") == project.shas["0.1.0"], "the service never noticed"
     finally:

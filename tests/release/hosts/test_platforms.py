@@ -130,6 +130,7 @@ def test_a_host_the_artifact_cannot_serve_is_refused_before_anything_changes(
         assert named in refused.error
         if found["python"].startswith("3.10"):
             assert "need CPython 3.11 or newer" in refused.error
+            assert "1.0.0 offers CPython 3.11, 3.12, 3.13 on x86_64, aarch64" in refused.error
             assert 'set python = "python3.11"' in refused.error
         else:
             assert "cannot run on" in refused.error
