@@ -3,15 +3,14 @@ through the CLI, against hosts with other interpreters, machines and C libraries
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from release.agent.protocol import HostPlatform, TargetsRecord
-from release.cli import main
 from release.hosts.environments import Environment
 from release.hosts.setup import fill_settings
+from tests.release.cli.clikit import Cli
 from tests.release.conftest import tree_listing
 from tests.release.inprocess import REPO, TOKEN, Notes, PretendHost
 
@@ -37,32 +36,9 @@ def platform(python: str = "3.12.3", machine: str = "x86_64", glibc: str | None 
     return {"python": python, "implementation": implementation, "machine": machine, "glibc": glibc}
 
 
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def error(self) -> str:
-        lines = self.err.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in self.err, self.err
-        return lines[0]
-
-
 @pytest.fixture
-def run(host: PretendHost, capsys: pytest.CaptureFixture[str]) -> object:
-    def cli(*argv: str) -> Ran:
-        capsys.readouterr()
-        code = main(
-            ["--repo", str(host.workspace), *argv],
-            remote_factory=host.remote,
-            environments=host.peer,
-        )
-        out, err = capsys.readouterr()
-        return Ran(code, out, err)
-
-    return cli
+def run(host: PretendHost, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(host, capsys)
 
 
 def _deploy_args(host: PretendHost, version: str) -> list[str]:
@@ -114,7 +90,7 @@ def test_a_host_gets_only_the_wheels_it_can_install(host: PretendHost) -> None:
     ],
 )
 def test_a_host_the_artifact_cannot_serve_is_refused_before_anything_changes(
-    host: PretendHost, run: object, found: HostPlatform, named: str
+    host: PretendHost, run: Cli, found: HostPlatform, named: str
 ) -> None:
     dev = host.peer("dev")
     host.set_up(dev)
@@ -125,7 +101,7 @@ def test_a_host_the_artifact_cannot_serve_is_refused_before_anything_changes(
         ["plan", "--env", "dev", "--version", "1.0.0", "--store", f"dir:{host.store.root}"],
         _deploy_args(host, "1.0.0"),
     ):
-        refused = run(*argv)  # type: ignore[operator]
+        refused = run(*argv)
         assert refused.code == 1, argv
         assert named in refused.error
         if found["python"].startswith("3.10"):
@@ -141,7 +117,7 @@ def test_a_host_the_artifact_cannot_serve_is_refused_before_anything_changes(
 
 
 def test_setup_host_says_what_to_install_on_a_host_no_release_can_run_on(
-    host: PretendHost, run: object
+    host: PretendHost, run: Cli
 ) -> None:
     host.peer("dev")
     host.system.host_platform = platform(machine="s390x")
@@ -149,7 +125,7 @@ def test_setup_host_says_what_to_install_on_a_host_no_release_can_run_on(
         REPO / ".env.dev.example", host.workspace / ".env.dev", {"HELIONYX_API_TOKEN": TOKEN}
     )
     before = tree_listing(host.root)
-    refused = run("setup-host", "--env", "dev", "--env-file", str(settings))  # type: ignore[operator]
+    refused = run("setup-host", "--env", "dev", "--env-file", str(settings))
     assert refused.code == 1
     assert "releases of this project cannot run on" in refused.error
     assert "the host is s390x" in refused.error and "install one of CPython 3.11" in refused.error
@@ -157,7 +133,7 @@ def test_setup_host_says_what_to_install_on_a_host_no_release_can_run_on(
 
 
 def test_a_release_whose_interpreter_the_host_lost_is_refused_as_a_rollback_target(
-    host: PretendHost, run: object, tmp_path: Path
+    host: PretendHost, run: Cli, tmp_path: Path
 ) -> None:
     dev: Environment = host.peer("dev")
     host.set_up(dev)
@@ -172,10 +148,10 @@ def test_a_release_whose_interpreter_the_host_lost_is_refused_as_a_rollback_targ
     (venv / "bin" / "python").symlink_to(tmp_path / "gone" / "python3.11")
     host.system.host_platform = platform("3.13.5")
     before = tree_listing(host.root)
-    shown = run("status", "--env", "dev")  # type: ignore[operator]
+    shown = run("status", "--env", "dev")
     assert "host       CPython 3.13.5 on x86_64 with glibc 2.39" in shown.out
     assert "previous (its Python 3.11 is gone: redeploy it)" in shown.out
-    refused = run("rollback", "--env", "dev")  # type: ignore[operator]
+    refused = run("rollback", "--env", "dev")
     assert refused.code == 2
     assert "1.0.0" in refused.error and "was built for Python 3.11" in refused.error
     assert "python3 is now 3.13.5" in refused.error
@@ -183,7 +159,7 @@ def test_a_release_whose_interpreter_the_host_lost_is_refused_as_a_rollback_targ
     assert tree_listing(host.root) == before
 
     # Deploying it again builds it anew for the host's Python, in place of the stale one.
-    deployed = run(*_deploy_args(host, "1.0.0"))  # type: ignore[operator]
+    deployed = run(*_deploy_args(host, "1.0.0"))
     assert deployed.code == 0, deployed.err
     assert "already on the host" not in deployed.out
     assert host.current(dev) == old
