@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from . import contract, deploylog, readmodels, units
+from . import contract, deploylog, readmodels, recovery, units
 from .errors import AgentError, WatchCut
 from .files import flip
 from .layout import Context, Layout
@@ -120,12 +120,16 @@ def go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
     """Switch to a built release, restart, health-gate; on failure switch back, restart and
     re-check. One step on the host, which also writes the operation's finish record, so it
     completes and is recorded even when the operator is gone (killed, cut off) mid-way."""
+    # Recorded before the switch: a host that goes down before the end undoes it at boot.
+    recovery.begin(ctx.layout, ctx.system.boot_id(), req["sha"], req["finish"])
     try:
         result = _go_live(ctx, req)
     except Exception as exc:
         _finish(ctx.layout, req, FAILED, str(exc) or type(exc).__name__)
+        recovery.end(ctx.layout)
         raise
     _finish(ctx.layout, req, result["outcome"], result["reason"])
+    recovery.end(ctx.layout)
     return result
 
 

@@ -25,6 +25,10 @@ WATCH_CUT = ".watch-cut"
 HOST_SETTINGS = "host-settings.json"
 #: Beside the read models: the release a forced rollback let serve a log it cannot wholly read.
 FORCED_READ = "forced-read.json"
+#: An activation under way (`recovery`): written before the switch, removed once it is recorded.
+ACTIVATION = "activation.json"
+#: Where the agent's boot-time recovery is installed in the env's base dir (`recovery.install`).
+AGENT_DIR = "agent"
 RELEASES_DIR = "releases"
 CURRENT = "current"
 PREVIOUS = "previous"
@@ -296,6 +300,19 @@ class GoLiveRequest(ActivateRequest):
     finish: LogRecord
     #: Seconds to keep watching a release after its health gate passed (0: no watch).
     watch: NotRequired[float]
+
+
+class ActivationIntent(TypedDict):
+    """What a host reboot mid-activation needs to undo it (`recovery`)."""
+
+    #: The boot the activation ran in: an intent from an earlier boot was cut short.
+    boot_id: str
+    sha: str
+    #: `current` and `previous` before the switch.
+    before: str | None
+    before_previous: str | None
+    #: The operation's closing record, as the activation would have completed it.
+    finish: LogRecord
 
 
 class GoLiveAnswer(TypedDict):

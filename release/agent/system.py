@@ -81,9 +81,17 @@ class System(Protocol):
         """Give `path` to the service user (or to root)."""
         ...
 
+    def boot_id(self) -> str:
+        """This boot's identity: it changes when the host restarts."""
+        ...
+
     def platform(self) -> HostPlatform:
         """The interpreter releases are built with (the agent's own), machine and glibc."""
         ...
+
+
+#: The kernel's identity of this boot (systemd-nspawn gives each container boot its own).
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
 def last_line(text: str) -> str:
@@ -220,6 +228,9 @@ class HostSystem:
         if ids is None:
             raise AgentError(f"there is no user {SERVICE_USER} on this host")
         os.chown(path, *ids)
+
+    def boot_id(self) -> str:
+        return BOOT_ID.read_text().strip()
 
     def platform(self) -> HostPlatform:
         return cast(HostPlatform, interpreter.facts())

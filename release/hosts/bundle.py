@@ -37,6 +37,9 @@ class Loader:
     def create_module(spec):
         return None
     @staticmethod
+    def get_source(name):
+        return SOURCES[name][1]
+    @staticmethod
     def exec_module(module):
         package, source = SOURCES[module.__name__]
         filename = "helionyx-agent/" + module.__name__.replace(".", "/") + (

@@ -22,6 +22,7 @@ def render_units(root: Path, env: Environment) -> dict[str, str]:
         "config_file": env.config_file,
         "port": env.port,
         "listen_address": env.listen_address,
+        "python": env.python,
     }
     return {
         f"{env.unit}.{kind}": (root / SYSTEMD_DIR / template).read_text("utf-8").format(**values)

@@ -111,6 +111,8 @@ class FakeSystem:
         self.failing: set[str] = set()
         self.ran: list[list[str]] = []
         self.systemctl_calls: list[tuple[str, ...]] = []
+        #: This boot's identity (a new one after a pretend reboot).
+        self.boot = "boot-1"
         #: What the host's python3, machine and glibc are.
         self.host_platform: HostPlatform = {
             "python": "3.11.2",
@@ -130,6 +132,9 @@ class FakeSystem:
     # -- System ----------------------------------------------------------------------------
     def platform(self) -> HostPlatform:
         return self.host_platform
+
+    def boot_id(self) -> str:
+        return self.boot
 
     def monotonic(self) -> float:
         return self.now

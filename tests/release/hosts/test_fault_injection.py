@@ -3,8 +3,11 @@ service, a clock gone backwards. Each ends with the host truthful and a healthy 
 
 from __future__ import annotations
 
+import json
+import random
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ from tests.release.deploykit import (
 pytestmark = pytest.mark.node
 
 RELEASES = "/opt/helionyx/{env}/releases"
+BASE = "/opt/helionyx/dev"
 
 
 def healthy_commit(node: NodeHandle, env: str) -> str | None:
@@ -92,6 +96,57 @@ def test_a_node_rebooted_mid_deploy_comes_back_on_its_last_good_current(
     assert healthy_commit(node, "staging") == project.shas["0.2.0"]
     code, status = status_json(project, node, "staging")
     assert code == 0 and status["lock"] is None and status["leftovers"] == []
+
+
+NEVER_READY = (
+    "src/helionyx/server.py",
+    "            checks=[telegram.readiness],\n",
+    "            checks=[telegram.readiness, lambda: 'deliberately never ready'],\n",
+)
+
+
+def test_reboots_at_random_instants_of_a_failing_deploy_leave_the_env_on_its_last_good_release(
+    project: Project, node: NodeHandle, tmp_path: Path
+) -> None:
+    setup_env(project, node, "dev")
+    assert deploy(project, node, "dev", "0.1.0").code == 0
+    good = project.shas["0.1.0"]
+    project.commit("feat: never ready", "Never ready.", NEVER_READY)
+    never = project.dev_build("never ready")
+    project.commit("fix: ready", "Ready again.", (NEVER_READY[0], NEVER_READY[2], NEVER_READY[1]))
+    seed = random.randrange(1 << 30)
+    instants = random.Random(seed)
+    for attempt in range(2):
+        running = deploy_in_background(project, node, "dev", never, tmp_path / f"err{attempt}")
+        wait_until(
+            lambda: "yes" in node.ssh(f"test -e {BASE}/activation.json && echo yes", check=False),
+            120,
+            "the go-live to begin",
+        )
+        # A random instant of the switch, restart and health gate (20 s on dev).
+        delay = instants.uniform(0.2, 6.0)
+        time.sleep(delay)
+        rebooted = harness("reboot")
+        assert rebooted.returncode == 0, rebooted.stderr
+        context = f"seed {seed}, reboot {attempt} {delay:.1f} s into the go-live"
+
+        serving = wait_until(lambda: healthy_commit(node, "dev"), 60, "dev after the boot")
+        assert serving == good, context
+        assert node.current("dev") == good, context
+        assert running.process.wait(timeout=180) != 0, context
+        assert len(running.stderr().strip().splitlines()) == 1, (context, running.stderr())
+        records = [json.loads(li) for li in node.ssh(f"cat {BASE}/deploy-log.jsonl").splitlines()]
+        finishes = [r for r in records if r.get("step") == "finish" and r.get("sha") == never]
+        assert len(finishes) == attempt + 1, (context, finishes)
+        finish = finishes[-1]
+        assert finish["outcome"] in ("rolled_back", "failed"), (context, finish)
+        assert node.ssh(f"ls -A {BASE}").split().count("activation.json") == 0, context
+        # Either the host undid it at boot, or the gate had already failed and rolled back.
+        if "host restarted" in finish.get("reason", ""):
+            assert finish["outcome"] == "rolled_back", (context, finish)
+
+    again = deploy(project, node, "dev", project.dev_build("after the reboots"))
+    assert again.code == 0, again.stderr
 
 
 def test_a_dropped_connection_is_survived_between_steps_and_mid_upload_and_fails_a_step_cleanly(
