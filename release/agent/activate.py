@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from . import contract, deploylog, readmodels, recovery, units
+from . import contract, deploylog, handover, readmodels, recovery, units
 from .errors import AgentError, WatchCut
 from .files import flip
 from .layout import Context, Layout
@@ -77,12 +77,26 @@ def _since(ctx: Context, started: float) -> float:
 
 
 def restart(ctx: Context, req: RestartRequest) -> Gate:
-    """Restart the unit and run the health gate against the expected version and SHA."""
+    """Put release `req["sha"]` (what `current` names) in and run the health gate: handed the
+    running service's socket when both releases can (`handover`), else a restart."""
     layout, system = ctx.layout, ctx.system
     started = system.monotonic()
     changes = units.refresh(ctx, req["units"], req.get("settings"))
     system.systemctl("reset-failed", f"{layout.unit}.service")
     changes += units.ensure_socket(ctx)
+    why_not = handover.refusal(ctx, req["sha"], units_changed=bool(changes))
+    changes += recovery.install(layout)
+    timeout = float(req["timeout"])
+    if why_not is None:
+        handed = handover.hand_over(ctx, req["sha"], req["version"], timeout)
+        if not handed["healthy"]:
+            return {**handed, "restart_seconds": handed["seconds"], "changes": changes}
+        gate = health_gate(ctx, req["version"], req["sha"], max(1.0, timeout - handed["seconds"]))
+        gate["seconds"] = round(gate["seconds"] + handed["seconds"], 3)
+        gate["restart_seconds"] = handed["seconds"]
+        gate["changes"] = changes
+        gate["how"] = f"handed the socket over in {handed['seconds']:.2f} s"
+        return gate
     code, error = system.systemctl("restart", f"{layout.unit}.service", timeout=120)
     if code != 0:
         reason = f"systemctl restart failed: {error or code}"
@@ -93,9 +107,10 @@ def restart(ctx: Context, req: RestartRequest) -> Gate:
             "reason": reason,
         }
     restart_seconds = _since(ctx, started)
-    gate = health_gate(ctx, req["version"], req["sha"], float(req["timeout"]))
+    gate = health_gate(ctx, req["version"], req["sha"], timeout)
     gate["restart_seconds"] = restart_seconds
     gate["changes"] = changes
+    gate["how"] = f"restarted ({why_not})"
     return gate
 
 
@@ -199,7 +214,15 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
         journal = ctx.system.journal(layout.unit, 20)
         back_to = req["back_to"]
         cannot = _cannot_read(layout, back_to) if back_to else None
-        if not back_to or not layout.is_complete(back_to):
+        if gate.get("serving_on") and back_to and before == back_to:
+            # The hand-over failed before the switch: the running release never stopped.
+            switch(layout, back_to, req["back_previous"])
+            back = health_gate(ctx, req["back_version"], back_to, float(req["timeout"]))
+            outcome = ROLLED_BACK if back["healthy"] else FAILED
+            reason = f"{reason}; {back_to[:12]} kept serving" + (
+                "" if back["healthy"] else f", but is not healthy: {back.get('reason')}"
+            )
+        elif not back_to or not layout.is_complete(back_to):
             outcome, reason = FAILED, f"{reason}; no previous release to roll back to"
         elif cannot:
             outcome, reason = FAILED, f"{reason}; not rolled back: {cannot}"
@@ -225,7 +248,7 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
     if outcome == SUCCEEDED:
         # Kept until now: a failed deploy may still go back to a release forced onto this log.
         readmodels.forget_forced(layout, req["sha"])
-    return {
+    answer: GoLiveAnswer = {
         "healthy": outcome == SUCCEEDED,
         "outcome": outcome,
         "reason": reason,
@@ -234,6 +257,9 @@ def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
         "before": before,
         "changes": gate.get("changes", []),
     }
+    if "how" in gate:
+        answer["how"] = gate["how"]
+    return answer
 
 
 def _unreadable(layout: Layout, sha: str) -> tuple[str | None, list[contract.Unreadable]]:

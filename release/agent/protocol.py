@@ -27,6 +27,9 @@ HOST_SETTINGS = "host-settings.json"
 FORCED_READ = "forced-read.json"
 #: An activation under way (`recovery`): written before the switch, removed once it is recorded.
 ACTIVATION = "activation.json"
+#: Beside `current`: which release the running service is asked to hand its socket to, and how
+#: long it may take (read by the service's `helionyx.handover`, which names it too).
+HANDOVER_REQUEST = "handover.json"
 #: Where the agent's boot-time recovery is installed in the env's base dir (`recovery.install`).
 AGENT_DIR = "agent"
 RELEASES_DIR = "releases"
@@ -190,6 +193,10 @@ class Gate(TypedDict):
     body: NotRequired[Any]
     restart_seconds: NotRequired[float]
     changes: NotRequired[list[str]]
+    #: How the release was put in, for the operator: handed the socket over, or restarted (why).
+    how: NotRequired[str]
+    #: A hand-over that failed before the switch: the running release serves on, never stopped.
+    serving_on: NotRequired[bool]
 
 
 # -- requests and answers ------------------------------------------------------------------------
@@ -323,6 +330,7 @@ class GoLiveAnswer(TypedDict):
     seconds: float | None
     before: str | None
     changes: list[str]
+    how: NotRequired[str]
 
 
 class Empty(TypedDict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import recovery
 from .layout import Context
 from .protocol import SERVICE_USER, SetupAnswer, SetupRequest
 from .units import ensure_socket, refresh, systemctl_checked
@@ -39,6 +40,7 @@ def setup(ctx: Context, req: SetupRequest) -> SetupAnswer:
         upload.unlink()
     config.chmod(0o600)
     done += refresh(ctx, req["units"], req.get("settings"))
+    done += recovery.install(ctx.layout)
     systemctl_checked(
         system, "enable", "--quiet", f"{layout.unit}.socket", f"{layout.unit}.service"
     )

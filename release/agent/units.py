@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from . import recovery
 from .errors import AgentError
 from .files import replace_whole
 from .layout import Context, Layout
@@ -79,7 +78,6 @@ def refresh(ctx: Context, units: dict[str, str], settings: dict[str, str] | None
     socket = f"{layout.unit}.socket"
     listening = listen_line(system.units_dir / socket)
     changes = install_units(system, units)
-    changes += recovery.install(layout)
     if settings:
         record_settings(layout, settings)
     moved = listening is not None and listening != listen_line(system.units_dir / socket)

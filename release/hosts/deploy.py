@@ -224,7 +224,10 @@ def _install_and_go_live(
         op.reporter.note(f"read model: {model['output']} in {model['seconds']:.2f} s")
     previous = state.current if state.current != sha else state.previous
     back_to = state.current if state.current in state.releases else None
-    detail = f"current -> releases/{sha[:12]}, restart, health (timeout {env.health_timeout:.0f} s)"
+    detail = (
+        f"current -> releases/{sha[:12]}, hand-over or restart, "
+        f"health (timeout {env.health_timeout:.0f} s)"
+    )
     if env.watch:
         detail += f", watch {env.watch:g} s"
     # From here the host finishes the operation and records it, whatever happens to us.

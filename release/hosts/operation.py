@@ -147,6 +147,9 @@ class Operation:
         changes = result.get("changes", []) if isinstance(result, dict) else []
         for change in changes:
             self.reporter.note(str(change))
+        how = result.get("how") if isinstance(result, dict) else None
+        if how:
+            self.reporter.note(str(how))
         return result
 
     def step(

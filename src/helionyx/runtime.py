@@ -6,11 +6,12 @@ import json
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from helionyx import __commit__
 from helionyx.config import Settings
 from helionyx.domain.assistant import Assistant
-from helionyx.domain.errors import ProjectionsUnavailable
+from helionyx.domain.errors import ProjectionsInUse, ProjectionsUnavailable
 from helionyx.domain.idempotency import IdempotencyIndex
 from helionyx.domain.projections import (
     FORCED_READ,
@@ -20,7 +21,7 @@ from helionyx.domain.projections import (
     forced_read_model_path,
     read_model_path,
 )
-from helionyx.domain.store import EventStore
+from helionyx.domain.store import EventStore, writer
 
 log = logging.getLogger("helionyx.startup")
 
@@ -33,9 +34,26 @@ class Runtime:
     projections: Projections
     assistant: Assistant
     held: ExitStack = field(default_factory=ExitStack)
+    read_model: Path | None = None
+    #: False while another process (the release handing over to this one) writes the read model.
+    projections_open: bool = True
+
+    def take_over(self) -> int:
+        """Become the writer once the running release lets go of the log: take in the events
+        it wrote last and catch the read model up; how many events that was."""
+        self.held.enter_context(writer(self.store.directory, wait=True))
+        if not self.projections_open and self.read_model is not None:
+            self.held.enter_context(exclusive(self.read_model, wait=True))
+            self.projections.open()
+            self.projections_open = True
+        taken = self.store.refresh()
+        lag = self.assistant.sync()
+        if lag is not None:
+            log.warning("projections: behind the log after the hand-over (%s)", lag)
+        return taken
 
     def close(self) -> None:
-        """Release the projections database."""
+        """Release the projections database and the log (safe to call twice)."""
         self.projections.close()
         self.held.close()
 
@@ -53,8 +71,12 @@ def forced_reason(settings: Settings) -> str | None:
     return str(data.get("reason") or "no reason given")
 
 
-def open_runtime(settings: Settings) -> Runtime:
-    """Open storage, then projections (refusing a foreign schema), and catch them up."""
+def open_runtime(settings: Settings, *, beside: bool = False) -> Runtime:
+    """Open storage, then projections (refusing a foreign schema), and catch them up.
+
+    `beside`: the running release still writes (a hand-over, `helionyx.handover`): read the
+    log, build a read model of our own, touch nothing it holds; `Runtime.take_over` follows.
+    """
     keys = IdempotencyIndex()
     forced = forced_reason(settings)
     store = EventStore(
@@ -63,6 +85,25 @@ def open_runtime(settings: Settings) -> Runtime:
         observer=keys.note,
         skip_unreadable=forced is not None,
     )
+    held = ExitStack()
+    try:
+        if not beside:
+            held.enter_context(writer(settings.event_store_path))
+        return _open(settings, store, keys, held, forced, beside=beside)
+    except BaseException:
+        held.close()
+        raise
+
+
+def _open(
+    settings: Settings,
+    store: EventStore,
+    keys: IdempotencyIndex,
+    held: ExitStack,
+    forced: str | None,
+    *,
+    beside: bool,
+) -> Runtime:
     quarantined = store.open()
     log.info(
         "storage: %d events in %s%s",
@@ -70,12 +111,22 @@ def open_runtime(settings: Settings) -> Runtime:
         settings.event_store_path,
         f", {len(quarantined)} torn tail(s) quarantined" if quarantined else "",
     )
-    held = ExitStack()
     # Held for the whole run: `helionyx rebuild-projections` must not swap the file under us.
     read_model = read_model_path(settings.projections_db_path)
     if forced is not None:
         read_model = forced_read_model_path(settings.projections_db_path)
-    held.enter_context(exclusive(read_model))
+    try:
+        held.enter_context(exclusive(read_model))
+        mine = True
+    except ProjectionsInUse:
+        if not beside:
+            raise
+        mine = False  # the running release's: it keeps it current until it hands over
+    projections = Projections(read_model)
+    assistant = Assistant(store, projections, keys=keys)
+    if not mine:
+        log.info("projections: %s is the running release's until it hands over", read_model)
+        return Runtime(store, projections, assistant, held, read_model, projections_open=False)
     if forced is not None:
         # Built afresh at every start: it reflects exactly the log less what is skipped now.
         discard(read_model)
@@ -85,13 +136,7 @@ def open_runtime(settings: Settings) -> Runtime:
             ", ".join(f"{n} {kind}" for kind, n in store.unreadable.items()) or "nothing",
             read_model,
         )
-    projections = Projections(read_model)
-    try:
-        projections.open()
-    except BaseException:
-        held.close()
-        raise
-    assistant = Assistant(store, projections, keys=keys)
+    projections.open()
     before = projections.applied
     try:
         # A database ahead of the log needs a rebuild by hand: refuse to start, with advice.
@@ -101,7 +146,6 @@ def open_runtime(settings: Settings) -> Runtime:
         lag = assistant.sync()
     except BaseException:
         projections.close()
-        held.close()
         raise
     if lag is None:
         log.info(
@@ -112,4 +156,4 @@ def open_runtime(settings: Settings) -> Runtime:
         )
     else:
         log.warning("projections: behind the log at start-up (%s); serving not ready", lag)
-    return Runtime(store, projections, assistant, held)
+    return Runtime(store, projections, assistant, held, read_model)

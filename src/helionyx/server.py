@@ -7,14 +7,16 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 
 import uvicorn
 
-from helionyx import __commit__, __version__
+from helionyx import __commit__, __version__, handover
 from helionyx.api import create_app
+from helionyx.api.app import not_ready
 from helionyx.config import Settings
 from helionyx.connections import uvicorn_limits
-from helionyx.runtime import open_runtime
+from helionyx.runtime import Runtime, open_runtime
 from helionyx.telegram.supervisor import Supervisor
 
 log = logging.getLogger("helionyx.startup")
@@ -27,7 +29,8 @@ ACCEPT_GRACE_SECONDS = 0.1
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn, but a connection accepted just before SIGTERM is served rather than cut.
+    """uvicorn, but a connection accepted just before SIGTERM is served rather than cut, and
+    SIGHUP hands the socket to the next release (`helionyx.handover`).
 
     uvicorn closes connections that have no request in progress the moment it shuts down; a
     client whose connection was accepted an instant earlier would see it reset. Stop accepting
@@ -35,12 +38,41 @@ class DrainingServer(uvicorn.Server):
     the next process), give requests already on the wire a moment to arrive, then shut down.
     """
 
+    on_started: Callable[[], None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up, then what was waiting for the server to run (the SIGHUP handler)."""
+        await super().startup(sockets=sockets)
+        if self.on_started is not None:
+            self.on_started()
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop accepting, wait ACCEPT_GRACE_SECONDS, then uvicorn's graceful shutdown."""
         for server in self.servers:
             server.close()
         await asyncio.sleep(ACCEPT_GRACE_SECONDS)
         await super().shutdown(sockets=sockets)
+
+    async def stop_accepting(self) -> None:
+        """For a hand-over: stop accepting, and return once every accepted connection had its
+        request answered (a connection accepted an instant ago is waited for, not cut: closing
+        it with its request unread would reset it)."""
+        for server in self.servers:
+            server.close()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline, patience = now + GRACEFUL_SECONDS, now + handover.FIRST_REQUEST_SECONDS
+        while self.server_state.connections or self.server_state.tasks:
+            now = loop.time()
+            if now >= deadline:
+                log.error("hand-over: requests still in flight after %d s", GRACEFUL_SECONDS)
+                break
+            for connection in list(self.server_state.connections):
+                cycle = getattr(connection, "cycle", None)
+                if cycle is None and now < patience:
+                    continue  # accepted, its request not read yet
+                connection.shutdown()  # idle: closed now; mid-request: closed after it
+            await asyncio.sleep(0.002)
 
 
 def inherited_socket() -> socket.socket | None:
@@ -64,14 +96,32 @@ def serve(settings: Settings) -> int:
         __commit__,
         settings.log_level,
     )
-    runtime = open_runtime(settings)
+    # Until the server runs, a hand-over request must not kill the process (SIGHUP's default).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    reporter = handover.Reporter()
+    if reporter.active:
+        log.info("hand-over: starting beside the running release, not accepting yet")
+    runtime = open_runtime(settings, beside=reporter.active)
     try:
         telegram = Supervisor(settings)
+        checks = [telegram.readiness]
+        server: DrainingServer | None = None
+
+        def exit_now() -> None:
+            assert server is not None
+            server.should_exit = True
+
+        async def stop_accepting() -> None:
+            assert server is not None
+            await server.stop_accepting()
+
+        handing = handover.Handover(stop_accepting, runtime.close, exit_now)
         app = create_app(
             settings,
             runtime.assistant,
             background=telegram.running,
-            checks=[telegram.readiness],
+            checks=checks,
+            handover=handing.report,
         )
         sock = inherited_socket()
         where = (
@@ -94,7 +144,14 @@ def serve(settings: Settings) -> int:
             server_header=False,
             **uvicorn_limits(settings.max_connections, settings.request_read_timeout),
         )
+        config.load()  # imports the protocols now: not while connections wait
         server = DrainingServer(config)
+        if sock is not None and handover.available():
+            server.on_started = lambda: asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, handing.begin
+            )
+        if reporter.active:
+            take_over(runtime, reporter, checks)
         # uvicorn re-raises the stop signal after its graceful shutdown; with these handlers in
         # place that re-raise is a no-op, so a requested stop exits 0 instead of dying by signal.
         signal.signal(signal.SIGTERM, lambda *_: None)
@@ -107,3 +164,19 @@ def serve(settings: Settings) -> int:
         return 0
     finally:
         runtime.close()
+
+
+def take_over(
+    runtime: Runtime, reporter: handover.Reporter, checks: list[Callable[[], str | None]]
+) -> None:
+    """In a successor: get ready without accepting, then take the log and the socket over."""
+    handover.become_ready(
+        reporter,
+        lambda: not_ready(runtime.assistant, checks, catch_up=runtime.projections_open),
+    )
+    taken = runtime.take_over()
+    # Before the old process exits: systemd must not take its exit for the service's end.
+    handover.notify(f"MAINPID={os.getpid()}")
+    reporter.say("taken")
+    reporter.close()
+    log.info("hand-over: this process serves now (%d event(s) taken in at the hand-over)", taken)

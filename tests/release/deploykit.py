@@ -203,9 +203,26 @@ class Project:
 
 BREAK_AT_START = (
     "src/helionyx/server.py",
-    "    runtime = open_runtime(settings)\n",
-    "    raise SystemExit('deliberately broken release')\n    runtime = open_runtime(settings)\n",
+    "    runtime = open_runtime(settings, beside=reporter.active)\n",
+    "    raise SystemExit('deliberately broken release')\n"
+    "    runtime = open_runtime(settings, beside=reporter.active)\n",
 )
+
+
+NEVER_READY = (
+    "src/helionyx/server.py",
+    "        checks = [telegram.readiness]\n",
+    "        checks = [telegram.readiness, lambda: 'deliberately never ready']\n",
+)
+
+
+def never_ready_build(project: Project) -> str:
+    """A dev build whose /health/ready never passes (committed, built, then undone)."""
+    project.commit("feat: never ready", "Never ready.", NEVER_READY)
+    sha = project.dev_build("never ready")
+    undo = (NEVER_READY[0], NEVER_READY[2], NEVER_READY[1])
+    project.commit("fix: ready again", "Ready again.", undo)
+    return sha
 
 
 def build_project(target: Path) -> Project:

@@ -78,14 +78,37 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
+def not_ready(
+    assistant: Assistant, checks: Sequence[Callable[[], str | None]], *, catch_up: bool = True
+) -> str | None:
+    """Why this process is not ready to serve (None: it is). `catch_up=False` while another
+    process still writes the read model (a release booting beside the running one)."""
+    # Everything acknowledged before this look began must be in the read model; what is
+    # appended while it catches up is the next look's (under saturating writes the log
+    # always grows while it looks, and comparing with a later count said 503 wrongly).
+    acknowledged = assistant.store.count
+    reason = assistant.store.writable()
+    if catch_up:
+        # Catching up here is what repairs a read model that fell behind, without a restart.
+        reason = reason or assistant.sync()
+        applied = assistant.projections.applied
+        if reason is None and applied < acknowledged:
+            reason = f"projections reflect {applied} of {acknowledged} events"
+    for check in checks:
+        reason = reason or check()
+    return reason
+
+
 def create_app(
     settings: Settings,
     assistant: Assistant,
     background: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     checks: Sequence[Callable[[], str | None]] = (),
+    handover: Callable[[], dict[str, object]] | None = None,
 ) -> FastAPI:
-    """Build the ASGI app; `background` runs beside it (the Telegram adapter) if given, and
-    each of `checks` may name a reason readiness fails (the adapter's own state)."""
+    """Build the ASGI app; `background` runs beside it (the Telegram adapter) if given, each
+    of `checks` may name a reason readiness fails (the adapter's own state), and `handover`
+    says what /health reports of handing the socket to the next release."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -134,21 +157,14 @@ def create_app(
         if assistant.store.unreadable:
             # Rolled back by force onto a log it cannot wholly read: what it does not show.
             body["unreadable_events"] = assistant.store.unreadable
+        if handover is not None:
+            # The hand-over this process can do, and the one it is doing (helionyx.handover).
+            body["handover"] = handover()
         return body
 
     @app.get("/health/ready", responses={503: {"description": "not ready, with the reason"}})
     def ready() -> JSONResponse:
-        # Everything acknowledged before this probe began must be in the read model; what is
-        # appended while it catches up is the next probe's (under saturating writes the log
-        # always grows while it looks, and comparing with a later count said 503 wrongly).
-        acknowledged = assistant.store.count
-        # Catching up here is what repairs a read model that fell behind, without a restart.
-        reason = assistant.store.writable() or assistant.sync()
-        applied = assistant.projections.applied
-        if reason is None and applied < acknowledged:
-            reason = f"projections reflect {applied} of {acknowledged} events"
-        for check in checks:
-            reason = reason or check()
+        reason = not_ready(assistant, checks)
         body: dict[str, Any] = {
             "status": "ready" if reason is None else "not_ready",
             "environment": settings.environment,

@@ -315,8 +315,9 @@ def rebuild(path: Path, store: EventStore) -> int:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Hold the projections database for this process, or raise ProjectionsInUse.
+def exclusive(path: Path, *, wait: bool = False) -> Iterator[None]:
+    """Hold the projections database for this process, or raise ProjectionsInUse (`wait`:
+    until its holder lets go, as a release taking over from the running one does).
 
     The service holds it while it runs, so a rebuild cannot swap the file under it.
     """
@@ -324,7 +325,7 @@ def exclusive(path: Path) -> Iterator[None]:
     fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o640)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ProjectionsInUse(path) from None
         yield

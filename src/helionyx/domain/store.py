@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 _PREFIX = "events-"
 _SUFFIX = ".jsonl"
 _LOCK_NAME = ".events.lock"
+#: Held by the one process that appends, for as long as it runs (`writer`).
+_WRITER_LOCK = ".writer.lock"
 #: Appends are refused below this much free space: room for one largest request and its events.
 MIN_FREE = 256 * 1024
 
@@ -102,6 +104,9 @@ class EventStore:
         self.writes = 0
         self._turn = threading.Condition()
         self._failed = EveryInterval(log)
+        #: How far this store has taken the log in (for `refresh`).
+        self._end = START
+        self._read_end = START
 
     # -- opening -----------------------------------------------------------------------
     def open(self) -> list[QuarantinedTail]:
@@ -119,11 +124,25 @@ class EventStore:
         self._count, self._by_type, self._last = 0, {}, None
         self.unreadable = {}
         self.duplicates = set()
+        self._read_end = START
         for event in self.read():
             self._note(event)
         # Passed over, but in the log all the same: positions count them.
         self._count += sum(self.unreadable.values()) + len(self.duplicates)
+        self._end = self._read_end
         return found
+
+    def refresh(self) -> int:
+        """Take in what another process appended since this store read the log (at a
+        hand-over, what the previous writer wrote last); how many events that was."""
+        before = self._count
+        for event, position in self.read_after(self._end):
+            self._end = position
+            if event is None:
+                self._count += 1  # passed over, counted in positions as `open` counts it
+            else:
+                self._note(event)
+        return self._count - before
 
     def _note(self, event: Event) -> None:
         self._count += 1
@@ -190,6 +209,7 @@ class EventStore:
             for event in pending.events:
                 self._note(event)
             pending.position = LogPosition(self._count, path.name, offset)
+        self._end = LogPosition(self._count, path.name, offset)
 
     def _write_whole(self, path: Path, data: bytes) -> int:
         """Append `data` whole or not at all; returns the offset it starts at. Caller locks."""
@@ -243,6 +263,7 @@ class EventStore:
                         break
                     at, offset = offset, offset + len(line)
                     index += 1
+                    self._read_end = LogPosition(index, path.name, offset)
                     try:
                         event = Event.from_line(line)
                     except UnreadableVersion as exc:
@@ -413,6 +434,33 @@ class EventStore:
             quarantine.name,
         )
         return report
+
+
+@contextlib.contextmanager
+def writer(directory: Path, *, wait: bool = False) -> Iterator[None]:
+    """Be the one process that appends to the log in `directory` while this is held.
+
+    A release taking over from the running one (`helionyx.handover`) waits here until that one
+    has finished its last request and let go; any other start refuses to share the log.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / _WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o640)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"event store directory {directory} cannot be used: {exc.strerror or exc}; "
+            "check EVENT_STORE_PATH"
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreUnavailable(
+                f"another process is writing the event log in {directory}: stop it first"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _last_newline_end(handle: object, size: int) -> int:

@@ -22,6 +22,7 @@ from tests.release.deploykit import (
     event_ids,
     harness,
     ingest_url,
+    never_ready_build,
     setup_env,
     status_json,
     wait_until,
@@ -98,22 +99,13 @@ def test_a_node_rebooted_mid_deploy_comes_back_on_its_last_good_current(
     assert code == 0 and status["lock"] is None and status["leftovers"] == []
 
 
-NEVER_READY = (
-    "src/helionyx/server.py",
-    "            checks=[telegram.readiness],\n",
-    "            checks=[telegram.readiness, lambda: 'deliberately never ready'],\n",
-)
-
-
 def test_reboots_at_random_instants_of_a_failing_deploy_leave_the_env_on_its_last_good_release(
     project: Project, node: NodeHandle, tmp_path: Path
 ) -> None:
     setup_env(project, node, "dev")
     assert deploy(project, node, "dev", "0.1.0").code == 0
     good = project.shas["0.1.0"]
-    project.commit("feat: never ready", "Never ready.", NEVER_READY)
-    never = project.dev_build("never ready")
-    project.commit("fix: ready", "Ready again.", (NEVER_READY[0], NEVER_READY[2], NEVER_READY[1]))
+    never = never_ready_build(project)
     seed = random.randrange(1 << 30)
     instants = random.Random(seed)
     for attempt in range(2):

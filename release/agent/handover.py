@@ -1,0 +1,104 @@
+"""Putting a release in by handing it the running service's socket instead of restarting.
+
+The service does the hand-over itself (`helionyx.handover` in the release): asked by SIGHUP,
+it starts the release `current` points at beside itself, and switches only once that one is
+ready. The agent decides whether it can (`refusal`), asks, and watches /health until the new
+release answers or the old one reports why it never will.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .files import replace_whole
+from .layout import Context, Layout
+from .protocol import HANDOVER_REQUEST, Gate
+
+#: The module a release must ship to take a socket over (its hand-over protocol 1).
+TAKES_OVER = "helionyx/handover.py"
+#: Beyond its own readiness: letting go of the log and the new process taking over.
+SLACK_SECONDS = 15.0
+
+
+def refusal(ctx: Context, sha: str, units_changed: bool) -> str | None:
+    """Why release `sha` must be put in by a restart (None: a hand-over can do it)."""
+    layout, system = ctx.layout, ctx.system
+    if units_changed:
+        return "its units changed"
+    state = system.unit_state(layout.unit)
+    if state.get("ActiveState") != "active":
+        return "the service is not running"
+    status, body, _ = system.probe(layout.port, "/health", timeout=1.0)
+    offered = body.get("handover") if status == 200 and isinstance(body, dict) else None
+    if not isinstance(offered, dict) or offered.get("protocol") != 1:
+        return "the running release cannot hand over"
+    if not takes_over(layout, sha):
+        return "the new release cannot take a socket over"
+    if _settings_changed(layout, state):
+        return "the env's settings changed since the service started"
+    return None
+
+
+def takes_over(layout: Layout, sha: str) -> bool:
+    """Whether release `sha` can start beside the running one and take its socket over."""
+    venv = layout.releases / sha / "venv" / "lib"
+    return any(venv.glob(f"python3*/site-packages/{TAKES_OVER}"))
+
+
+def _settings_changed(layout: Layout, state: dict[str, str]) -> bool:
+    """The settings file is newer than the service: a successor would inherit the old ones."""
+    try:
+        changed = layout.config_file.stat().st_mtime
+        uptime = float(state.get("uptime_seconds", "0"))
+    except (OSError, ValueError):
+        return True
+    return changed > time.time() - uptime
+
+
+def hand_over(ctx: Context, sha: str, version: str | None, timeout: float) -> Gate:
+    """Ask the running service to hand its socket to release `sha` (what `current` names),
+    and wait until that release answers or the running one says why it never will."""
+    layout, system = ctx.layout, ctx.system
+    started = system.monotonic()
+    request = json.dumps({"sha": sha, "timeout": timeout}) + "\n"
+    replace_whole(layout.base / HANDOVER_REQUEST, request)
+    code, error = system.systemctl(
+        "kill", "--kill-whom=main", "--signal=SIGHUP", f"{layout.unit}.service"
+    )
+    if code != 0:
+        return _failed(ctx, started, f"systemctl kill failed: {error or code}", serving_on=True)
+    deadline = started + timeout + SLACK_SECONDS
+    while True:
+        status, body, _ = system.probe(layout.port, "/health", timeout=1.0)
+        if status == 200 and isinstance(body, dict):
+            if body.get("commit") == sha:
+                return {"healthy": True, "seconds": _since(ctx, started), "how": "hand-over"}
+            failed = _failure(body, sha)
+            if failed is not None:
+                return _failed(ctx, started, failed, serving_on=True)
+        if system.unit_state(layout.unit).get("ActiveState") == "failed":
+            return _failed(ctx, started, "the unit failed during the hand-over", serving_on=False)
+        if system.monotonic() >= deadline:
+            reason = f"the hand-over did not end within {deadline - started:.0f} s"
+            return _failed(ctx, started, reason, serving_on=False)
+        system.sleep(0.02)
+
+
+def _failure(body: dict[str, Any], sha: str) -> str | None:
+    """Why the hand-over to `sha` failed, as the running release reports it."""
+    report = body.get("handover")
+    last = report.get("last") if isinstance(report, dict) else None
+    if isinstance(last, dict) and last.get("commit") == sha and last.get("state") == "failed":
+        return f"it did not get ready beside the running release: {last.get('reason')}"
+    return None
+
+
+def _failed(ctx: Context, started: float, reason: str, *, serving_on: bool) -> Gate:
+    seconds = round(ctx.system.monotonic() - started, 3)
+    return {"healthy": False, "seconds": seconds, "reason": reason, "serving_on": serving_on}
+
+
+def _since(ctx: Context, started: float) -> float:
+    return round(ctx.system.monotonic() - started, 3)

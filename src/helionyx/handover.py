@@ -1,0 +1,250 @@
+"""Handing the listening socket from the running release to the next, without a restart.
+
+The running process (the unit's main PID) gets SIGHUP from the host agent, which first wrote
+`handover.json` (which release, how long it may take) beside `current`. It starts the release
+`current` points at as its successor, passing it the listening socket systemd gave it (fd 3)
+and a pipe. The successor does all its start-up work without accepting: settings, the event
+log read, its own read model, the readiness checks (`api.app.not_ready`), then says `ready`.
+Only then does the running process stop accepting, finish its in-flight requests and let go
+of the log (`domain.store.writer`); the successor, waiting on that lock, takes in the last
+events, catches the read model up, becomes the unit's main PID (sd_notify `MAINPID=`), says
+`taken` and starts accepting, and the old process exits. Connections arriving meanwhile wait
+in the socket's backlog for milliseconds. A successor that never gets ready, exits or hangs
+is killed before it ever accepted; the running process never stopped serving, and /health
+says why (`handover`). Sequence: docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+log = logging.getLogger("helionyx.handover")
+
+#: Bumped if the exchange between the two processes ever changes; /health reports it.
+PROTOCOL = 1
+#: Set by the unit: `<base>/current`, the release a successor is started from.
+CURRENT = "HELIONYX_CURRENT"
+#: In the successor's environment: the pipe it reports on.
+REPORT_FD = "HELIONYX_HANDOVER_FD"
+#: Written by the host agent beside `current` before its SIGHUP.
+REQUEST = "handover.json"
+#: After it stops accepting, how long a just-accepted connection gets to deliver its request.
+FIRST_REQUEST_SECONDS = 1.0
+#: How long the successor may take to become the main PID once the log is let go.
+TAKE_SECONDS = 10.0
+LISTEN_FD = 3
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A hand-over as /health reports it."""
+
+    commit: str | None
+    state: str  # starting, ready, handed-over, failed
+    pid: int | None = None
+    reason: str | None = None
+
+
+def available() -> bool:
+    """Whether this process can hand over: systemd told it where `current` is and lets any
+    process of the unit name the main PID (NotifyAccess=all gives it NOTIFY_SOCKET)."""
+    return bool(os.environ.get(CURRENT)) and bool(os.environ.get("NOTIFY_SOCKET"))
+
+
+def notify(message: str) -> None:
+    """Tell systemd `message` (sd_notify); nothing when not run by systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(message.encode(), address)
+
+
+class Reporter:
+    """The successor's end of the pipe (None-safe: a process started normally has none)."""
+
+    def __init__(self) -> None:
+        fd = os.environ.pop(REPORT_FD, None)
+        self._fd = int(fd) if fd else None
+        self._last: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._fd is not None
+
+    def say(self, line: str) -> None:
+        """One line to the running process (repeated lines are sent once)."""
+        if self._fd is None or line == self._last:
+            return
+        self._last = line
+        with contextlib.suppress(OSError):
+            os.write(self._fd, (line.replace("\n", " ") + "\n").encode())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def become_ready(reporter: Reporter, not_ready: Callable[[], str | None]) -> None:
+    """In the successor: look until ready, telling the running process each new reason (it
+    decides how long to wait and kills a successor that never gets there)."""
+    while (reason := not_ready()) is not None:
+        reporter.say(f"waiting {reason}")
+        time.sleep(0.05)
+    reporter.say("ready")
+
+
+class Handover:
+    """The running process's side: start the successor, hand over when it is ready."""
+
+    def __init__(
+        self,
+        stop_accepting: Callable[[], Awaitable[None]],
+        let_go: Callable[[], None],
+        exit_now: Callable[[], None],
+    ) -> None:
+        self._stop_accepting = stop_accepting
+        self._let_go = let_go
+        self._exit = exit_now
+        self.attempt: Attempt | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def report(self) -> dict[str, object]:
+        """What /health says: the protocol this process speaks and the last attempt."""
+        body: dict[str, object] = {"protocol": PROTOCOL if available() else None}
+        if self.attempt is not None:
+            body["last"] = {k: v for k, v in asdict(self.attempt).items() if v is not None}
+        return body
+
+    def begin(self) -> None:
+        """SIGHUP: start a hand-over unless one is under way."""
+        if self._task is not None and not self._task.done():
+            log.warning("hand-over: one is already under way; SIGHUP ignored")
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self._hand_over()
+        except Exception as exc:  # every failure is reported, and this process serves on
+            self._fail(f"{type(exc).__name__}: {exc}")
+
+    def _fail(self, reason: str) -> None:
+        attempt = self.attempt or Attempt(None, "failed")
+        self.attempt = replace(attempt, state="failed", reason=reason)
+        log.error("hand-over to %s failed: %s; serving on", attempt.commit, reason)
+
+    async def _hand_over(self) -> None:
+        link = Path(os.environ[CURRENT])
+        try:
+            request = json.loads((link.parent / REQUEST).read_text())
+            timeout = float(request["timeout"])
+            wanted = str(request["sha"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.attempt = Attempt(None, "failed")
+            self._fail(f"no readable {REQUEST} beside {link}: {exc}")
+            return
+        release = link.resolve()
+        self.attempt = Attempt(wanted, "starting")
+        if release.name != wanted:
+            self._fail(f"{link} points at {release.name}, not at {wanted}")
+            return
+        deadline = time.monotonic() + timeout
+        read_end, write_end = os.pipe()
+        try:
+            child = _spawn(release, write_end)
+        finally:
+            os.close(write_end)
+        self.attempt = replace(self.attempt, pid=child.pid)
+        log.info("hand-over: started %s as pid %d beside this process", wanted[:12], child.pid)
+        lines = await _lines(read_end)
+        refused = await _until_ready(lines, deadline, child, timeout)
+        if refused is not None:
+            self._fail(f"{refused}; it answered no request")
+            return
+        self.attempt = replace(self.attempt, state="ready")
+        await self._stop_accepting()
+        self._let_go()
+        try:
+            taken = await _next(lines, time.monotonic() + TAKE_SECONDS)
+        except TimeoutError:
+            taken = None
+        if taken != "taken":
+            # The log is let go and nobody took the socket: exit, so systemd starts `current`.
+            log.error("hand-over: the successor did not take over (%s); exiting", taken)
+            self._exit()
+            return
+        self.attempt = replace(self.attempt, state="handed-over")
+        log.info("hand-over: pid %d serves now; this process exits", child.pid)
+        self._exit()
+
+
+async def _until_ready(
+    lines: asyncio.StreamReader, deadline: float, child: subprocess.Popen[bytes], timeout: float
+) -> str | None:
+    """None once the successor says `ready`; else why it never will (it is gone then)."""
+    last = "no word from it yet"
+    while True:
+        try:
+            line = await _next(lines, deadline)
+        except TimeoutError:
+            _kill(child)
+            return f"not ready within {timeout:.0f} s: {last}"
+        if line is None:
+            code = child.poll()
+            if code is None:
+                _kill(child)
+            return f"exited with status {code} before it was ready ({last})"
+        if line == "ready":
+            return None
+        last = line.removeprefix("waiting ")
+
+
+def _spawn(release: Path, report_fd: int) -> subprocess.Popen[bytes]:
+    """The successor: the same command the unit runs, from `release`, on our socket."""
+    environ = {**os.environ, "LISTEN_FDS": "1", REPORT_FD: str(report_fd)}
+    environ.pop("LISTEN_FDNAMES", None)
+    python = release / "venv" / "bin" / "python"
+    # LISTEN_PID must name the successor itself, known only once it runs: sh sets it, then execs.
+    command = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"', str(python), "-m", "helionyx"]
+    return subprocess.Popen(
+        [*command, *sys.argv[1:]],
+        env=environ,
+        pass_fds=(LISTEN_FD, report_fd),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        child.send_signal(signal.SIGKILL)
+    child.wait()
+
+
+async def _lines(fd: int) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    protocol = asyncio.StreamReaderProtocol(reader)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: protocol, os.fdopen(fd, "rb"))
+    return reader
+
+
+async def _next(lines: asyncio.StreamReader, deadline: float) -> str | None:
+    """The next line (None at the end), or TimeoutError at `deadline`."""
+    remaining = max(0.0, deadline - time.monotonic())
+    line = await asyncio.wait_for(lines.readline(), timeout=remaining)
+    return line.decode(errors="replace").strip() if line else None

@@ -1,0 +1,162 @@
+"""Deploys hand the socket over: a release that is not ready never answers, writers lose and
+duplicate nothing through hand-overs, and a SIGKILL of either process mid-way tears nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from tests.release.deploykit import (
+    PORTS,
+    IngestLoad,
+    NodeHandle,
+    Project,
+    deploy,
+    event_ids,
+    ingest_url,
+    never_ready_build,
+    setup_env,
+    wait_until,
+)
+
+pytestmark = pytest.mark.node
+
+HANDED = "handed the socket over"
+
+
+@dataclass
+class Clients:
+    """Clients hammering an env's /health, each request on a new connection: which commits
+    answered, and what failed."""
+
+    url: str
+    clients: int = 4
+    commits: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Clients:
+        for _ in range(self.clients):
+            thread = threading.Thread(target=self._hammer)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _hammer(self) -> None:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(timeout=10, limits=limits) as client:
+            while not self._stop.is_set():
+                try:
+                    answer = client.get(self.url)
+                except httpx.HTTPError as exc:
+                    self.failures[type(exc).__name__] += 1
+                    continue
+                if answer.status_code != 200:
+                    self.failures[f"HTTP {answer.status_code}"] += 1
+                else:
+                    self.commits[answer.json()["commit"]] += 1
+
+
+def health_url(node: NodeHandle, env: str) -> str:
+    return f"http://{node.env['DEPLOY_HOST']}:{PORTS[env]}/health"
+
+
+def finish_of(node: NodeHandle, env: str, sha: str) -> dict[str, str]:
+    lines = node.ssh(f"cat /opt/helionyx/{env}/deploy-log.jsonl").splitlines()
+    records: list[dict[str, str]] = [json.loads(line) for line in lines]
+    return [r for r in records if r.get("step") == "finish" and r.get("sha") == sha][-1]
+
+
+@pytest.fixture
+def dev(project: Project, node: NodeHandle) -> NodeHandle:
+    """The node with dev on 0.2.0, put in by a hand-over from 0.1.0, reachable from here."""
+    node.env["DEPLOY_LISTEN_ADDRESS"] = "0.0.0.0"
+    setup_env(project, node, "dev")
+    first = deploy(project, node, "dev", "0.1.0")
+    assert first.code == 0, first.stderr
+    assert "restarted (" in first.stdout, "nothing was running: the first one starts"
+    second = deploy(project, node, "dev", "0.2.0")
+    assert second.code == 0, second.stderr
+    assert HANDED in second.stdout, second.stdout
+    return node
+
+
+def test_a_release_that_is_not_ready_or_crashes_at_start_answers_no_request(
+    project: Project, dev: NodeHandle
+) -> None:
+    good = project.shas["0.2.0"]
+    never = never_ready_build(project)
+
+    with Clients(health_url(dev, "dev")) as seen:
+        not_ready = deploy(project, dev, "dev", never)
+        crashing = deploy(project, dev, "dev", "0.2.1")
+        wait_until(lambda: sum(seen.commits.values()) > 50 or None, 30, "requests after both")
+
+    assert not_ready.code != 0
+    assert "did not get ready beside the running release: not ready within 20 s" in (
+        not_ready.stderr
+    )
+    assert "deliberately never ready; it answered no request" in not_ready.stderr
+    assert crashing.code != 0
+    assert "exited with status 1 before it was ready" in crashing.stderr, crashing.stderr
+    assert set(seen.commits) == {good}, f"only the running release answered: {seen.commits}"
+    assert not seen.failures, seen.failures
+    assert dev.current("dev") == good
+    for sha in (never, project.shas["0.2.1"]):
+        finish = finish_of(dev, "dev", sha)
+        assert finish["outcome"] == "rolled_back", finish
+        assert finish["reason"].endswith(f"{good[:12]} kept serving"), finish
+
+
+def test_writers_lose_and_duplicate_nothing_through_hand_overs_and_kills(
+    project: Project, dev: NodeHandle
+) -> None:
+    seed = random.randrange(1 << 30)
+    instants = random.Random(seed)
+    with IngestLoad(ingest_url(dev, "dev")) as load:
+        load.wait_for_more(20)
+        for _ in range(3):
+            restarted = project.cli("restart", "--env", "dev", env=dev.env)
+            assert restarted.code == 0 and HANDED in restarted.stdout, restarted.stderr
+            load.wait_for_more(20)
+        # SIGKILL one of the two processes at a random instant of a hand-over.
+        for attempt in range(4):
+            victim = "successor" if attempt % 2 == 0 else "running"
+            delay = instants.uniform(0.0, 1.5)
+            kill = (
+                "main=$(systemctl show -p MainPID --value helionyx-dev.service); "
+                "systemctl kill --kill-whom=main --signal=SIGHUP helionyx-dev.service; "
+                f"sleep {delay:.2f}; "
+                "now=$(cat /sys/fs/cgroup/system.slice/helionyx-dev.service/cgroup.procs); "
+                + (
+                    'for p in $now; do [ "$p" != "$main" ] && kill -9 $p; done; true'
+                    if victim == "successor"
+                    else "kill -9 $main; true"
+                )
+            )
+            dev.ssh(kill)
+            wait_until(
+                lambda: dev.http("dev", "/health/ready")[0] == 200 or None,
+                60,
+                f"dev serving again (seed {seed}, {victim} killed after {delay:.2f} s)",
+            )
+            load.wait_for_more(10)
+
+    ids = event_ids(dev, "dev")
+    counts = Counter(ids)
+    assert [i for i, n in counts.items() if n > 1] == [], f"duplicated (seed {seed})"
+    missing = set(load.acknowledged) - set(ids)
+    assert not missing, f"{len(missing)} acknowledged events lost (seed {seed})"
+    assert len(load.acknowledged) > 100
