@@ -91,6 +91,8 @@ def env_status(current: status.Status, *, releases_only: bool) -> None:
             f"service    {service_state.get('state')} ({service_state.get('sub_state')})"
             + (f", up {uptime:.0f} s, pid {service_state.get('pid')}" if uptime is not None else "")
         )
+        if service_state.get("handing_over"):
+            print(f"hand-over  {service_state['handing_over']}")
         body = current.health.get("body")
         answer = json.dumps(body) if body else f"no answer ({current.health.get('status')})"
         print(f"health     {answer}")

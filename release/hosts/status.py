@@ -99,6 +99,7 @@ def status_of(env: Environment, state: HostState, units: dict[str, str] | None =
             "pid": int(unit.get("MainPID", "0") or 0),
             "uptime_seconds": float(unit["uptime_seconds"]) if "uptime_seconds" in unit else None,
             "restarts": int(unit.get("NRestarts", "0") or 0),
+            "handing_over": handing_over(state.health.get("body"), unit.get("MainPID")),
         },
         health={"status": state.health.get("status"), "body": state.health.get("body")},
         releases=release_states(state),
@@ -107,6 +108,16 @@ def status_of(env: Environment, state: HostState, units: dict[str, str] | None =
         drift=drift(host_settings(env), state) if units is not None else [],
         interpreter=describe(state.platform) if state.platform else None,
     )
+
+
+def handing_over(body: object, main_pid: str | None) -> str | None:
+    """The hand-over under way, as the running process reports it: both processes."""
+    report = body.get("handover") if isinstance(body, dict) else None
+    last = report.get("last") if isinstance(report, dict) else None
+    if not isinstance(last, dict) or last.get("state") not in ("starting", "ready"):
+        return None
+    commit = str(last.get("commit"))[:12]
+    return f"to {commit} ({last.get('state')}, pid {last.get('pid')}) beside pid {main_pid}"
 
 
 def read_status(ctx: Context, units: dict[str, str] | None = None) -> Status:

@@ -8,6 +8,7 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from tests.release.deploykit import (
     NodeHandle,
     Project,
     deploy,
+    deploy_in_background,
     event_ids,
     ingest_url,
     never_ready_build,
@@ -94,21 +96,27 @@ def dev(project: Project, node: NodeHandle) -> NodeHandle:
 
 
 def test_a_release_that_is_not_ready_or_crashes_at_start_answers_no_request(
-    project: Project, dev: NodeHandle
+    project: Project, dev: NodeHandle, tmp_path: Path
 ) -> None:
     good = project.shas["0.2.0"]
     never = never_ready_build(project)
 
+    def status_while_handing_over() -> str | None:
+        shown = project.cli("status", "--env", "dev", env=dev.env).stdout
+        return shown if "hand-over  to" in shown else None
+
     with Clients(health_url(dev, "dev")) as seen:
-        not_ready = deploy(project, dev, "dev", never)
+        not_ready = deploy_in_background(project, dev, "dev", never, tmp_path / "never")
+        shown = wait_until(status_while_handing_over, 30, "status to show the hand-over")
+        assert not_ready.process.wait(timeout=120) != 0
         crashing = deploy(project, dev, "dev", "0.2.1")
         wait_until(lambda: sum(seen.commits.values()) > 50 or None, 30, "requests after both")
 
-    assert not_ready.code != 0
+    assert f"hand-over  to {never[:12]} (starting, pid " in shown, shown
     assert "did not get ready beside the running release: not ready within 20 s" in (
-        not_ready.stderr
+        not_ready.stderr()
     )
-    assert "deliberately never ready; it answered no request" in not_ready.stderr
+    assert "deliberately never ready; it answered no request" in not_ready.stderr()
     assert crashing.code != 0
     assert "exited with status 1 before it was ready" in crashing.stderr, crashing.stderr
     assert set(seen.commits) == {good}, f"only the running release answered: {seen.commits}"
@@ -134,7 +142,7 @@ def test_writers_lose_and_duplicate_nothing_through_hand_overs_and_kills(
         # SIGKILL one of the two processes at a random instant of a hand-over.
         for attempt in range(4):
             victim = "successor" if attempt % 2 == 0 else "running"
-            delay = instants.uniform(0.0, 1.5)
+            delay = instants.uniform(0.0, 0.6)  # a hand-over takes about half a second
             kill = (
                 "main=$(systemctl show -p MainPID --value helionyx-dev.service); "
                 "systemctl kill --kill-whom=main --signal=SIGHUP helionyx-dev.service; "
