@@ -7,7 +7,9 @@ Measures, each as median / min / max of REPS repetitions:
 2. Helionyx: deploy of a prebuilt release (a new SHA each time), no-op redeploy, rollback;
 3. baseline, the in-place way of the original deploy guide: one shared venv per env,
    `pip install --upgrade` of the new wheel from the same wheelhouse, restart;
-4. failed requests and worst latency under the same steady load during 2 and 3.
+4. failed requests, connection resets, p99 and worst latency under the same steady load during
+   2 and 3 and during restarts, beside the steady state's p99 in the same run (the hand-over's
+   target: worst <= steady p99 + 50 ms, 0 failed, 0 resets).
 Prints a table and the ratios, and writes them to benchmarks/results/latest.json. It reports; it
 does not pass or fail.
 """
@@ -44,6 +46,9 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "20"))
 BASELINE_PORT = 8010
 MIGRATION_EVENTS = int(os.environ.get("BENCH_MIGRATION_EVENTS", "100000"))
 MIGRATION_REPS = int(os.environ.get("BENCH_MIGRATION_REPS", "3"))
+STEADY_SECONDS = 4.0
+#: Deploys, rollbacks and restarts hand the socket over: worst latency <= steady p99 + this.
+HANDOVER_MARGIN = 0.05
 
 
 @dataclass
@@ -58,6 +63,7 @@ class Figure:
     failures: dict[str, int] = field(default_factory=dict)
     #: The longest time from a repetition's first failed request to its last.
     longest_outage: float = 0.0
+    latencies: list[float] = field(default_factory=list)
 
     def add_load(self, phase: Phase) -> None:
         """Fold one phase of load into this figure."""
@@ -67,6 +73,19 @@ class Figure:
             self.failures[kind] = self.failures.get(kind, 0) + count
         self.requests += phase.requests
         self.worst_latency = max(self.worst_latency, phase.worst)
+        self.latencies.extend(phase.latencies)
+
+    @property
+    def p99(self) -> float:
+        """The 99th percentile latency of every request the load sent meanwhile."""
+        if len(self.latencies) < 2:
+            return max(self.latencies, default=0.0)
+        return statistics.quantiles(self.latencies, n=100)[98]
+
+    @property
+    def resets(self) -> int:
+        """Requests whose connection was reset."""
+        return sum(n for kind, n in self.failures.items() if "reset" in kind)
 
     @property
     def median(self) -> float:
@@ -84,6 +103,8 @@ class Figure:
             "failed_requests": self.failed,
             "failures_by_kind": self.failures,
             "worst_latency_s": round(self.worst_latency, 3),
+            "p99_latency_s": round(self.p99, 3),
+            "connection_resets": self.resets,
             "longest_outage_s": round(self.longest_outage, 3),
         }
 
@@ -235,6 +256,9 @@ class Bench:
         for _ in range(REPS):
             self.measure("helionyx rollback", None, lambda: self.cli("rollback", "--env", "dev"))
         with self.load(8000) as load:
+            for _ in range(REPS):
+                # The same load with nothing going on: what the hand-over is held to.
+                self.measure("steady state", load, lambda: time.sleep(STEADY_SECONDS))
             for sha in loaded:
                 self.measure("helionyx deploy", load, lambda s=sha: deploy(s))  # type: ignore[misc]
             for _ in range(REPS):
@@ -396,26 +420,32 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
             "rollback <= 1.5 x floor + 0.3 s": round(1.5 * floor + 0.3, 2),
             "no-op redeploy <= 0.5 s": 0.5,
         }
-        header = ("operation", "median", "min", "max", "requests", "failed", "worst")
-        print("\n{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}".format(*header))
+        header = ("operation", "median", "min", "max", "requests", "failed", "p99", "worst")
+        print("\n{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8} {:>8}".format(*header))
         for name, row in rows.items():
             cells = [f"{row[k]:.2f}s" for k in ("median_s", "min_s", "max_s")]
             if "under load" not in name:
-                cells += ["-", "-", "-"]
+                cells += ["-", "-", "-", "-"]
             else:
                 cells += [
                     str(row["requests_under_load"]),
                     str(row["failed_requests"]),
-                    f"{row['worst_latency_s']:.2f}s",
+                    f"{row['p99_latency_s'] * 1000:.0f}ms",
+                    f"{row['worst_latency_s'] * 1000:.0f}ms",
                 ]
             print(
-                "{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}".format(self.figures[name].name, *cells)
+                "{:<36} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8} {:>8}".format(
+                    self.figures[name].name, *cells
+                )
             )
         for figure in self.figures.values():
             if figure.failures:
                 kinds = ", ".join(f"{k}: {v}" for k, v in sorted(figure.failures.items()))
                 away = f"; away for up to {figure.longest_outage:.2f} s"
                 print(f"  {figure.name} failures: {kinds}{away}")
+        handover = self.handover_targets()
+        for line in handover["lines"]:
+            print(line)
         print()
         for name, value in ratios.items():
             print(f"{name:<22} {value:5.2f}")
@@ -442,7 +472,25 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
             "targets_s": targets,
             "read_model_events_per_s": round(rate) if rate else None,
             "sizes": self.sizes,
+            "handover": handover["figures"],
         }
+
+    def handover_targets(self) -> dict[str, Any]:
+        """Deploy, rollback and restart under load against the steady state of the same run."""
+        steady = self.figures["steady state (under load)"]
+        limit = steady.p99 + HANDOVER_MARGIN
+        lines = [f"\nsteady p99 {steady.p99 * 1000:.0f} ms; target worst <= {limit * 1000:.0f} ms"]
+        figures: dict[str, Any] = {"steady_p99_s": round(steady.p99, 3), "limit_s": round(limit, 3)}
+        for name in ("helionyx deploy", "helionyx rollback", "restart, socket kept"):
+            figure = self.figures[f"{name} (under load)"]
+            met = figure.worst_latency <= limit and figure.failed == 0 and figure.resets == 0
+            lines.append(
+                f"  {name:<22} worst {figure.worst_latency * 1000:4.0f} ms, p99 "
+                f"{figure.p99 * 1000:4.0f} ms, failed {figure.failed}, resets {figure.resets}: "
+                + ("met" if met else "MISSED")
+            )
+            figures[name] = {"met": met, **figure.row()}
+        return {"lines": lines, "figures": figures}
 
 
 def main() -> int:

@@ -125,8 +125,9 @@ class Handover:
         self._task: asyncio.Task[None] | None = None
 
     def report(self) -> dict[str, object]:
-        """What /health says: the protocol this process speaks and the last attempt."""
-        body: dict[str, object] = {"protocol": PROTOCOL if available() else None}
+        """What /health says: the protocol this process speaks (none outside systemd) and the
+        last attempt; empty when there is nothing to say."""
+        body: dict[str, object] = {"protocol": PROTOCOL} if available() else {}
         if self.attempt is not None:
             body["last"] = {k: v for k, v in asdict(self.attempt).items() if v is not None}
         return body

@@ -157,9 +157,10 @@ def create_app(
         if assistant.store.unreadable:
             # Rolled back by force onto a log it cannot wholly read: what it does not show.
             body["unreadable_events"] = assistant.store.unreadable
-        if handover is not None:
+        said = handover() if handover is not None else None
+        if said:
             # The hand-over this process can do, and the one it is doing (helionyx.handover).
-            body["handover"] = handover()
+            body["handover"] = said
         return body
 
     @app.get("/health/ready", responses={503: {"description": "not ready, with the reason"}})

@@ -1,0 +1,189 @@
+"""The hand-over between two real service processes on one inherited socket, without systemd:
+`systemd-socket-activate` passes the socket, a datagram socket of ours stands in for systemd's
+notify socket, and a release directory's `venv/bin/python` is a script (docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helionyx.domain.store import EventStore
+from tests.helionyx.servicekit import TOKEN, free_port, poll, service_env
+
+pytestmark = pytest.mark.process
+
+SHA = "a" * 40
+
+
+@dataclass
+class Running:
+    """The first process, the socket it serves on, and the notify socket systemd would read."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    notify: socket.socket
+    log: Path
+
+    def health(self) -> dict[str, object]:
+        body: dict[str, object] = httpx.get(self.url + "/health", timeout=5).json()
+        return body
+
+    def main_pid_named(self, timeout: float) -> int:
+        """The MAINPID= the successor sends, as systemd would receive it."""
+        self.notify.settimeout(timeout)
+        message = self.notify.recv(4096).decode()
+        assert message.startswith("MAINPID="), message
+        return int(message.removeprefix("MAINPID="))
+
+
+def release(base: Path, python: str) -> None:
+    """releases/<SHA> whose venv/bin/python runs `python`, `current` pointing at it."""
+    binary = base / "releases" / SHA / "venv" / "bin" / "python"
+    binary.parent.mkdir(parents=True)
+    binary.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
+    binary.chmod(0o755)
+    (base / "current").symlink_to(f"releases/{SHA}")
+    (base / "handover.json").write_text(json.dumps({"sha": SHA, "timeout": 15}))
+
+
+@contextmanager
+def running(tmp_path: Path, python: str = sys.executable) -> Iterator[Running]:
+    base = tmp_path / "base"
+    release(base, python)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    port = free_port()
+    env = service_env(tmp_path, port)
+    env.update(
+        {"HELIONYX_CURRENT": str(base / "current"), "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    )
+    setenv = [f"--setenv={k}={v}" for k, v in env.items()]
+    log = tmp_path / "log"
+    process = subprocess.Popen(
+        [
+            *("systemd-socket-activate", f"--listen=127.0.0.1:{port}", *setenv),
+            *(sys.executable, "-m", "helionyx", "serve"),
+        ],
+        cwd=tmp_path,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    first = Running(process, f"http://127.0.0.1:{port}", notify, log)
+    try:
+        poll(lambda: _ready(first.url) or None, 20, "the first process to be ready")
+        yield first
+    finally:
+        for pid in _service_pids(tmp_path):
+            os.kill(pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        notify.close()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _service_pids(tmp_path: Path) -> list[int]:
+    """Every helionyx process serving from `tmp_path` (a successor outlives its parent)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cwd = str((entry / "cwd").readlink())
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cwd == str(tmp_path) and b"helionyx" in command:
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_next_release_takes_the_socket_and_the_log_over_losing_no_write(
+    tmp_path: Path,
+) -> None:
+    acknowledged: list[str] = []
+    failures: Counter[str] = Counter()
+    stop = threading.Event()
+
+    with running(tmp_path) as first:
+
+        def write(number: int) -> None:
+            headers = {"Authorization": f"Bearer {TOKEN}", "Connection": "close"}
+            with httpx.Client(timeout=10, headers=headers) as client:
+                sent = 0
+                while not stop.is_set():
+                    sent += 1
+                    try:
+                        answer = client.post(
+                            first.url + "/api/v1/ingest/message",
+                            json={"text": f"writer {number} message {sent}"},
+                        )
+                    except httpx.HTTPError as exc:
+                        failures[type(exc).__name__] += 1
+                        continue
+                    if answer.status_code == 201:
+                        acknowledged.append(answer.json()["event_id"])
+                    else:
+                        failures[f"HTTP {answer.status_code}"] += 1
+
+        writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        for thread in writers:
+            thread.start()
+        poll(lambda: len(acknowledged) > 50 or None, 20, "writes before the hand-over")
+        assert first.health()["handover"] == {"protocol": 1}
+
+        first.process.send_signal(signal.SIGHUP)
+        successor = first.main_pid_named(timeout=20)
+        assert successor != first.process.pid
+        assert first.process.wait(timeout=20) == 0, "the first process exits once taken over"
+        count = len(acknowledged)
+        poll(lambda: len(acknowledged) > count + 50 or None, 20, "writes after the hand-over")
+        stop.set()
+        for thread in writers:
+            thread.join(timeout=30)
+        log = first.log.read_text()
+
+    assert not failures, failures
+    store = EventStore(tmp_path / "events")
+    store.open()
+    logged = [e.event_id for e in store.read()]
+    assert len(logged) == len(set(logged)), "nothing written twice"
+    assert set(acknowledged) <= set(logged), "nothing acknowledged lost"
+    assert f"hand-over: started {SHA[:12]} as pid {successor}" in log
+    assert "hand-over: this process serves now" in log
+
+
+def test_a_successor_that_exits_at_start_answers_nothing_and_the_first_serves_on(
+    tmp_path: Path,
+) -> None:
+    with running(tmp_path, python="false") as first:
+        first.process.send_signal(signal.SIGHUP)
+
+        def failed() -> dict[str, object] | None:
+            report = first.health()["handover"]
+            assert isinstance(report, dict)
+            last = report.get("last")
+            return last if isinstance(last, dict) and last.get("state") == "failed" else None
+
+        last = poll(failed, 20, "the hand-over to fail")
+        assert last["commit"] == SHA
+        assert str(last["reason"]).startswith("exited with status 1 before it was ready")
+        assert _ready(first.url) and first.process.poll() is None
