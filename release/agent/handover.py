@@ -9,6 +9,7 @@ release answers or the old one reports why it never will.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -59,10 +60,13 @@ def _settings_changed(layout: Layout, state: dict[str, str]) -> bool:
 
 def hand_over(ctx: Context, sha: str, version: str | None, timeout: float) -> Gate:
     """Ask the running service to hand its socket to release `sha` (what `current` names),
-    and wait until that release answers or the running one says why it never will."""
+    and wait until another process is the unit's main PID or the running one says why none
+    will be (the same release handing over to itself must be told apart: the PID is)."""
     layout, system = ctx.layout, ctx.system
     started = system.monotonic()
-    request = json.dumps({"sha": sha, "timeout": timeout}) + "\n"
+    attempt = os.urandom(8).hex()
+    running = system.unit_state(layout.unit).get("MainPID")
+    request = json.dumps({"sha": sha, "timeout": timeout, "attempt": attempt}) + "\n"
     replace_whole(layout.base / HANDOVER_REQUEST, request)
     code, error = system.systemctl(
         "kill", "--kill-whom=main", "--signal=SIGHUP", f"{layout.unit}.service"
@@ -71,26 +75,26 @@ def hand_over(ctx: Context, sha: str, version: str | None, timeout: float) -> Ga
         return _failed(ctx, started, f"systemctl kill failed: {error or code}", serving_on=True)
     deadline = started + timeout + SLACK_SECONDS
     while True:
-        status, body, _ = system.probe(layout.port, "/health", timeout=1.0)
-        if status == 200 and isinstance(body, dict):
-            if body.get("commit") == sha:
-                return {"healthy": True, "seconds": _since(ctx, started), "how": "hand-over"}
-            failed = _failure(body, sha)
-            if failed is not None:
-                return _failed(ctx, started, failed, serving_on=True)
-        if system.unit_state(layout.unit).get("ActiveState") == "failed":
+        state = system.unit_state(layout.unit)
+        if state.get("ActiveState") == "failed":
             return _failed(ctx, started, "the unit failed during the hand-over", serving_on=False)
+        if state.get("MainPID") not in (running, "0", None):
+            return {"healthy": True, "seconds": _since(ctx, started)}
+        status, body, _ = system.probe(layout.port, "/health", timeout=1.0)
+        failed = _failure(body, attempt) if status == 200 and isinstance(body, dict) else None
+        if failed is not None:
+            return _failed(ctx, started, failed, serving_on=True)
         if system.monotonic() >= deadline:
             reason = f"the hand-over did not end within {deadline - started:.0f} s"
             return _failed(ctx, started, reason, serving_on=False)
         system.sleep(0.02)
 
 
-def _failure(body: dict[str, Any], sha: str) -> str | None:
-    """Why the hand-over to `sha` failed, as the running release reports it."""
+def _failure(body: dict[str, Any], attempt: str) -> str | None:
+    """Why hand-over `attempt` failed, as the running release reports it."""
     report = body.get("handover")
     last = report.get("last") if isinstance(report, dict) else None
-    if isinstance(last, dict) and last.get("commit") == sha and last.get("state") == "failed":
+    if isinstance(last, dict) and last.get("attempt") == attempt and last.get("state") == "failed":
         return f"it did not get ready beside the running release: {last.get('reason')}"
     return None
 

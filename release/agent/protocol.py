@@ -27,8 +27,7 @@ HOST_SETTINGS = "host-settings.json"
 FORCED_READ = "forced-read.json"
 #: An activation under way (`recovery`): written before the switch, removed once it is recorded.
 ACTIVATION = "activation.json"
-#: Beside `current`: which release the running service is asked to hand its socket to, and how
-#: long it may take (read by the service's `helionyx.handover`, which names it too).
+#: Beside `current`: the hand-over asked of the running service (read by `helionyx.handover`).
 HANDOVER_REQUEST = "handover.json"
 #: Where the agent's boot-time recovery is installed in the env's base dir (`recovery.install`).
 AGENT_DIR = "agent"
@@ -312,14 +311,11 @@ class GoLiveRequest(ActivateRequest):
 class ActivationIntent(TypedDict):
     """What a host reboot mid-activation needs to undo it (`recovery`)."""
 
-    #: The boot the activation ran in: an intent from an earlier boot was cut short.
-    boot_id: str
+    boot_id: str  # an intent of an earlier boot was cut short
     sha: str
-    #: `current` and `previous` before the switch.
-    before: str | None
+    before: str | None  # `current` and `previous` before the switch
     before_previous: str | None
-    #: The operation's closing record, as the activation would have completed it.
-    finish: LogRecord
+    finish: LogRecord  # the operation's closing record, as the activation would complete it
 
 
 class GoLiveAnswer(TypedDict):

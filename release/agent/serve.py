@@ -26,6 +26,7 @@ from . import (
     readmodels,
     setup,
     state,
+    watch,
 )
 from .errors import AgentError
 from .layout import Context, Layout
@@ -83,7 +84,7 @@ HANDLERS: dict[str, Handler] = dict(
         _serves(JOURNAL, activate.journal),
         _serves(PRUNE, prune.prune),
         _serves(MIGRATE, readmodels.migrate),
-        _serves(CUT_WATCH, activate.cut_watch),
+        _serves(CUT_WATCH, watch.cut_watch),
         _serves(SETUP, setup.setup),
         _serves(BACKUP, backup.backup),
         _serves(BACKUPS, backup.backups),

@@ -1,9 +1,9 @@
 """Deploy: the state machine of docs/ARCHITECTURE.md.
 
 resolve → fetch + verify → connect → lock → (no-op if already current and healthy) → prepare →
-upload → build releases/.<sha>.partial → rename to releases/<sha> → flip `current` → restart →
-health gate → prune → unlock. A failure before the flip leaves the host as it was; a failure
-after it flips back to the previous release, restarts it and re-checks its health.
+upload → build releases/.<sha>.partial → rename to releases/<sha> → flip `current` → hand-over
+(or restart) → health gate → prune → unlock. A failure before the flip leaves the host as it
+was; a failure after it flips back to the previous release, puts it back in and re-checks it.
 """
 
 from __future__ import annotations

@@ -55,6 +55,8 @@ class Attempt:
     state: str  # starting, ready, handed-over, failed
     pid: int | None = None
     reason: str | None = None
+    #: The agent's name for this attempt (from the request), so it knows the answer is its own.
+    attempt: str | None = None
 
 
 def available() -> bool:
@@ -156,12 +158,13 @@ class Handover:
             request = json.loads((link.parent / REQUEST).read_text())
             timeout = float(request["timeout"])
             wanted = str(request["sha"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            name = str(request.get("attempt", ""))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             self.attempt = Attempt(None, "failed")
             self._fail(f"no readable {REQUEST} beside {link}: {exc}")
             return
         release = link.resolve()
-        self.attempt = Attempt(wanted, "starting")
+        self.attempt = Attempt(wanted, "starting", attempt=name or None)
         if release.name != wanted:
             self._fail(f"{link} points at {release.name}, not at {wanted}")
             return

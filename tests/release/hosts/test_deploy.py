@@ -52,6 +52,8 @@ def test_a_deploy_serves_the_release_built_offline_with_bytecode(
         "version": "0.1.0",
         "commit": sha,
         "server_errors": 0,
+        # Under its unit it can hand its socket to the next release (NotifyAccess=all).
+        "handover": {"protocol": 1},
     }
     assert node.current("staging") == sha
     assert node.ssh("ip route | grep -c default || true").strip() == "0", (

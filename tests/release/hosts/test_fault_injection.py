@@ -126,7 +126,9 @@ def test_reboots_at_random_instants_of_a_failing_deploy_leave_the_env_on_its_las
         assert serving == good, context
         assert node.current("dev") == good, context
         assert running.process.wait(timeout=180) != 0, context
-        assert len(running.stderr().strip().splitlines()) == 1, (context, running.stderr())
+        # Cut off (one line), or told by the host that the release was killed before it got
+        # ready (its reason and the journal's last lines).
+        assert running.stderr().startswith("error: "), (context, running.stderr())
         records = [json.loads(li) for li in node.ssh(f"cat {BASE}/deploy-log.jsonl").splitlines()]
         finishes = [r for r in records if r.get("step") == "finish" and r.get("sha") == never]
         assert len(finishes) == attempt + 1, (context, finishes)
