@@ -174,16 +174,22 @@ class Handover:
             child = _spawn(release, write_end)
         finally:
             os.close(write_end)
-        self.attempt = replace(self.attempt, pid=child.pid)
-        log.info("hand-over: started %s as pid %d beside this process", wanted[:12], child.pid)
+        self.attempt = replace(self.attempt, pid=child)
+        log.info("hand-over: started %s as pid %d beside this process", wanted[:12], child)
         lines = await _lines(read_end)
         refused = await _until_ready(lines, deadline, child, timeout)
         if refused is not None:
             self._fail(f"{refused}; it answered no request")
             return
         self.attempt = replace(self.attempt, state="ready")
+        stopped = time.monotonic()
         await self._stop_accepting()
         self._let_go()
+        log.info(
+            "hand-over: stopped accepting; in-flight requests answered and the log let go in "
+            "%.0f ms",
+            (time.monotonic() - stopped) * 1000,
+        )
         try:
             taken = await _next(lines, time.monotonic() + TAKE_SECONDS)
         except TimeoutError:
@@ -194,12 +200,12 @@ class Handover:
             self._exit()
             return
         self.attempt = replace(self.attempt, state="handed-over")
-        log.info("hand-over: pid %d serves now; this process exits", child.pid)
+        log.info("hand-over: pid %d serves now; this process exits", child)
         self._exit()
 
 
 async def _until_ready(
-    lines: asyncio.StreamReader, deadline: float, child: subprocess.Popen[bytes], timeout: float
+    lines: asyncio.StreamReader, deadline: float, child: int, timeout: float
 ) -> str | None:
     """None once the successor says `ready`; else why it never will (it is gone then)."""
     last = "no word from it yet"
@@ -210,34 +216,40 @@ async def _until_ready(
             _kill(child)
             return f"not ready within {timeout:.0f} s: {last}"
         if line is None:
-            code = child.poll()
-            if code is None:
-                _kill(child)
-            return f"exited with status {code} before it was ready ({last})"
+            _kill(child)  # its end of the pipe closed: it is gone, or about to be
+            return f"exited before it was ready ({last}; its journal lines say why)"
         if line == "ready":
             return None
         last = line.removeprefix("waiting ")
 
 
-def _spawn(release: Path, report_fd: int) -> subprocess.Popen[bytes]:
-    """The successor: the same command the unit runs, from `release`, on our socket."""
+def _spawn(release: Path, report_fd: int) -> int:
+    """Start the successor: the unit's command from `release`, on our socket; its PID.
+
+    Started through a shell that exits at once, so that it is systemd's child, not ours: the
+    main PID systemd is told of must be its own child, or systemd can neither see it exit
+    (no restart on failure) nor wait for it to drain when stopping it.
+    """
     environ = {**os.environ, "LISTEN_FDS": "1", REPORT_FD: str(report_fd)}
     environ.pop("LISTEN_FDNAMES", None)
     python = release / "venv" / "bin" / "python"
-    # LISTEN_PID must name the successor itself, known only once it runs: sh sets it, then execs.
-    command = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"', str(python), "-m", "helionyx"]
-    return subprocess.Popen(
-        [*command, *sys.argv[1:]],
+    # LISTEN_PID must name the successor itself, known only once it runs: sh sets it, then
+    # execs. Its stdout goes where ours goes (the journal), so only `echo $!` reaches the pipe.
+    script = '/bin/sh -c \'LISTEN_PID=$$ exec "$0" "$@"\' "$0" "$@" >&2 & echo $!'
+    started = subprocess.run(
+        ["/bin/sh", "-c", script, str(python), "-m", "helionyx", *sys.argv[1:]],
         env=environ,
         pass_fds=(LISTEN_FD, report_fd),
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        check=True,
     )
+    return int(started.stdout.decode().strip())
 
 
-def _kill(child: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        child.send_signal(signal.SIGKILL)
-    child.wait()
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
 
 
 async def _lines(fd: int) -> asyncio.StreamReader:

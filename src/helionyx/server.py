@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 
 import uvicorn
@@ -46,10 +47,18 @@ class DrainingServer(uvicorn.Server):
         if self.on_started is not None:
             self.on_started()
 
+    def _stop_accepting_now(self) -> None:
+        """No more accepts. Not `Server.close()`: a connection accepted in the same loop
+        iteration becomes a transport only in the next, which a closed server refuses
+        (asyncio's `Server._attach` asserts it is open), dropping it unanswered."""
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop accepting, wait ACCEPT_GRACE_SECONDS, then uvicorn's graceful shutdown."""
-        for server in self.servers:
-            server.close()
+        self._stop_accepting_now()
         await asyncio.sleep(ACCEPT_GRACE_SECONDS)
         await super().shutdown(sockets=sockets)
 
@@ -57,8 +66,10 @@ class DrainingServer(uvicorn.Server):
         """For a hand-over: stop accepting, and return once every accepted connection had its
         request answered (a connection accepted an instant ago is waited for, not cut: closing
         it with its request unread would reset it)."""
-        for server in self.servers:
-            server.close()
+        self._stop_accepting_now()
+        # A connection accepted just before is not in `connections` until its transport is
+        # made, an iteration or two later: let that happen, or it would be cut at exit.
+        await asyncio.sleep(0.005)
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline, patience = now + GRACEFUL_SECONDS, now + handover.FIRST_REQUEST_SECONDS
@@ -174,9 +185,14 @@ def take_over(
         reporter,
         lambda: not_ready(runtime.assistant, checks, catch_up=runtime.projections_open),
     )
+    ready = time.monotonic()
     taken = runtime.take_over()
     # Before the old process exits: systemd must not take its exit for the service's end.
     handover.notify(f"MAINPID={os.getpid()}")
     reporter.say("taken")
     reporter.close()
-    log.info("hand-over: this process serves now (%d event(s) taken in at the hand-over)", taken)
+    log.info(
+        "hand-over: this process serves now, %.0f ms after it was ready (%d event(s) taken in)",
+        (time.monotonic() - ready) * 1000,
+        taken,
+    )

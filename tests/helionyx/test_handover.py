@@ -185,5 +185,5 @@ def test_a_successor_that_exits_at_start_answers_nothing_and_the_first_serves_on
 
         last = poll(failed, 20, "the hand-over to fail")
         assert last["commit"] == SHA
-        assert str(last["reason"]).startswith("exited with status 1 before it was ready")
+        assert str(last["reason"]).startswith("exited before it was ready")
         assert _ready(first.url) and first.process.poll() is None

@@ -122,10 +122,16 @@ def test_a_release_that_is_not_ready_or_crashes_at_start_answers_no_request(
     )
     assert "deliberately never ready; it answered no request" in not_ready.stderr()
     assert crashing.code != 0
-    assert "exited with status 1 before it was ready" in crashing.stderr, crashing.stderr
+    assert "exited before it was ready" in crashing.stderr, crashing.stderr
     assert set(seen.commits) == {good}, f"only the running release answered: {seen.commits}"
     assert not seen.failures, seen.failures
     assert dev.current("dev") == good
+    # The process that took over is systemd's own main process: a crash of it is noticed and
+    # restarted (Restart=on-failure), not left to the next connection to start anew.
+    restarts = "systemctl show -p NRestarts --value helionyx-dev.service"
+    assert dev.ssh(restarts).strip() == "0"
+    dev.ssh(f"kill -9 {main_pid(dev)}")
+    wait_until(lambda: dev.ssh(restarts).strip() == "1" or None, 30, "systemd to restart it")
     for sha in (never, project.shas["0.2.1"]):
         finish = finish_of(dev, "dev", sha)
         assert finish["outcome"] == "rolled_back", finish
