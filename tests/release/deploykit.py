@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -345,19 +345,25 @@ def wait_until(check: Any, timeout: float, what: str) -> Any:
 
 
 @dataclass
-class IngestLoad:
-    """Writers posting messages to an env's API on the node; `acknowledged` holds the ids the
-    API answered 201 for (the events that must never be lost)."""
+class Workers:
+    """Threads that each run `work(number)` (until `stopping`) while the `with` block runs."""
 
-    url: str
-    writers: int = 6
-    acknowledged: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _threads: list[threading.Thread] = field(default_factory=list, init=False)
 
-    def __enter__(self) -> IngestLoad:
-        for number in range(self.writers):
-            thread = threading.Thread(target=self._write, args=(number,))
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def work(self, number: int) -> None:
+        raise NotImplementedError
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def __enter__(self) -> Self:
+        for number in range(self.count()):
+            thread = threading.Thread(target=self.work, args=(number,))
             thread.start()
             self._threads.append(thread)
         return self
@@ -367,10 +373,23 @@ class IngestLoad:
         for thread in self._threads:
             thread.join(timeout=30)
 
-    def _write(self, number: int) -> None:
+
+@dataclass
+class IngestLoad(Workers):
+    """Writers posting messages to an env's API on the node; `acknowledged` holds the ids the
+    API answered 201 for (the events that must never be lost)."""
+
+    url: str
+    writers: int = 6
+    acknowledged: list[str] = field(default_factory=list)
+
+    def count(self) -> int:
+        return self.writers
+
+    def work(self, number: int) -> None:
         with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
             sent = 0
-            while not self._stop.is_set():
+            while not self.stopping:
                 sent += 1
                 try:
                     answer = client.post(self.url, json={"text": f"writer {number} message {sent}"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from tests.release.deploykit import (
     IngestLoad,
     NodeHandle,
     Project,
+    Workers,
     deploy,
     deploy_in_background,
     event_ids,
@@ -33,7 +33,7 @@ HANDED = "handed the socket over"
 
 
 @dataclass
-class Clients:
+class Clients(Workers):
     """Clients hammering an env's /health, each request on a new connection: which commits
     answered, and what failed."""
 
@@ -41,25 +41,14 @@ class Clients:
     clients: int = 4
     commits: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
 
-    def __enter__(self) -> Clients:
-        for _ in range(self.clients):
-            thread = threading.Thread(target=self._hammer)
-            thread.start()
-            self._threads.append(thread)
-        return self
+    def count(self) -> int:
+        return self.clients
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def _hammer(self) -> None:
+    def work(self, number: int) -> None:
         limits = httpx.Limits(max_keepalive_connections=0)
         with httpx.Client(timeout=10, limits=limits) as client:
-            while not self._stop.is_set():
+            while not self.stopping:
                 try:
                     answer = client.get(self.url)
                 except httpx.HTTPError as exc:
