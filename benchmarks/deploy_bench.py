@@ -129,6 +129,21 @@ def on_node(command: str) -> str:
     return sh(sys.executable, str(TESTNODE), "ssh", command)
 
 
+HAND_OVER = (
+    "base=/opt/helionyx/dev; unit=helionyx-dev.service; "
+    "main=$(systemctl show -p MainPID --value $unit); "
+    """echo "{\\"sha\\": \\"$(basename $(readlink $base/current))\\", \\"timeout\\": 20}" """
+    "> $base/handover.json; systemctl kill --kill-whom=main --signal=SIGHUP $unit; "
+    'for i in $(seq 2000); do [ "$(systemctl show -p MainPID --value $unit)" != "$main" ] '
+    "&& break; sleep 0.01; done"
+)
+
+
+def hand_over_on_the_node() -> None:
+    """SIGHUP the dev service as the agent does, and wait until another process serves."""
+    on_node(HAND_OVER)
+
+
 def timed(action: Callable[[], object]) -> float:
     """Seconds an action took."""
     started = time.monotonic()
@@ -316,6 +331,10 @@ class Bench:
                 self.measure(
                     "restart, socket kept", load, lambda: self.cli("restart", "--env", "dev")
                 )
+            for _ in range(REPS):
+                # The hand-over alone, asked on the host as the agent asks it: what clients pay
+                # without the operator's and the agent's own work on these 2 cores.
+                self.measure("hand-over alone, on the host", load, hand_over_on_the_node)
             for number in range(REPS):
                 moved = {**self.env, "DEPLOY_LISTEN_ADDRESS": addresses[number % 2]}
                 self.measure(
@@ -481,7 +500,12 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
         limit = steady.p99 + HANDOVER_MARGIN
         lines = [f"\nsteady p99 {steady.p99 * 1000:.0f} ms; target worst <= {limit * 1000:.0f} ms"]
         figures: dict[str, Any] = {"steady_p99_s": round(steady.p99, 3), "limit_s": round(limit, 3)}
-        for name in ("helionyx deploy", "helionyx rollback", "restart, socket kept"):
+        for name in (
+            "helionyx deploy",
+            "helionyx rollback",
+            "restart, socket kept",
+            "hand-over alone, on the host",
+        ):
             figure = self.figures[f"{name} (under load)"]
             met = figure.worst_latency <= limit and figure.failed == 0 and figure.resets == 0
             lines.append(
