@@ -88,7 +88,7 @@ def restart(ctx: Context, req: RestartRequest) -> Gate:
     changes += recovery.install(layout)
     timeout = float(req["timeout"])
     if why_not is None:
-        handed = handover.hand_over(ctx, req["sha"], req["version"], timeout)
+        handed = handover.hand_over(ctx, req["sha"], timeout)
         if not handed["healthy"]:
             return {**handed, "restart_seconds": handed["seconds"], "changes": changes}
         gate = health_gate(ctx, req["version"], req["sha"], max(1.0, timeout - handed["seconds"]))

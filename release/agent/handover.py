@@ -17,7 +17,9 @@ from .files import replace_whole
 from .layout import Context, Layout
 from .protocol import HANDOVER_REQUEST, Gate
 
-#: The module a release must ship to take a socket over (its hand-over protocol 1).
+#: The hand-over protocol this agent speaks (`helionyx.handover.PROTOCOL`, in /health).
+PROTOCOL = 1
+#: The module a release must ship to take a socket over.
 TAKES_OVER = "helionyx/handover.py"
 #: Beyond its own readiness: letting go of the log and the new process taking over.
 SLACK_SECONDS = 15.0
@@ -33,7 +35,7 @@ def refusal(ctx: Context, sha: str, units_changed: bool) -> str | None:
         return "the service is not running"
     status, body, _ = system.probe(layout.port, "/health", timeout=1.0)
     offered = body.get("handover") if status == 200 and isinstance(body, dict) else None
-    if not isinstance(offered, dict) or offered.get("protocol") != 1:
+    if not isinstance(offered, dict) or offered.get("protocol") != PROTOCOL:
         return "the running release cannot hand over"
     if not takes_over(layout, sha):
         return "the new release cannot take a socket over"
@@ -58,7 +60,7 @@ def _settings_changed(layout: Layout, state: dict[str, str]) -> bool:
     return changed > time.time() - uptime
 
 
-def hand_over(ctx: Context, sha: str, version: str | None, timeout: float) -> Gate:
+def hand_over(ctx: Context, sha: str, timeout: float) -> Gate:
     """Ask the running service to hand its socket to release `sha` (what `current` names),
     and wait until another process is the unit's main PID or the running one says why none
     will be (the same release handing over to itself must be told apart: the PID is)."""
@@ -100,7 +102,7 @@ def _failure(body: dict[str, Any], attempt: str) -> str | None:
 
 
 def _failed(ctx: Context, started: float, reason: str, *, serving_on: bool) -> Gate:
-    seconds = round(ctx.system.monotonic() - started, 3)
+    seconds = _since(ctx, started)
     return {"healthy": False, "seconds": seconds, "reason": reason, "serving_on": serving_on}
 
 
