@@ -80,11 +80,15 @@ def in_process_client(data: Path, token: str) -> Iterator[TestClient]:
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Call `check` until it returns something other than None, or fail after `timeout`."""
+    """Call `check` until it returns something truthy (returned), or fail after `timeout`.
+
+    Truthy, not merely not-None: a check written as a comparison returns False while it
+    waits, and a not-None rule would return that at once without waiting at all.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
-        if result is not None:
+        if result:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

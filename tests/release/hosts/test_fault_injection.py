@@ -111,7 +111,10 @@ def test_reboots_at_random_instants_of_a_failing_deploy_leave_the_env_on_its_las
     for attempt in range(2):
         running = deploy_in_background(project, node, "dev", never, tmp_path / f"err{attempt}")
         wait_until(
-            lambda: "yes" in node.ssh(f"test -e {BASE}/activation.json && echo yes", check=False),
+            lambda: (
+                "yes" in node.ssh(f"test -e {BASE}/activation.json && echo yes", check=False)
+                or None
+            ),
             120,
             "the go-live to begin",
         )
