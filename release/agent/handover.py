@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
 
 from .files import replace_whole
 from .layout import Context, Layout
@@ -23,6 +22,9 @@ PROTOCOL = 1
 TAKES_OVER = "helionyx/handover.py"
 #: Beyond its own readiness: letting go of the log and the new process taking over.
 SLACK_SECONDS = 15.0
+#: How often /health is asked which process answers, and how often systemd is asked.
+TICK_SECONDS = 0.02
+ASK_SYSTEMD_EVERY = 0.25
 
 
 def refusal(ctx: Context, sha: str, units_changed: bool) -> str | None:
@@ -76,25 +78,33 @@ def hand_over(ctx: Context, sha: str, timeout: float) -> Gate:
     if code != 0:
         return _failed(ctx, started, f"systemctl kill failed: {error or code}", serving_on=True)
     deadline = started + timeout + SLACK_SECONDS
+    asked = -ASK_SYSTEMD_EVERY
     while True:
-        state = system.unit_state(layout.unit)
-        if state.get("ActiveState") == "failed":
-            return _failed(ctx, started, "the unit failed during the hand-over", serving_on=False)
-        if state.get("MainPID") not in (running, "0", None):
-            return {"healthy": True, "seconds": _since(ctx, started)}
+        # /health every tick (one request); systemd, a process per question, less often:
+        # both would take CPU from the service while its successor boots.
         status, body, _ = system.probe(layout.port, "/health", timeout=1.0)
-        failed = _failure(body, attempt) if status == 200 and isinstance(body, dict) else None
+        report = body.get("handover") if status == 200 and isinstance(body, dict) else None
+        failed = _failure(report, attempt)
         if failed is not None:
             return _failed(ctx, started, failed, serving_on=True)
-        if system.monotonic() >= deadline:
+        answering = str(report.get("pid")) if isinstance(report, dict) else None
+        now = system.monotonic()
+        if answering not in (None, running) or now - asked >= ASK_SYSTEMD_EVERY:
+            asked = now
+            state = system.unit_state(layout.unit)
+            if state.get("ActiveState") == "failed":
+                reason = "the unit failed during the hand-over"
+                return _failed(ctx, started, reason, serving_on=False)
+            if state.get("MainPID") not in (running, "0", None):
+                return {"healthy": True, "seconds": _since(ctx, started)}
+        if now >= deadline:
             reason = f"the hand-over did not end within {deadline - started:.0f} s"
             return _failed(ctx, started, reason, serving_on=False)
-        system.sleep(0.02)
+        system.sleep(TICK_SECONDS)
 
 
-def _failure(body: dict[str, Any], attempt: str) -> str | None:
-    """Why hand-over `attempt` failed, as the running release reports it."""
-    report = body.get("handover")
+def _failure(report: object, attempt: str) -> str | None:
+    """Why hand-over `attempt` failed, as the running release reports it in /health."""
     last = report.get("last") if isinstance(report, dict) else None
     if isinstance(last, dict) and last.get("attempt") == attempt and last.get("state") == "failed":
         return f"it did not get ready beside the running release: {last.get('reason')}"

@@ -30,14 +30,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from helionyx import successor
+
 log = logging.getLogger("helionyx.handover")
 
 #: Bumped if the exchange between the two processes ever changes; /health reports it.
 PROTOCOL = 1
 #: Set by the unit: `<base>/current`, the release a successor is started from.
 CURRENT = "HELIONYX_CURRENT"
-#: In the successor's environment: the pipe it reports on.
-REPORT_FD = "HELIONYX_HANDOVER_FD"
 #: Written by the host agent beside `current` before its SIGHUP.
 REQUEST = "handover.json"
 #: After it stops accepting, how long a just-accepted connection gets to deliver its request.
@@ -80,7 +80,7 @@ class Reporter:
     """The successor's end of the pipe (None-safe: a process started normally has none)."""
 
     def __init__(self) -> None:
-        fd = os.environ.pop(REPORT_FD, None)
+        fd = os.environ.pop(successor.REPORT_FD, None)
         self._fd = int(fd) if fd else None
         self._last: str | None = None
 
@@ -129,7 +129,8 @@ class Handover:
     def report(self) -> dict[str, object]:
         """What /health says: the protocol this process speaks (none outside systemd) and the
         last attempt; empty when there is nothing to say."""
-        body: dict[str, object] = {"protocol": PROTOCOL} if available() else {}
+        # The pid tells the agent which process answered: the new one, once it took over.
+        body: dict[str, object] = {"protocol": PROTOCOL, "pid": os.getpid()} if available() else {}
         if self.attempt is not None:
             body["last"] = {k: v for k, v in asdict(self.attempt).items() if v is not None}
         return body
@@ -201,6 +202,9 @@ class Handover:
             return
         self.attempt = replace(self.attempt, state="handed-over")
         log.info("hand-over: pid %d serves now; this process exits", child)
+        # What is left (shutting down, the interpreter's exit) must not slow the one serving.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, successor.NICENESS)
         self._exit()
 
 
@@ -230,7 +234,7 @@ def _spawn(release: Path, report_fd: int) -> int:
     main PID systemd is told of must be its own child, or systemd can neither see it exit
     (no restart on failure) nor wait for it to drain when stopping it.
     """
-    environ = {**os.environ, "LISTEN_FDS": "1", REPORT_FD: str(report_fd)}
+    environ = {**os.environ, "LISTEN_FDS": "1", successor.REPORT_FD: str(report_fd)}
     environ.pop("LISTEN_FDNAMES", None)
     python = release / "venv" / "bin" / "python"
     # LISTEN_PID must name the successor itself, known only once it runs: sh sets it, then

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from helionyx import __commit__, __version__, handover
+from helionyx import __commit__, __version__, handover, successor
 from helionyx.api import create_app
 from helionyx.api.app import not_ready
 from helionyx.config import Settings
@@ -111,8 +111,14 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     reporter = handover.Reporter()
     if reporter.active:
-        log.info("hand-over: starting beside the running release, not accepting yet")
-    runtime = open_runtime(settings, beside=reporter.active)
+        log.info(
+            "hand-over: starting beside the running release, not accepting yet "
+            "(start-up at nice %d)",
+            successor.NICENESS,
+        )
+        runtime = successor.run(lambda: open_runtime(settings, beside=True))
+    else:
+        runtime = open_runtime(settings)
     try:
         telegram = Supervisor(settings)
         checks = [telegram.readiness]

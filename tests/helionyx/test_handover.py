@@ -148,12 +148,13 @@ def test_the_next_release_takes_the_socket_and_the_log_over_losing_no_write(
         for thread in writers:
             thread.start()
         poll(lambda: len(acknowledged) > 50 or None, 20, "writes before the hand-over")
-        assert first.health()["handover"] == {"protocol": 1}
+        assert first.health()["handover"] == {"protocol": 1, "pid": first.process.pid}
 
         first.process.send_signal(signal.SIGHUP)
         successor = first.main_pid_named(timeout=20)
         assert successor != first.process.pid
         assert first.process.wait(timeout=20) == 0, "the first process exits once taken over"
+        assert first.health()["handover"]["pid"] == successor, "the successor answers now"
         count = len(acknowledged)
         poll(lambda: len(acknowledged) > count + 50 or None, 20, "writes after the hand-over")
         stop.set()

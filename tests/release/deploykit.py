@@ -203,9 +203,8 @@ class Project:
 
 BREAK_AT_START = (
     "src/helionyx/server.py",
-    "    runtime = open_runtime(settings, beside=reporter.active)\n",
-    "    raise SystemExit('deliberately broken release')\n"
-    "    runtime = open_runtime(settings, beside=reporter.active)\n",
+    "    reporter = handover.Reporter()\n",
+    "    reporter = handover.Reporter()\n    raise SystemExit('deliberately broken release')\n",
 )
 
 

@@ -45,6 +45,7 @@ def test_a_deploy_serves_the_release_built_offline_with_bytecode(
     assert result.stdout.startswith(f"deploying 0.1.0 ({sha[:12]}) to staging on ")
 
     code, health = node.http("staging", "/health")
+    main_pid = node.ssh("systemctl show -p MainPID --value helionyx-staging.service").strip()
     assert code == 200
     assert health == {
         "status": "healthy",
@@ -52,8 +53,9 @@ def test_a_deploy_serves_the_release_built_offline_with_bytecode(
         "version": "0.1.0",
         "commit": sha,
         "server_errors": 0,
-        # Under its unit it can hand its socket to the next release (NotifyAccess=all).
-        "handover": {"protocol": 1},
+        # Under its unit it can hand its socket to the next release (NotifyAccess=all); the
+        # pid says which process answered, the unit's main one.
+        "handover": {"protocol": 1, "pid": int(main_pid)},
     }
     assert node.current("staging") == sha
     assert node.ssh("ip route | grep -c default || true").strip() == "0", (

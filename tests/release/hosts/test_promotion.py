@@ -124,9 +124,9 @@ def test_status_without_env_shows_every_env_and_how_far_live_is_behind(
 
 CRASH_LATER = (
     "src/helionyx/server.py",
-    "    runtime = open_runtime(settings, beside=reporter.active)\n",
-    "    runtime = open_runtime(settings, beside=reporter.active)\n"
-    "    __import__('threading').Timer(3.0, __import__('os')._exit, (1,)).start()\n",
+    "        telegram = Supervisor(settings)\n",
+    "        __import__('threading').Timer(3.0, __import__('os')._exit, (1,)).start()\n"
+    "        telegram = Supervisor(settings)\n",
 )
 
 

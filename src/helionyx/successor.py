@@ -1,0 +1,69 @@
+"""A release booting as a hand-over's successor: how it knows, and its low-priority start-up.
+
+During a hand-over (`helionyx.handover`) the new release boots beside the running one: most of a
+second of CPU to import the web stack, then the event log read. On a host with few cores that
+competes with the process still answering clients, and they see it in their latency. Linux keeps
+the nice value per thread, and an unprivileged thread may raise its own but never lower it back:
+so that work runs in a thread of its own at `NICENESS` while the main thread, which goes on to
+serve, waits at the priority it started with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+#: In the successor's environment (set by the running process): the pipe it reports on.
+REPORT_FD = "HELIONYX_HANDOVER_FD"
+#: The start-up thread's nice value: it gets what the serving process leaves of the CPU.
+NICENESS = 10
+#: What a successor imports before it reads its settings: the web stack, through the server.
+HEAVY_MODULES = ("helionyx.cli", "helionyx.server")
+
+T = TypeVar("T")
+log = logging.getLogger("helionyx.startup")
+
+
+def beside() -> bool:
+    """Whether this process was started beside a serving release, to take its socket over."""
+    return REPORT_FD in os.environ
+
+
+def run(work: Callable[[], T]) -> T:
+    """`work()`'s result, computed in a thread at `NICENESS` (its exception re-raised here)."""
+    results: list[T] = []
+    failures: list[BaseException] = []
+
+    def niced() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+        except OSError as exc:  # a unit whose system-call filter refuses it: full priority
+            log.warning("start-up at full priority: setpriority refused (%s)", exc.strerror)
+        try:
+            results.append(work())
+        except BaseException as exc:  # handed to the caller's thread as it is
+            failures.append(exc)
+
+    thread = threading.Thread(target=niced, name="start-up at low priority")
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+    return results[0]
+
+
+def preload(modules: tuple[str, ...] = HEAVY_MODULES) -> None:
+    """Import `modules` at `NICENESS`, so that the main thread finds them loaded."""
+
+    def load() -> None:
+        for name in modules:
+            # One that fails is imported again, and reported, by the code that needs it.
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    run(load)

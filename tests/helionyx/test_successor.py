@@ -1,0 +1,46 @@
+"""A successor's start-up runs at a low priority while the thread that will serve keeps its own."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from helionyx import successor
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_the_work_runs_at_the_low_priority_and_the_caller_keeps_its_own() -> None:
+    before = _niceness()
+    seen = successor.run(_niceness)
+    assert seen >= successor.NICENESS
+    assert _niceness() == before, "the thread that goes on to serve is not slowed"
+
+
+def test_the_work_s_result_and_its_exception_reach_the_caller() -> None:
+    assert successor.run(lambda: "built") == "built"
+
+    def broken() -> None:
+        raise ValueError("no such release")
+
+    with pytest.raises(ValueError, match="no such release"):
+        successor.run(broken)
+
+
+def test_a_preloaded_module_that_fails_to_import_is_left_to_the_code_that_needs_it() -> None:
+    successor.preload(("json", "helionyx.no_such_module"))
+    with pytest.raises(ModuleNotFoundError):
+        __import__("helionyx.no_such_module")
+
+
+def test_only_a_process_started_with_the_report_pipe_is_a_successor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(successor.REPORT_FD, raising=False)
+    assert not successor.beside()
+    monkeypatch.setenv(successor.REPORT_FD, "5")
+    assert successor.beside()
