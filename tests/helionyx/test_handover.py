@@ -154,7 +154,8 @@ def test_the_next_release_takes_the_socket_and_the_log_over_losing_no_write(
         successor = first.main_pid_named(timeout=20)
         assert successor != first.process.pid
         assert first.process.wait(timeout=20) == 0, "the first process exits once taken over"
-        assert first.health()["handover"]["pid"] == successor, "the successor answers now"
+        answering = first.health()["handover"]
+        assert isinstance(answering, dict) and answering["pid"] == successor, "the new one answers"
         count = len(acknowledged)
         poll(lambda: len(acknowledged) > count + 50 or None, 20, "writes after the hand-over")
         stop.set()
