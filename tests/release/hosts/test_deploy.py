@@ -185,6 +185,9 @@ def test_with_wait_concurrent_deploys_run_one_after_the_other(
     said = tmp_path / "second.out"
     wait_until(lambda: "waiting up to 60 s" in said.read_text() or None, 60, "the second to wait")
     assert "staging is locked by" in said.read_text()
+    # Both agents (and whatever they start) yield the CPU to the services.
+    agents = node.ssh("ps -eo ni=,args= | grep '[i]mport base64,sys,zlib'").splitlines()
+    assert len(agents) >= 2 and {a.split()[0] for a in agents} == {"10"}, agents
     assert first.resume() == 0, first.stderr()
     assert second.process.wait(timeout=120) == 0, second.stderr()
     finishes = [
@@ -197,6 +200,8 @@ def test_with_wait_concurrent_deploys_run_one_after_the_other(
         ("0.2.0", "succeeded"),
     ]
     assert node.http("staging", "/health")[1]["version"] == "0.2.0"
+    service = node.ssh("ps -o ni= -p $(systemctl show -p MainPID --value helionyx-staging)")
+    assert service.strip() == "0", "the service runs at its own priority, not the agent's"
 
 
 def test_environments_share_nothing_but_the_host(project: Project, node: NodeHandle) -> None:
