@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -167,6 +168,7 @@ def serve(settings: Settings) -> int:
             server.on_started = lambda: asyncio.get_running_loop().add_signal_handler(
                 signal.SIGHUP, handing.begin
             )
+        settle_heap()
         if reporter.active:
             take_over(runtime, reporter, checks)
         # uvicorn re-raises the stop signal after its graceful shutdown; with these handlers in
@@ -181,6 +183,17 @@ def serve(settings: Settings) -> int:
         return 0
     finally:
         runtime.close()
+
+
+def settle_heap() -> None:
+    """Leave what start-up built out of every later garbage collection.
+
+    A full collection walks every object alive: the ~60 000 the web stack leaves (and every
+    event read from the log) took 15-25 ms each time, every few seconds under load, in the
+    middle of requests. Frozen (gc.freeze), they are never walked again. No collection first:
+    start-up leaves no cycles worth one (it found none, and took 25-180 ms).
+    """
+    gc.freeze()
 
 
 def take_over(
