@@ -114,12 +114,10 @@ def serve(settings: Settings) -> int:
     if reporter.active:
         log.info(
             "hand-over: starting beside the running release, not accepting yet "
-            "(start-up at nice %d)",
+            "(imports at nice %d)",
             successor.NICENESS,
         )
-        runtime = successor.run(lambda: open_runtime(settings, beside=True))
-    else:
-        runtime = open_runtime(settings)
+    runtime = open_runtime(settings, beside=reporter.active)
     try:
         telegram = Supervisor(settings)
         checks = [telegram.readiness]

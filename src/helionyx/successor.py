@@ -1,11 +1,13 @@
 """A release booting as a hand-over's successor: how it knows, and its low-priority start-up.
 
 During a hand-over (`helionyx.handover`) the new release boots beside the running one: most of a
-second of CPU to import the web stack, then the event log read. On a host with few cores that
+second of CPU goes to importing the web stack. On a host with few cores that
 competes with the process still answering clients, and they see it in their latency. Linux keeps
 the nice value per thread, and an unprivileged thread may raise its own but never lower it back:
-so that work runs in a thread of its own at `NICENESS` while the main thread, which goes on to
-serve, waits at the priority it started with.
+so the imports run in a thread of its own at `NICENESS` while the main thread, which goes on to
+serve, waits at the priority it started with. For at most `YIELD_SECONDS`: on a host whose cores
+are all busy, a thread at nice 10 gets a few percent of one, and a start-up that yielded without
+end would miss the hand-over's timeout; what is left then is imported at full priority.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,8 +25,28 @@ from typing import TypeVar
 REPORT_FD = "HELIONYX_HANDOVER_FD"
 #: The start-up thread's nice value: it gets what the serving process leaves of the CPU.
 NICENESS = 10
-#: What a successor imports before it reads its settings: the web stack, through the server.
-HEAVY_MODULES = ("helionyx.cli", "helionyx.server")
+#: The longest the start-up yields the CPU before what is left of it runs at full priority.
+YIELD_SECONDS = 3.0
+#: What a successor imports before it reads its settings, dependencies first: each a step of
+#: well under 0.1 s of CPU, the unit the time limit is checked at.
+HEAVY_MODULES = (
+    "asyncio",
+    "pydantic_core",
+    "pydantic",
+    "pydantic_settings",
+    "httpx",
+    "fastapi.openapi.models",
+    "fastapi.params",
+    "fastapi.routing",
+    "fastapi",
+    "uvicorn",
+    "helionyx.config",
+    "helionyx.telegram.supervisor",
+    "helionyx.api.schemas",
+    "helionyx.api",
+    "helionyx.cli",
+    "helionyx.server",
+)
 
 T = TypeVar("T")
 log = logging.getLogger("helionyx.startup")
@@ -57,13 +80,24 @@ def run(work: Callable[[], T]) -> T:
     return results[0]
 
 
-def preload(modules: tuple[str, ...] = HEAVY_MODULES) -> None:
-    """Import `modules` at `NICENESS`, so that the main thread finds them loaded."""
+def preload(modules: tuple[str, ...] = HEAVY_MODULES, seconds: float = YIELD_SECONDS) -> int:
+    """Import `modules` at `NICENESS` for at most `seconds`, the rest at this thread's own
+    priority, so that the main thread finds them loaded; how many were imported yielding."""
+    deadline = time.monotonic() + seconds
+    left = list(modules)
 
     def load() -> None:
-        for name in modules:
-            # One that fails is imported again, and reported, by the code that needs it.
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
+        while left and time.monotonic() < deadline:
+            _import(left.pop(0))
 
     run(load)
+    yielding = len(modules) - len(left)
+    for name in left:
+        _import(name)
+    return yielding
+
+
+def _import(name: str) -> None:
+    # One that fails is imported again, and reported, by the code that needs it.
+    with contextlib.suppress(Exception):
+        importlib.import_module(name)

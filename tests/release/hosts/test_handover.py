@@ -85,9 +85,9 @@ def dev(project: Project, node: NodeHandle) -> NodeHandle:
     second = deploy(project, node, "dev", "0.2.0")
     assert second.code == 0, second.stderr
     assert HANDED in second.stdout, second.stdout
-    # The successor's start-up gave the serving release the CPU first: the unit lets it.
+    # The successor's imports gave the serving release the CPU first: the unit lets them.
     journal = node.ssh("journalctl -u helionyx-dev.service --no-pager")
-    assert "(start-up at nice 10)" in journal, journal[-2000:]
+    assert "(imports at nice 10)" in journal, journal[-2000:]
     assert "setpriority refused" not in journal
     return node
 
