@@ -120,6 +120,39 @@ def env_status(current: status.Status, *, releases_only: bool) -> None:
         print(f"  {marker} {row['sha'][:12]}  {row['version']!s:<36} {row['state']}")
 
 
+def hosts_status(whole: status.EnvStatus, *, releases_only: bool) -> None:
+    """An env of several hosts: a line per host (its release, state and problem), the verdict;
+    with `releases_only`, each host's releases."""
+    if releases_only:
+        for row in whole.hosts:
+            print(f"{row.host}")
+            if row.value is None:
+                print(f"  could not be read: {row.error}")
+            else:
+                env_status(row.value, releases_only=True)
+        return
+    print(f"env        {whole.env} on {len(whole.hosts)} hosts")
+    width = max(len(row.host) for row in whole.hosts)
+    for row in whole.hosts:
+        now = row.value
+        if now is None:
+            print(f"  {row.host:<{width}}  unreachable  {row.error}")
+            continue
+        health = "healthy" if now.healthy else "UNHEALTHY"
+        pid = now.service.get("pid")
+        line = (
+            f"  {row.host:<{width}}  {health:<9}  {now.version or '-'} ({(now.sha or 'none')[:12]})"
+        )
+        line += f"  {now.service.get('state')}, pid {pid}" + (
+            f", locked by {now.lock}" if now.lock else ""
+        )
+        print(line)
+        if now.service.get("handing_over"):
+            print(f"  {'':<{width}}  hand-over {now.service['handing_over']}")
+    verdict = f"healthy, {whole.version} ({str(whole.sha)[:12]}) on every host"
+    print(f"verdict    {verdict if whole.healthy else 'NOT HEALTHY: ' + str(whole.problem)}")
+
+
 def releases(infos: list[ReleaseInfo], fmt: str) -> int:
     if fmt == "json":
         # A release made outside this tool has no known commit: null, never a branch name.

@@ -184,6 +184,8 @@ def status(run: Run, args: argparse.Namespace) -> int:
     if not args.env:
         return _status_all(run, args)
     ctx = run.context(args)
+    if ctx.env.several:
+        return _status_hosts(ctx, args, releases_only=False)
     current = reading.read_status(ctx, units=render_units(ctx.root, ctx.env))
     if args.format == "json":
         print(json.dumps(current.to_dict(), indent=2))
@@ -193,14 +195,27 @@ def status(run: Run, args: argparse.Namespace) -> int:
 
 
 def releases(run: Run, args: argparse.Namespace) -> int:
-    """`releases`: the releases on the env's host."""
+    """`releases`: the releases on the env's host (on each of its hosts)."""
     ctx = run.context(args)
+    if ctx.env.several:
+        return _status_hosts(ctx, args, releases_only=True)
     current = reading.read_status(ctx, units=render_units(ctx.root, ctx.env))
     if args.format == "json":
         print(json.dumps(current.releases, indent=2))
     else:
         show.env_status(current, releases_only=True)
     return 0
+
+
+def _status_hosts(ctx: Context, args: argparse.Namespace, *, releases_only: bool) -> int:
+    """An env of several hosts: one line per host, then the env's verdict (exit 1 unless
+    healthy, for `status`)."""
+    whole = reading.read_env(ctx, units=None if releases_only else render_units(ctx.root, ctx.env))
+    if args.format == "json":
+        print(json.dumps(whole.to_dict(), indent=2))
+    else:
+        show.hosts_status(whole, releases_only=releases_only)
+    return 0 if releases_only or whole.healthy else 1
 
 
 def _status_all(run: Run, args: argparse.Namespace) -> int:

@@ -76,7 +76,7 @@ def take(ctx: Context, pull_to: Path | None = None) -> TakenBackup:
 
 def listing(ctx: Context) -> list[Backup]:
     """The env's backups on its host, oldest first (reading only: no lock, no record)."""
-    with reading(ctx) as host:
+    with reading(ctx, "backups") as host:
         answer = host.call(BACKUPS({}))
     return [Backup.of(raw) for raw in answer["backups"]]
 

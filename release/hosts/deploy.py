@@ -46,7 +46,7 @@ from release.hosts.context import Context
 from release.hosts.gate import enforce
 from release.hosts.host import Host, HostState
 from release.hosts.notify import tell
-from release.hosts.operation import Operation, reading
+from release.hosts.operation import Operation, one_host, reading
 from release.hosts.plan import Plan, needs_rebuild, offering, plan, require_served
 from release.hosts.units import render_units, require_no_drift
 
@@ -93,6 +93,7 @@ def deploy(
     allows building a new read model beside the one in use when the release needs one."""
     # An unknown version is refused before anything is announced or dialled.
     env, reporter, options = ctx.env, ctx.reporter, ctx.options
+    one_host(env, "promote" if promoted_from else "deploy")
     started = time.monotonic()
     info = store.find(ref)
     what = f"promotion from {promoted_from} of" if promoted_from else "deploy of"
@@ -354,9 +355,10 @@ def _bundle(artifact: Artifact, target: Path, skip: set[str]) -> None:
 
 def preview(ctx: Context, ref: str, store: Store) -> Plan:
     """`make plan`: what deploying `ref` would do, read-only (no lock, nothing written)."""
+    one_host(ctx.env, "plan")
     info = store.find(ref)
     artifact = fetch_verified(ctx, info, store)
-    with offering(artifact), reading(ctx) as host:
+    with offering(artifact), reading(ctx, "plan") as host:
         state = host.state({**PLAN_STATE, "events": True})
     require_served(ctx.env, artifact, state)
     return plan(ctx.root, ctx.env, artifact, state)

@@ -26,6 +26,17 @@ def _text(value: Any) -> str | None:
     return "a non-empty string"
 
 
+def _hosts(value: Any) -> str | None:
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(h, str) and h.strip() and h == h.strip() for h in value)
+        and len(set(value)) == len(value)
+    ):
+        return None
+    return 'a list of distinct host names or addresses (hosts = ["node1", "node2"])'
+
+
 def _name(value: Any) -> str | None:
     if isinstance(value, str) and _NAME.fullmatch(value):
         return None
@@ -97,7 +108,9 @@ def _interpreter(value: Any) -> str | None:
 #: Every key an environment file may hold: its rule, and whether the file must set it.
 RULES: dict[str, tuple[Callable[[Any], str | None], bool]] = {
     "name": (_name, True),
-    "host": (_text, True),
+    # One of the two (checked below): `host` for an env on one host, `hosts` for several.
+    "host": (_text, False),
+    "hosts": (_hosts, False),
     "ssh_user": (_text, True),
     "ssh_port": (_port, True),
     "port": (_port, True),
@@ -141,6 +154,11 @@ def check(data: dict[str, Any], path: Path, known_envs: list[str]) -> dict[str, 
                 f"{path}: {key} = {data[key]!r} is not {wanted}",
                 hint="docs/CONFIG.md describes every key",
             )
+    if ("host" in data) == ("hosts" in data):
+        raise UsageError(
+            f"{path}: " + ("both host and hosts are set" if "host" in data else "host is missing"),
+            hint='set host = "name" for one host, or hosts = ["a", "b"] for several',
+        )
     requires = data.get("requires")
     if requires is not None and (requires == data["name"] or requires not in known_envs):
         others = ", ".join(e for e in known_envs if e != data["name"]) or "none"

@@ -16,7 +16,11 @@ ENV_DIR = Path("deployment") / "environments"
 
 @dataclass(frozen=True)
 class Environment:
-    """One tier on the host: where it lives, how to reach it, how to judge it."""
+    """One tier on its hosts: where it lives, how to reach them, how to judge it.
+
+    An env may name several hosts (`hosts = [...]`), each holding the same layout and its own
+    data; `host` is the one this value addresses (the first, until `at` picks another).
+    """
 
     name: str
     host: str
@@ -45,6 +49,23 @@ class Environment:
     #: The interpreter the agent and every release run on (a host whose python3 is older,
     #: Ubuntu 20.04's or 22.04's, names a python3.11+ installed beside it).
     python: str = "python3"
+    #: Every host of the env, in the file's order (the order locks are taken in).
+    hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.hosts:
+            object.__setattr__(self, "hosts", (self.host,))
+
+    @property
+    def several(self) -> bool:
+        """Whether the env spans more than one host."""
+        return len(self.hosts) > 1
+
+    def at(self, host: str) -> Environment:
+        """The env on one of its hosts, as a one-host env (what every per-host step acts on)."""
+        if host not in self.hosts:
+            raise UsageError(f"{host} is not a host of {self.name}", env=self.name)
+        return replace(self, host=host, hosts=(host,))
 
     @property
     def releases_dir(self) -> str:
@@ -69,15 +90,18 @@ def load(root: Path, name: str, environ: Mapping[str, str] | None = None) -> Env
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{shown} is not a valid environment definition: {exc}") from None
-    env = Environment(**check(data, shown, available(root)))
+    checked = check(data, shown, available(root))
+    if "hosts" in checked:
+        checked["hosts"] = tuple(checked["hosts"])
+        checked["host"] = checked["hosts"][0]
+    env = Environment(**checked)
     if env.name != name:
         raise UsageError(
             f"{shown}: name = {env.name!r}, but the file defines {name!r}",
             hint=f'set name = "{name}" (an env is named by its file)',
         )
-    overrides: dict[str, object] = {}
+    overrides: dict[str, object] = _hosts_override(env, environ, shown)
     for variable, field_name in (
-        ("DEPLOY_HOST", "host"),
         ("DEPLOY_SSH_USER", "ssh_user"),
         ("DEPLOY_SSH_KEY", "ssh_key"),
         ("DEPLOY_KNOWN_HOSTS", "known_hosts"),
@@ -91,3 +115,24 @@ def load(root: Path, name: str, environ: Mapping[str, str] | None = None) -> Env
             raise UsageError(f"DEPLOY_SSH_PORT={port!r} is not a port number (1-65535)")
         overrides["ssh_port"] = int(port)
     return replace(env, **overrides)  # type: ignore[arg-type]
+
+
+def _hosts_override(env: Environment, environ: Mapping[str, str], shown: Path) -> dict[str, object]:
+    """DEPLOY_HOSTS (comma-separated) replaces the env's hosts; DEPLOY_HOST a one-host env's."""
+    if environ.get("DEPLOY_HOSTS"):
+        hosts = tuple(h.strip() for h in environ["DEPLOY_HOSTS"].split(","))
+        if not all(hosts) or len(set(hosts)) != len(hosts):
+            raise UsageError(
+                f"DEPLOY_HOSTS={environ['DEPLOY_HOSTS']!r} is not a list of distinct hosts",
+                hint="separate the hosts with commas: DEPLOY_HOSTS=10.0.0.1,10.0.0.2",
+            )
+        return {"hosts": hosts, "host": hosts[0]}
+    if environ.get("DEPLOY_HOST"):
+        if env.several:
+            raise UsageError(
+                f"DEPLOY_HOST names one host, but {shown} names {len(env.hosts)}",
+                hint="name them all with DEPLOY_HOSTS=host1,host2,…",
+                env=env.name,
+            )
+        return {"hosts": (environ["DEPLOY_HOST"],), "host": environ["DEPLOY_HOST"]}
+    return {}

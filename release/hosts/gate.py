@@ -61,7 +61,7 @@ def enforce(op: Operation, sha: str) -> None:
         if same_host and op.host is not None:
             there = HostState.of(op.host.call(STATE({}), target=target_of(required)))
         else:
-            with reading(op.ctx.on(required)) as other:
+            with reading(op.ctx.on(required), "the staging gate") as other:
                 there = other.state()
         why = refusal(there, sha, where=required.name, soak=env.soak, now=op.ctx.clock.time())
     if why is None:

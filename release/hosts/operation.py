@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from release.agent.protocol import FAILED, FINISH, SUCCEEDED, Gate, LogRecord, Request
 from release.agent.timestamps import utc_timestamp
-from release.errors import ConnectionFailed, HostError, OperationFailed
+from release.errors import ConnectionFailed, HostError, OperationFailed, UsageError
 from release.hosts.context import Context, Reporter
 from release.hosts.environments import Environment
 from release.hosts.host import Host, HostState
@@ -45,6 +45,9 @@ class Operation:
     settings: dict[str, str] | None = None
     #: The closing record the lock's release writes; None (a refusal) writes none.
     finish: LogRecord | None = None
+
+    def __post_init__(self) -> None:
+        one_host(self.env, self.action)
 
     @property
     def env(self) -> Environment:
@@ -230,9 +233,23 @@ def require_setup(state: HostState, env: Environment) -> None:
         )
 
 
+def one_host(env: Environment, command: str) -> None:
+    """Refuse a command that acts on one host when the env spans several (status and releases
+    read them all; the changing commands' two-phase activation is not built yet)."""
+    if env.several:
+        raise UsageError(
+            f"{command} works on an env of one host; {env.name} has {len(env.hosts)} "
+            f"({', '.join(env.hosts)})",
+            hint="make status and make releases read every host; for the rest, give each "
+            "host an env file of its own for now",
+            env=env.name,
+        )
+
+
 @contextmanager
-def reading(ctx: Context) -> Iterator[Host]:
+def reading(ctx: Context, command: str = "this command") -> Iterator[Host]:
     """The env's host for a command that only reads or reports (no lock, no record)."""
+    one_host(ctx.env, command)
     remote = ctx.remote()
     host = Host(remote, ctx.env)
     try:

@@ -16,7 +16,7 @@ def promote(ctx: Context, source: Environment, store: Store) -> DeployResult:
     """Deploy to the context's env the SHA `source` serves, if `source` is healthy on a release."""
     if source.name == ctx.env.name:
         raise UsageError(f"FROM and TO are both {source.name}", hint="promote FROM=staging TO=live")
-    with reading(ctx.on(source)) as host:
+    with reading(ctx.on(source), "promote") as host:
         state = host.state({"probe": True})
     healthy, problem = judge(state)
     if not healthy or state.current is None:

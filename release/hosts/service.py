@@ -58,14 +58,14 @@ def logs(ctx: Context, lines: int, follow: bool) -> int:
     command = f"journalctl -u {ctx.env.unit}.service -n {int(lines)} --no-pager -o short-iso" + (
         " -f" if follow else ""
     )
-    with reading(ctx) as host:
+    with reading(ctx, "logs") as host:
         return host.remote.stream(command)
 
 
 def unlock(ctx: Context, force: bool) -> str:
     """Clear the env lock only once its holder is known to be gone (or FORCE=1 is given)."""
     env = ctx.env
-    with reading(ctx) as host:
+    with reading(ctx, "unlock") as host:
         holder = host.state().lock
         if holder is None:
             return f"{env.name} is not locked"

@@ -105,7 +105,7 @@ def setup_host(ctx: Context, env_file: Path) -> list[str]:
     config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
     units = render_units(ctx.root, env)
     upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"
-    with reading(ctx) as host, tempfile.TemporaryDirectory() as tmp:
+    with reading(ctx, "setup-host") as host, tempfile.TemporaryDirectory() as tmp:
         require_supported(ctx.root, env, host.open().platform)
         remote = host.remote
         # Secrets travel by SFTP into a file that is 0600 before a byte is written, never on a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from release.artifacts.git import Git
@@ -11,6 +11,7 @@ from release.artifacts.targets import describe
 from release.errors import GitError, ReleaseError
 from release.hosts.context import Context
 from release.hosts.environments import Environment
+from release.hosts.fleet import Answer, each
 from release.hosts.history import last_success_for, release_states
 from release.hosts.host import HostState
 from release.hosts.lock import describe_now
@@ -122,8 +123,72 @@ def handing_over(body: object, main_pid: str | None) -> str | None:
 
 def read_status(ctx: Context, units: dict[str, str] | None = None) -> Status:
     """Connect and read the status of one environment (with set-up drift, given `units`)."""
-    with reading(ctx) as host:
+    with reading(ctx, "status") as host:
         return status_of(ctx.env, host.state({"probe": True, "details": units is not None}), units)
+
+
+@dataclass(frozen=True)
+class EnvStatus:
+    """An env of several hosts as it is now: each host's status (or why it could not be read)
+    and one verdict: healthy only if every host is, on the same release."""
+
+    env: str
+    healthy: bool
+    problem: str | None
+    #: The release every host runs (None when they differ or nothing is deployed).
+    version: str | None
+    sha: str | None
+    hosts: list[Answer[Status]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "env": self.env,
+            "healthy": self.healthy,
+            "problem": self.problem,
+            "version": self.version,
+            "sha": self.sha,
+            "hosts": [
+                {
+                    "host": row.host,
+                    "status": row.value.to_dict() if row.value else None,
+                    "error": str(row.error) if row.error else None,
+                }
+                for row in self.hosts
+            ],
+        }
+
+
+def read_env(ctx: Context, units: dict[str, str] | None = None) -> EnvStatus:
+    """Every host of the env, read at once (an unreachable one hides none of the others)."""
+    rows = each(ctx, lambda on: read_status(on, units))
+    return verdict(ctx.env.name, rows)
+
+
+def verdict(env: str, rows: list[Answer[Status]]) -> EnvStatus:
+    """The env's verdict from its hosts' statuses."""
+    problems = [f"{row.host} could not be read: {row.error}" for row in rows if row.error]
+    read = [row.value for row in rows if row.value is not None]
+    shas = {status.sha for status in read}
+    if len(shas) > 1:
+        counts = {sha: sum(1 for s in read if s.sha == sha) for sha in shas}
+        usual = max(sorted(shas, key=str), key=lambda sha: counts[sha])
+        most = next(s for s in read if s.sha == usual)
+        problems += [
+            f"{s.host} runs {_release(s)}, not {_release(most)} like the others"
+            for s in read
+            if s.sha != usual
+        ]
+    problems += [f"{s.host}: {s.problem}" for s in read if not s.healthy and s.problem]
+    one = read[0] if len(shas) == 1 and len(read) == len(rows) else None
+    return EnvStatus(
+        env=env,
+        healthy=not problems and all(s.healthy for s in read),
+        problem="; ".join(problems) or None,
+        version=one.version if one else None,
+        sha=one.sha if one else None,
+        hosts=rows,
+    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +215,8 @@ def read_all(ctx: Context, envs: list[Environment]) -> list[Overview]:
     """Every env's status, read concurrently (one unreachable host hides none of the others)."""
 
     def one(env: Environment) -> Status | str:
+        if env.several:
+            return _summary(read_env(ctx.on(env)))
         try:
             return read_status(ctx.on(env))
         except ReleaseError as exc:
@@ -167,6 +234,26 @@ def read_all(ctx: Context, envs: list[Environment]) -> list[Overview]:
             behind = _behind(Git(ctx.root), status, upstream, env.requires)
         rows.append(Overview(env.name, status, None if status else str(got), behind))
     return rows
+
+
+def _release(status: Status) -> str:
+    return f"{status.version or '-'} ({(status.sha or 'none')[:12]})"
+
+
+def _summary(whole: EnvStatus) -> Status | str:
+    """An env of several hosts as one overview line: its first readable host's status with
+    the env's verdict (every host named in `host`)."""
+    first = next((row.value for row in whole.hosts if row.value is not None), None)
+    if first is None:
+        return whole.problem or "no host could be read"
+    return replace(
+        first,
+        host=", ".join(row.host for row in whole.hosts),
+        version=whole.version,
+        sha=whole.sha,
+        healthy=whole.healthy,
+        problem=whole.problem,
+    )
 
 
 def _behind(git: Git, status: Status, upstream: Status | str | None, name: str) -> str:

@@ -100,7 +100,7 @@ def test_every_rule_has_a_test_above() -> None:
     tested = {"health_timeout", "watch", "soak", "port", "ssh_port", "keep_releases"}
     tested |= {"keep_backups", "allow_dev_builds", "host", "ssh_user", "unit", "base_dir"}
     tested |= {"data_dir", "config_file", "listen_address", "notify", "name", "python"}
-    tested |= {"requires", "ssh_key", "known_hosts"}  # below
+    tested |= {"requires", "ssh_key", "known_hosts", "hosts"}  # below
     assert tested == set(RULES)
 
 
@@ -155,3 +155,49 @@ def test_a_typo_stops_status_before_anything_is_dialled(
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "unknown key 'wacth' (did you mean 'watch'?)" in err[0]
     assert dialled == []
+
+
+THREE = SHIPPED.replace('host = "node1"', 'hosts = ["node1", "node2", "node3"]')
+
+
+def test_an_env_may_name_several_hosts_in_the_order_locks_are_taken(tmp_path: Path) -> None:
+    env = load(project(tmp_path, THREE), "dev", environ={})
+    assert env.hosts == ("node1", "node2", "node3")
+    assert env.host == "node1" and env.several
+    on_two = env.at("node2")
+    assert (on_two.host, on_two.hosts, on_two.several) == ("node2", ("node2",), False)
+    assert on_two.base_dir == env.base_dir  # every host holds the same layout
+    single = load(REPO, "dev", environ={})
+    assert single.hosts == ("node1",) and not single.several
+
+
+@pytest.mark.parametrize(
+    "value", ["[]", '["node1", "node1"]', '"node1"', '["node1", ""]', '["node1", 2]']
+)
+def test_hosts_must_be_a_list_of_distinct_names(tmp_path: Path, value: str) -> None:
+    message = refusal(tmp_path, THREE.replace('["node1", "node2", "node3"]', value))
+    assert message.startswith(f"{ENV_DIR / 'dev.toml'}: hosts = ")
+    assert "is not a list of distinct host names or addresses" in message
+
+
+def test_host_and_hosts_are_one_or_the_other(tmp_path: Path) -> None:
+    both = refusal(tmp_path / "both", THREE + 'host = "node1"\n')
+    assert both.startswith(f"{ENV_DIR / 'dev.toml'}: both host and hosts are set")
+    neither = refusal(tmp_path / "neither", SHIPPED.replace('host = "node1"\n', ""))
+    assert neither.startswith(f"{ENV_DIR / 'dev.toml'}: host is missing")
+    assert 'hosts = ["a", "b"] for several' in neither
+
+
+def test_deploy_hosts_names_every_host_and_deploy_host_only_one(tmp_path: Path) -> None:
+    root = project(tmp_path, THREE)
+    env = load(root, "dev", environ={"DEPLOY_HOSTS": "10.0.0.1, 10.0.0.2"})
+    assert env.hosts == ("10.0.0.1", "10.0.0.2") and env.host == "10.0.0.1"
+    single = load(REPO, "dev", environ={"DEPLOY_HOSTS": "10.0.0.1,10.0.0.2"})
+    assert single.hosts == ("10.0.0.1", "10.0.0.2")
+    with pytest.raises(UsageError, match="DEPLOY_HOST names one host, but .* names 3"):
+        load(root, "dev", environ={"DEPLOY_HOST": "10.0.0.1"})
+    for bad in ("a,,b", "a,a", ","):
+        with pytest.raises(UsageError, match="is not a list of distinct hosts"):
+            load(root, "dev", environ={"DEPLOY_HOSTS": bad})
+    with pytest.raises(UsageError, match="node9 is not a host of dev"):
+        load(root, "dev", environ={}).at("node9")
