@@ -12,6 +12,11 @@ events, catches the read model up, becomes the unit's main PID (sd_notify `MAINP
 in the socket's backlog for milliseconds. A successor that never gets ready, exits or hangs
 is killed before it ever accepted; the running process never stopped serving, and /health
 says why (`handover`). Sequence: docs/ARCHITECTURE.md.
+
+A request with `hold` (an env of several hosts) stops at `ready`: the successor waits beside
+the running process until the agent, once every host is ready, writes `switch` (or `abort`)
+for the attempt and sends SIGHUP again; with no word within `hold` seconds it is killed and
+the running process serves on.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from helionyx import successor
 log = logging.getLogger("helionyx.handover")
 
 #: Bumped if the exchange between the two processes ever changes; /health reports it.
-PROTOCOL = 1
+#: 2: a request may hold the ready successor until it is told to switch.
+PROTOCOL = 2
 #: Set by the unit: `<base>/current`, the release a successor is started from.
 CURRENT = "HELIONYX_CURRENT"
 #: Written by the host agent beside `current` before its SIGHUP.
@@ -125,6 +131,8 @@ class Handover:
         self._exit = exit_now
         self.attempt: Attempt | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Set while a ready successor is held: the agent's word, `switch` or `abort`.
+        self._held: asyncio.Future[str] | None = None
 
     def report(self) -> dict[str, object]:
         """What /health says: the protocol this process speaks (none outside systemd) and the
@@ -136,8 +144,11 @@ class Handover:
         return body
 
     def begin(self) -> None:
-        """SIGHUP: start a hand-over unless one is under way."""
+        """SIGHUP: start a hand-over unless one is under way (a held one: the agent's word)."""
         if self._task is not None and not self._task.done():
+            if self._held is not None and not self._held.done():
+                self._told()
+                return
             log.warning("hand-over: one is already under way; SIGHUP ignored")
             return
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -153,11 +164,51 @@ class Handover:
         self.attempt = replace(attempt, state="failed", reason=reason)
         log.error("hand-over to %s failed: %s; serving on", attempt.commit, reason)
 
+    def _told(self) -> None:
+        """A SIGHUP while a ready successor is held: `switch` or `abort`, for this attempt."""
+        assert self._held is not None and self.attempt is not None
+        try:
+            request = json.loads((Path(os.environ[CURRENT]).parent / REQUEST).read_text())
+            word = str(request["word"]) if request.get("attempt") == self.attempt.attempt else ""
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            word = ""
+        if word in ("switch", "abort"):
+            self._held.set_result(word)
+        else:
+            log.warning("hand-over: SIGHUP without a switch or abort for this attempt; ignored")
+
+    async def _hold(self, seconds: float) -> str | None:
+        """The agent's word for the held successor (None: none within `seconds`)."""
+        self._held = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._held), timeout=seconds)
+        except TimeoutError:
+            return None
+        finally:
+            self._held = None
+
+    async def _switch_when_told(self, wanted: str, child: int, hold: float) -> bool:
+        """Hold the ready successor until the agent says switch; else it goes (False)."""
+        log.info(
+            "hand-over: %s is ready beside this process; held until told to switch "
+            "(at most %.0f s)",
+            wanted[:12],
+            hold,
+        )
+        word = await self._hold(hold)
+        if word == "switch":
+            return True
+        _kill(child)
+        why = "told to give up" if word else f"not told to switch within {hold:.0f} s"
+        self._fail(f"ready, but {why}; it answered no request")
+        return False
+
     async def _hand_over(self) -> None:
         link = Path(os.environ[CURRENT])
         try:
             request = json.loads((link.parent / REQUEST).read_text())
             timeout = float(request["timeout"])
+            hold = float(request.get("hold", 0))
             wanted = str(request["sha"])
             name = str(request.get("attempt", ""))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -183,6 +234,8 @@ class Handover:
             self._fail(f"{refused}; it answered no request")
             return
         self.attempt = replace(self.attempt, state="ready")
+        if hold > 0 and not await self._switch_when_told(wanted, child, hold):
+            return
         stopped = time.monotonic()
         await self._stop_accepting()
         self._let_go()

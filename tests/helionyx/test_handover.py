@@ -148,7 +148,7 @@ def test_the_next_release_takes_the_socket_and_the_log_over_losing_no_write(
         for thread in writers:
             thread.start()
         poll(lambda: len(acknowledged) > 50 or None, 20, "writes before the hand-over")
-        assert first.health()["handover"] == {"protocol": 1, "pid": first.process.pid}
+        assert first.health()["handover"] == {"protocol": 2, "pid": first.process.pid}
 
         first.process.send_signal(signal.SIGHUP)
         successor = first.main_pid_named(timeout=20)
@@ -189,3 +189,64 @@ def test_a_successor_that_exits_at_start_answers_nothing_and_the_first_serves_on
         assert last["commit"] == SHA
         assert str(last["reason"]).startswith("exited before it was ready")
         assert _ready(first.url) and first.process.poll() is None
+
+
+def _last(first: Running) -> dict[str, object]:
+    report = first.health()["handover"]
+    assert isinstance(report, dict)
+    last = report.get("last")
+    return last if isinstance(last, dict) else {}
+
+
+def _hold(first: Running, base: Path, seconds: float) -> int:
+    """Ask for a held hand-over; the successor's pid once it is ready beside the first."""
+    request = {"sha": SHA, "timeout": 15, "hold": seconds, "attempt": "held-1"}
+    (base / "handover.json").write_text(json.dumps(request))
+    first.process.send_signal(signal.SIGHUP)
+    ready = poll(lambda: _last(first).get("state") == "ready" or None, 20, "a ready successor")
+    assert ready
+    pid = _last(first)["pid"]
+    assert isinstance(pid, int)
+    return pid
+
+
+def _tell(first: Running, base: Path, word: str, attempt: str = "held-1") -> None:
+    (base / "handover.json").write_text(json.dumps({"attempt": attempt, "word": word}))
+    first.process.send_signal(signal.SIGHUP)
+
+
+def test_a_held_successor_waits_ready_beside_the_first_until_told_to_switch(
+    tmp_path: Path,
+) -> None:
+    base = tmp_path / "base"
+    with running(tmp_path) as first:
+        successor = _hold(first, base, 60)
+        # Held: the first process answers every request, the successor none, for as long.
+        for _ in range(20):
+            assert first.health()["handover"]["pid"] == first.process.pid  # type: ignore[index]
+        _tell(first, base, "switch", attempt="another")  # not this attempt's word: ignored
+        assert _last(first)["state"] == "ready" and first.process.poll() is None
+        _tell(first, base, "switch")
+        assert first.main_pid_named(timeout=20) == successor
+        assert first.process.wait(timeout=20) == 0
+        assert first.health()["handover"]["pid"] == successor  # type: ignore[index]
+        log = first.log.read_text()
+    assert "is ready beside this process; held until told to switch (at most 60 s)" in log
+    assert "SIGHUP without a switch or abort for this attempt; ignored" in log
+
+
+@pytest.mark.parametrize(("word", "why"), [("abort", "told to give up"), (None, "not told")])
+def test_a_held_successor_told_to_give_up_or_never_told_answers_nothing(
+    tmp_path: Path, word: str | None, why: str
+) -> None:
+    base = tmp_path / "base"
+    with running(tmp_path) as first:
+        successor = _hold(first, base, 60 if word else 2)
+        if word:
+            _tell(first, base, word)
+        failed = poll(lambda: _last(first).get("state") == "failed" or None, 20, "a give-up")
+        assert failed
+        assert str(_last(first)["reason"]).startswith(f"ready, but {why}")
+        poll(lambda: not Path(f"/proc/{successor}").exists() or None, 10, "the successor gone")
+        assert _ready(first.url) and first.process.poll() is None
+        assert first.health()["handover"]["pid"] == first.process.pid  # type: ignore[index]

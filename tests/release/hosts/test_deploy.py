@@ -55,7 +55,7 @@ def test_a_deploy_serves_the_release_built_offline_with_bytecode(
         "server_errors": 0,
         # Under its unit it can hand its socket to the next release (NotifyAccess=all); the
         # pid says which process answered, the unit's main one.
-        "handover": {"protocol": 1, "pid": int(main_pid)},
+        "handover": {"protocol": 2, "pid": int(main_pid)},
     }
     assert node.current("staging") == sha
     assert node.ssh("ip route | grep -c default || true").strip() == "0", (
