@@ -79,24 +79,49 @@ def _since(ctx: Context, started: float) -> float:
 def restart(ctx: Context, req: RestartRequest) -> Gate:
     """Put release `req["sha"]` (what `current` names) in and run the health gate: handed the
     running service's socket when both releases can (`handover`), else a restart."""
+    started = ctx.system.monotonic()
+    changes, why_not = units_for(ctx, req)
+    if why_not is None:
+        handed = handover.hand_over(ctx, req["sha"], float(req["timeout"]))
+        return gate_after_hand_over(ctx, req, handed, changes)
+    return restart_now(ctx, req, why_not, changes, started)
+
+
+def units_for(
+    ctx: Context, req: RestartRequest, *, hold: bool = False
+) -> tuple[list[str], str | None]:
+    """Install the units `req` brings and the boot-time recovery: what changed, and why the
+    release must be restarted rather than handed the socket (None: it can be handed it)."""
     layout, system = ctx.layout, ctx.system
-    started = system.monotonic()
     changes = units.refresh(ctx, req["units"], req.get("settings"))
     system.systemctl("reset-failed", f"{layout.unit}.service")
     changes += units.ensure_socket(ctx)
-    why_not = handover.refusal(ctx, req["sha"], units_changed=bool(changes))
+    why_not = handover.refusal(ctx, req["sha"], units_changed=bool(changes), hold=hold)
     changes += recovery.install(layout)
+    return changes, why_not
+
+
+def gate_after_hand_over(
+    ctx: Context, req: RestartRequest, handed: Gate, changes: list[str]
+) -> Gate:
+    """The health gate of a release just handed the socket (what is left of the timeout)."""
+    if not handed["healthy"]:
+        return {**handed, "restart_seconds": handed["seconds"], "changes": changes}
     timeout = float(req["timeout"])
-    if why_not is None:
-        handed = handover.hand_over(ctx, req["sha"], timeout)
-        if not handed["healthy"]:
-            return {**handed, "restart_seconds": handed["seconds"], "changes": changes}
-        gate = health_gate(ctx, req["version"], req["sha"], max(1.0, timeout - handed["seconds"]))
-        gate["seconds"] = round(gate["seconds"] + handed["seconds"], 3)
-        gate["restart_seconds"] = handed["seconds"]
-        gate["changes"] = changes
-        gate["how"] = f"handed the socket over in {handed['seconds']:.2f} s"
-        return gate
+    gate = health_gate(ctx, req["version"], req["sha"], max(1.0, timeout - handed["seconds"]))
+    gate["seconds"] = round(gate["seconds"] + handed["seconds"], 3)
+    gate["restart_seconds"] = handed["seconds"]
+    gate["changes"] = changes
+    gate["how"] = f"handed the socket over in {handed['seconds']:.2f} s"
+    return gate
+
+
+def restart_now(
+    ctx: Context, req: RestartRequest, why_not: str, changes: list[str], started: float
+) -> Gate:
+    """Restart the unit on what `current` names and run the health gate."""
+    layout, system = ctx.layout, ctx.system
+    timeout = float(req["timeout"])
     code, error = system.systemctl("restart", f"{layout.unit}.service", timeout=120)
     if code != 0:
         reason = f"systemctl restart failed: {error or code}"
@@ -140,18 +165,25 @@ def go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
     try:
         result = _go_live(ctx, req)
     except Exception as exc:
-        _finish(ctx.layout, req, FAILED, str(exc) or type(exc).__name__)
+        finish(ctx.layout, req, FAILED, str(exc) or type(exc).__name__)
         recovery.end(ctx.layout)
         raise
-    _finish(ctx.layout, req, result["outcome"], result["reason"])
+    finish(ctx.layout, req, result["outcome"], result["reason"])
     recovery.end(ctx.layout)
     return result
 
 
 def _go_live(ctx: Context, req: GoLiveRequest) -> GoLiveAnswer:
+    before = switch(ctx.layout, req["sha"], req["previous"])
+    return watched_or_back(ctx, req, restart(ctx, req), before)
+
+
+def watched_or_back(
+    ctx: Context, req: GoLiveRequest, gate: Gate, before: str | None
+) -> GoLiveAnswer:
+    """After the release was put in (`gate`): the watch, and on any failure back to the
+    release that was live (`req["back_to"]`); the answer says how it ended."""
     layout = ctx.layout
-    before = switch(layout, req["sha"], req["previous"])
-    gate = restart(ctx, req)
     seconds = float(req.get("watch", 0))
     outcome, reason, journal = SUCCEEDED, None, []
     if gate["healthy"] and seconds > 0:
@@ -234,12 +266,12 @@ def _cannot_read(layout: Layout, sha: str) -> str | None:
     return contract.explain(f"{version} ({sha[:12]})", problems[0]) if problems else None
 
 
-def _finish(layout: Layout, req: GoLiveRequest, outcome: str, reason: str | None) -> None:
+def finish(layout: Layout, req: GoLiveRequest, outcome: str, reason: str | None) -> None:
     """The operation's closing record, completed here with what happened."""
-    finish: LogRecord = {**req["finish"], "outcome": outcome, "ended_at": utc_timestamp()}
+    record: LogRecord = {**req["finish"], "outcome": outcome, "ended_at": utc_timestamp()}
     if reason:
-        finish["reason"] = reason
-    deploylog.append(layout.log, [finish])
+        record["reason"] = reason
+    deploylog.append(layout.log, [record])
 
 
 def start(ctx: Context) -> None:

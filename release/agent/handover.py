@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 
 from .files import replace_whole
 from .layout import Context, Layout
 from .protocol import HANDOVER_REQUEST, Gate
 
-#: The hand-over protocol this agent speaks (`helionyx.handover.PROTOCOL`, in /health).
-PROTOCOL = 1
+#: The newest hand-over protocol this agent speaks (`helionyx.handover.PROTOCOL`, in /health).
+PROTOCOL = 2
+#: The first protocol whose ready successor can be held until told to switch.
+HOLDS = 2
 #: The module a release must ship to take a socket over.
 TAKES_OVER = "helionyx/handover.py"
 #: Beyond its own readiness: letting go of the log and the new process taking over.
@@ -27,7 +30,15 @@ TICK_SECONDS = 0.02
 ASK_SYSTEMD_EVERY = 0.25
 
 
-def refusal(ctx: Context, sha: str, units_changed: bool) -> str | None:
+@dataclass(frozen=True)
+class Asked:
+    """A hand-over asked of the running service: the agent's name for it, and who ran then."""
+
+    attempt: str
+    running: str | None
+
+
+def refusal(ctx: Context, sha: str, units_changed: bool, *, hold: bool = False) -> str | None:
     """Why release `sha` must be put in by a restart (None: a hand-over can do it)."""
     layout, system = ctx.layout, ctx.system
     if units_changed:
@@ -37,8 +48,11 @@ def refusal(ctx: Context, sha: str, units_changed: bool) -> str | None:
         return "the service is not running"
     status, body, _ = system.probe(layout.port, "/health", timeout=1.0)
     offered = body.get("handover") if status == 200 and isinstance(body, dict) else None
-    if not isinstance(offered, dict) or offered.get("protocol") != PROTOCOL:
+    protocol = offered.get("protocol") if isinstance(offered, dict) else None
+    if not isinstance(protocol, int) or not 1 <= protocol <= PROTOCOL:
         return "the running release cannot hand over"
+    if hold and protocol < HOLDS:
+        return "the running release cannot hold a successor ready"
     if not takes_over(layout, sha):
         return "the new release cannot take a socket over"
     if _settings_changed(layout, state):
@@ -66,19 +80,70 @@ def hand_over(ctx: Context, sha: str, timeout: float) -> Gate:
     """Ask the running service to hand its socket to release `sha` (what `current` names),
     and wait until another process is the unit's main PID or the running one says why none
     will be (the same release handing over to itself must be told apart: the PID is)."""
+    started = ctx.system.monotonic()
+    asked = ask(ctx, sha, timeout)
+    if isinstance(asked, str):
+        return _failed(ctx, started, asked, serving_on=True)
+    return taken(ctx, asked, started, started + timeout + SLACK_SECONDS)
+
+
+def ask(ctx: Context, sha: str, timeout: float, hold: float = 0.0) -> Asked | str:
+    """Write the request and send the SIGHUP: the attempt, or why it could not be asked."""
     layout, system = ctx.layout, ctx.system
-    started = system.monotonic()
     attempt = os.urandom(8).hex()
     running = system.unit_state(layout.unit).get("MainPID")
-    request = json.dumps({"sha": sha, "timeout": timeout, "attempt": attempt}) + "\n"
-    replace_whole(layout.base / HANDOVER_REQUEST, request)
-    code, error = system.systemctl(
-        "kill", "--kill-whom=main", "--signal=SIGHUP", f"{layout.unit}.service"
-    )
+    request: dict[str, object] = {"sha": sha, "timeout": timeout, "attempt": attempt}
+    if hold:
+        request["hold"] = hold
+    replace_whole(layout.base / HANDOVER_REQUEST, json.dumps(request) + "\n")
+    code, error = _sighup(ctx)
     if code != 0:
-        return _failed(ctx, started, f"systemctl kill failed: {error or code}", serving_on=True)
-    deadline = started + timeout + SLACK_SECONDS
-    asked = -ASK_SYSTEMD_EVERY
+        return f"systemctl kill failed: {error or code}"
+    return Asked(attempt, running)
+
+
+def _sighup(ctx: Context) -> tuple[int, str]:
+    return ctx.system.systemctl(
+        "kill", "--kill-whom=main", "--signal=SIGHUP", f"{ctx.layout.unit}.service"
+    )
+
+
+def ready(ctx: Context, asked: Asked, deadline: float) -> str | None:
+    """Wait until the held successor of `asked` is ready beside the running release (None),
+    or why it will not be (it is gone then, and the running release serves on)."""
+    system = ctx.system
+    while True:
+        status, body, error = system.probe(ctx.layout.port, "/health", timeout=1.0)
+        report = body.get("handover") if status == 200 and isinstance(body, dict) else None
+        last = report.get("last") if isinstance(report, dict) else None
+        mine = isinstance(last, dict) and last.get("attempt") == asked.attempt
+        if mine and isinstance(last, dict) and last.get("state") == "ready":
+            return None
+        failed = _failure(report, asked.attempt)
+        if failed is not None:
+            return failed
+        if status != 200:
+            return f"the running release stopped answering /health ({error or status})"
+        if system.monotonic() >= deadline:
+            return "the successor was not ready in time"
+        system.sleep(TICK_SECONDS)
+
+
+def tell(ctx: Context, asked: Asked, word: str) -> str | None:
+    """Tell the running release what to do with its held successor: `switch` or `abort`;
+    why it could not be told, if it could not."""
+    request = {"attempt": asked.attempt, "word": word}
+    replace_whole(ctx.layout.base / HANDOVER_REQUEST, json.dumps(request) + "\n")
+    code, error = _sighup(ctx)
+    return None if code == 0 else f"systemctl kill failed: {error or code}"
+
+
+def taken(ctx: Context, asked: Asked, started: float, deadline: float) -> Gate:
+    """Wait until another process than `asked.running` is the unit's main PID (taken over),
+    or the running one reports why the attempt failed."""
+    layout, system = ctx.layout, ctx.system
+    attempt, running = asked.attempt, asked.running
+    checked = -ASK_SYSTEMD_EVERY
     while True:
         # /health every tick (one request); systemd, a process per question, less often:
         # both would take CPU from the service while its successor boots.
@@ -89,8 +154,8 @@ def hand_over(ctx: Context, sha: str, timeout: float) -> Gate:
             return _failed(ctx, started, failed, serving_on=True)
         answering = str(report.get("pid")) if isinstance(report, dict) else None
         now = system.monotonic()
-        if answering not in (None, running) or now - asked >= ASK_SYSTEMD_EVERY:
-            asked = now
+        if answering not in (None, running) or now - checked >= ASK_SYSTEMD_EVERY:
+            checked = now
             state = system.unit_state(layout.unit)
             if state.get("ActiveState") == "failed":
                 reason = "the unit failed during the hand-over"

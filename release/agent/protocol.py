@@ -316,6 +316,52 @@ class ActivationIntent(TypedDict):
     before: str | None  # `current` and `previous` before the switch
     before_previous: str | None
     finish: LogRecord  # the operation's closing record, as the activation would complete it
+    #: An activation in phases (an env of several hosts): where it stands (`agent/phased.py`).
+    staged: NotRequired[Staged]
+
+
+class Staged(TypedDict):
+    """A phased activation between its requests: what the next one needs to go on or undo."""
+
+    #: ready: not switched yet (a held successor, or a restart to come); switched: put in and
+    #: through its gate and watch; back: undone on this host already (its gate failed).
+    phase: Literal["ready", "switched", "back"]
+    request: ReadyRequest
+    #: The held hand-over (None: the release is restarted in at the switch, and why).
+    attempt: str | None
+    running: str | None
+    restart_why: str | None
+    changes: list[str]
+
+
+class ReadyRequest(GoLiveRequest):
+    #: Seconds a successor ready beside the running release waits to be told to switch.
+    hold: float
+
+
+class ReadyAnswer(TypedDict):
+    ready: bool
+    reason: str | None
+    seconds: float
+    #: How the release goes in at the switch: handed the socket, or restarted (and why).
+    how: str
+    changes: list[str]
+    journal: list[str]
+
+
+class SettleRequest(TypedDict):
+    #: True: every host is healthy on the release, keep it; False: go back to the one before.
+    keep: bool
+    #: The env's outcome (the finish record's), and why when it is not a success.
+    outcome: str
+    reason: str | None
+
+
+class SettleAnswer(TypedDict):
+    outcome: str
+    reason: str | None
+    #: Whether the host serves, healthy, the release it ends on.
+    healthy: bool
 
 
 class GoLiveAnswer(TypedDict):
@@ -458,6 +504,10 @@ JOURNAL: Command[JournalRequest, JournalAnswer] = Command("journal")
 PRUNE: Command[PruneRequest, PruneAnswer] = Command("prune")
 MIGRATE: Command[MigrateRequest, MigrateAnswer] = Command("migrate")
 CUT_WATCH: Command[Empty, Empty] = Command("cut_watch")
+#: The phases of going live on an env of several hosts (`agent/phased.py`).
+GO_READY: Command[ReadyRequest, ReadyAnswer] = Command("go_ready")
+GO_SWITCH: Command[Empty, GoLiveAnswer] = Command("go_switch")
+GO_SETTLE: Command[SettleRequest, SettleAnswer] = Command("go_settle")
 SETUP: Command[SetupRequest, SetupAnswer] = Command("setup")
 BACKUP: Command[BackupRequest, BackupAnswer] = Command("backup")
 BACKUPS: Command[Empty, BackupsAnswer] = Command("backups")

@@ -68,6 +68,11 @@ def begin(layout: Layout, boot_id: str, sha: str, finish: LogRecord) -> None:
         "before_previous": layout.link_target(layout.previous),
         "finish": finish,
     }
+    record(layout, intent)
+
+
+def record(layout: Layout, intent: ActivationIntent) -> None:
+    """Write the activation's intent durably (replaced whole: never half-written)."""
     replace_whole(layout.base / ACTIVATION, json.dumps(intent, sort_keys=True) + "\n", 0o600)
 
 

@@ -22,6 +22,7 @@ from . import (
     deploylog,
     install,
     lock,
+    phased,
     prune,
     readmodels,
     setup,
@@ -37,6 +38,9 @@ from .protocol import (
     CUT_WATCH,
     FAILED,
     GO_LIVE,
+    GO_READY,
+    GO_SETTLE,
+    GO_SWITCH,
     INSTALL,
     JOURNAL,
     LOCK,
@@ -83,6 +87,9 @@ HANDLERS: dict[str, Handler] = dict(
         _serves(RESTART, activate.restart),
         _serves(ACTIVATE, activate.activate),
         _serves(GO_LIVE, activate.go_live),
+        _serves(GO_READY, phased.go_ready),
+        _serves(GO_SWITCH, phased.go_switch),
+        _serves(GO_SETTLE, phased.go_settle),
         _serves(STOP, activate.stop),
         _serves(JOURNAL, activate.journal),
         _serves(PRUNE, prune.prune),
@@ -150,13 +157,20 @@ def serve(system: System | None = None) -> int:
     hello: Hello = {"agent": os.getpid(), "platform": system.platform()}
     sys.stdout.write(json.dumps({"ok": True, "result": hello}) + "\n")
     sys.stdout.flush()
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        answer = handle(json.loads(line), system, _report)
-        try:
-            sys.stdout.write(json.dumps(answer) + "\n")
-            sys.stdout.flush()
-        except BrokenPipeError:
-            return 0
+    pending = phased.Pending()
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            message = json.loads(line)
+            answer = handle(message, system, _report)
+            pending.saw(message, answer)
+            try:
+                sys.stdout.write(json.dumps(answer) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                return 0
+    finally:
+        # The operator went away mid-way through going live on several hosts: undo it here.
+        pending.abandon(system)
     return 0

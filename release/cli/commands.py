@@ -16,7 +16,7 @@ from release.artifacts.artifact import contract_of, targets_of
 from release.artifacts.store import Store
 from release.artifacts.stores import open_store
 from release.clock import Clock
-from release.hosts import backup, environments, service
+from release.hosts import backup, environments, everywhere, service
 from release.hosts import deploy as deploying
 from release.hosts import promote as promoting
 from release.hosts import rollback as rolling_back
@@ -139,7 +139,7 @@ def deploy(run: Run, args: argparse.Namespace) -> int:
     """`deploy`: put a release live."""
     started = time.monotonic()
     ctx = run.context(args)
-    result = deploying.deploy(ctx, args.version, run.store(args.store))
+    result = everywhere.deploy(ctx, args.version, run.store(args.store))
     verb = "already deployed" if result.outcome == "noop" else "deployed"
     took = time.monotonic() - started
     print(f"{verb} {result.version} ({result.sha[:12]}) to {ctx.env.name} in {took:.2f} s")

@@ -105,7 +105,7 @@ def deploy(
         with op.timed("fetch + verify", info.version):
             artifact = fetch_verified(ctx, info, store)
         sha, version = artifact.commit, artifact.version
-        ahead = _look_ahead(op, artifact)
+        ahead = look_ahead(op, artifact)
         if options.forced is not None and not options.forced.strip():
             raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
         enforce(op, sha)
@@ -124,9 +124,9 @@ def deploy(
                 op.finish = op.finish_event(NOOP)
                 reporter.note(f"{version} ({sha[:12]}) is already deployed and healthy")
                 # Killed deploys leave releases behind too: a no-op keeps retention as well.
-                _prune_and_report(op, sha)
+                prune_and_report(op, sha)
                 return DeployResult(NOOP, version, sha, state.current, tuple(op.notices))
-            rebuild = _rebuild(op, state, artifact, projections=ahead.projections)
+            rebuild = rebuild_needed(op, state, artifact, projections=ahead.projections)
             try:
                 done = _install_and_go_live(
                     op, artifact, state, rebuild, estimate=ahead.rebuild_seconds
@@ -146,12 +146,12 @@ def deploy(
                     env=env.name,
                     host=env.host,
                 )
-            _prune_and_report(op, sha)
+            prune_and_report(op, sha)
             tell(env, what, release, "succeeded", started=started, warn=reporter.note)
             return DeployResult(SUCCEEDED, version, sha, state.current, tuple(op.notices))
 
 
-def _look_ahead(op: Operation, artifact: Artifact) -> Plan:
+def look_ahead(op: Operation, artifact: Artifact) -> Plan:
     """Read the host before the lock, print the plan, and refuse what needs the operator's
     say-so (a new read model without MIGRATE=1, a changed set-up without APPLY=1): a refused
     deploy leaves the host exactly as it was."""
@@ -176,7 +176,9 @@ def _look_ahead(op: Operation, artifact: Artifact) -> Plan:
     return ahead
 
 
-def _rebuild(op: Operation, state: HostState, artifact: Artifact, *, projections: str) -> bool:
+def rebuild_needed(
+    op: Operation, state: HostState, artifact: Artifact, *, projections: str
+) -> bool:
     """Whether the release's read model must be built (checked again under the lock)."""
     running = state.releases.get(state.current or "")
     rebuild = needs_rebuild(
@@ -193,16 +195,18 @@ def _rebuild(op: Operation, state: HostState, artifact: Artifact, *, projections
     return rebuild
 
 
-def _install_and_go_live(
+def stage(
     op: Operation,
     artifact: Artifact,
     state: HostState,
     rebuild: bool,
     *,
     estimate: float | None = None,
-) -> GoLiveAnswer:
+) -> None:
+    """Everything before the switch: clear leftovers, upload what the host lacks, build the
+    release offline and smoke-check it, build its read model beside the one in use."""
     assert op.host is not None
-    sha, version, env = artifact.commit, artifact.version, op.env
+    sha = artifact.commit
     prepared = op.step("prepare", PREPARE({"sha": sha}))
     if prepared["removed"]:
         op.reporter.note(
@@ -223,6 +227,18 @@ def _install_and_go_live(
         beside = "built from the event log beside the one in use"
         model = op.step("read model", MIGRATE(migrating), beside)
         op.reporter.note(f"read model: {model['output']} in {model['seconds']:.2f} s")
+
+
+def _install_and_go_live(
+    op: Operation,
+    artifact: Artifact,
+    state: HostState,
+    rebuild: bool,
+    *,
+    estimate: float | None = None,
+) -> GoLiveAnswer:
+    stage(op, artifact, state, rebuild, estimate=estimate)
+    sha, version, env = artifact.commit, artifact.version, op.env
     previous = state.current if state.current != sha else state.previous
     back_to = state.current if state.current in state.releases else None
     detail = (
@@ -315,7 +331,7 @@ def _cut_watch(op: Operation) -> None:
         side.remote.close()
 
 
-def _prune_and_report(op: Operation, sha: str) -> None:
+def prune_and_report(op: Operation, sha: str) -> None:
     """Retention on the host (which decides what goes: `release.agent.prune`)."""
     keep = op.env.keep_releases
     pruned = op.step("prune", PRUNE({"keep": keep, "protect": [sha]}), f"keep {keep}")

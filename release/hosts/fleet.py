@@ -8,15 +8,17 @@ SSH connection, its own deadlines), and gives back what each host answered or wh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
+from release.agent.protocol import Progress
 from release.errors import ReleaseError
-from release.hosts.context import Context
+from release.hosts.context import Context, Reporter
 
 T = TypeVar("T")
+X = TypeVar("X")
 
 #: Hosts worked on at once; beyond it they wait their turn (each holds an SSH connection).
 CONCURRENCY = 64
@@ -37,22 +39,63 @@ class Answer(Generic[T]):
 
 
 def contexts(ctx: Context) -> list[Context]:
-    """One context per host of the context's env, in the env's order."""
-    return [ctx.on(ctx.env.at(host)) for host in ctx.env.hosts]
+    """One context per host of the context's env, in the env's order (with several hosts,
+    each reporting under its host's name)."""
+    if not ctx.env.several:
+        return [ctx]
+    return [
+        replace(ctx, env=ctx.env.at(host), reporter=HostReporter(ctx.reporter, host))
+        for host in ctx.env.hosts
+    ]
 
 
 def each(ctx: Context, work: Callable[[Context], T]) -> list[Answer[T]]:
     """`work` on every host of the env at once, each with a context of its own; the answers
     in the env's host order. A host that raises a ReleaseError hides none of the others."""
+    return concurrently(contexts(ctx), lambda on: on.env.host, work)
 
-    def one(on: Context) -> Answer[T]:
+
+def concurrently(
+    items: Sequence[X], host: Callable[[X], str], work: Callable[[X], T]
+) -> list[Answer[T]]:
+    """`work` on each item (one per host) at once; the answers in the items' order."""
+
+    def one(item: X) -> Answer[T]:
         try:
-            return Answer(on.env.host, value=work(on))
+            return Answer(host(item), value=work(item))
         except ReleaseError as exc:
-            return Answer(on.env.host, error=exc)
+            return Answer(host(item), error=exc)
 
-    per_host = contexts(ctx)
-    if len(per_host) == 1:
-        return [one(per_host[0])]
-    with ThreadPoolExecutor(max_workers=min(len(per_host), CONCURRENCY)) as pool:
-        return list(pool.map(one, per_host))
+    if len(items) == 1:
+        return [one(items[0])]
+    with ThreadPoolExecutor(max_workers=min(len(items), CONCURRENCY)) as pool:
+        return list(pool.map(one, items))
+
+
+def failures(answers: list[Answer[T]]) -> str | None:
+    """What went wrong, one clause per host that failed (None: every host answered)."""
+    failed = [f"{a.host}: {a.error.message if a.error else ''}" for a in answers if not a.ok]
+    return "; ".join(failed) or None
+
+
+class HostReporter:
+    """A reporter whose every line names the host it is about (several hosts report at once)."""
+
+    def __init__(self, reporter: Reporter, host: str) -> None:
+        self._reporter = reporter
+        self._host = host
+
+    def headline(self, message: str) -> None:
+        """The operation's first line (said once, for the env, by the caller)."""
+
+    def step(self, name: str, seconds: float, detail: str = "") -> None:
+        """A step finished on this host."""
+        self._reporter.step(f"{name} {self._host}", seconds, detail)
+
+    def note(self, message: str) -> None:
+        """Something the operator should know about this host."""
+        self._reporter.note(f"{self._host}: {message}")
+
+    def progress(self, progress: Progress) -> None:
+        """How far a long step has got (the watch): one host's countdown stands for all."""
+        self._reporter.progress(progress)

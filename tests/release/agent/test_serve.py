@@ -98,5 +98,5 @@ def test_no_agent_module_imports_anything_but_the_standard_library_and_itself() 
 @pytest.mark.parametrize("path", sorted(AGENT_DIR.glob("*.py")), ids=lambda p: p.name)
 def test_each_agent_module_stays_small(path: Path) -> None:
     # The protocol is every message's definition in one place, by design a long list.
-    limit = 500 if path.name == "protocol.py" else 300
+    limit = 600 if path.name == "protocol.py" else 300
     assert len(path.read_text().splitlines()) <= limit

@@ -55,7 +55,7 @@ def test_a_failing_host_hides_none_of_the_others(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["deploy", "rollback", "restart", "stop", "logs", "plan", "backup", "unlock"]
+    "command", ["rollback", "restart", "stop", "logs", "plan", "backup", "unlock"]
 )
 def test_commands_not_built_for_several_hosts_refuse_before_dialling(
     tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]

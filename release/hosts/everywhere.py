@@ -1,0 +1,256 @@
+"""Deploying to an env of several hosts: stage everywhere, switch everywhere, or change nothing.
+
+resolve → fetch + verify (once) → connect and plan on every host at once → lock every host, one
+after the other in the env's order → stage on every host at once (upload, offline build, smoke
+check, read model) → ready on every host at once (the new release started beside the running
+one on its socket, held: it answers nothing) → switch every host at once → health gate and
+watch on each → settle: keep it on every host, or bring every host that moved back. A failure
+on any host at any step changes nothing on the others before the switch, and brings all back
+after it; the deploy log on each host records the env's outcome. The host side is
+`release/agent/phased.py`; an env of one host takes `deploy.deploy` as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import TypeVar
+
+from release.agent.protocol import (
+    FAILED,
+    GO_READY,
+    GO_SETTLE,
+    GO_SWITCH,
+    NOOP,
+    ROLLED_BACK,
+    SUCCEEDED,
+    ReadyRequest,
+    SettleAnswer,
+    SettleRequest,
+)
+from release.artifacts.artifact import Artifact
+from release.artifacts.store import Store
+from release.errors import OperationFailed, ReleaseError, UsageError
+from release.hosts import deploy as single
+from release.hosts.context import Context
+from release.hosts.fleet import Answer, concurrently, contexts, failures
+from release.hosts.gate import enforce
+from release.hosts.host import HostState
+from release.hosts.notify import tell
+from release.hosts.operation import Operation, one_host, require_setup
+from release.hosts.units import render_units
+
+T = TypeVar("T")
+A = TypeVar("A")
+
+#: How long past its health timeout a host's ready release waits, held, to be told to switch:
+#: the other hosts are getting ready meanwhile (an agent whose operator is gone aborts at once).
+HOLD_MARGIN = 90.0
+
+
+@dataclass
+class _Host:
+    """One host's part of the deploy: its operation (connection, lock, records), its state."""
+
+    op: Operation
+    state: HostState | None = None
+    projections: str = ""
+    rebuild: bool = False
+    estimate: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.op.env.host
+
+    @property
+    def current(self) -> str | None:
+        return self.state.current if self.state else None
+
+
+def deploy(
+    ctx: Context, ref: str, store: Store, *, promoted_from: str | None = None
+) -> single.DeployResult:
+    """Deploy release `ref` to every host of the context's env, all or nothing (one host:
+    `deploy.deploy`)."""
+    if not ctx.env.several:
+        return single.deploy(ctx, ref, store, promoted_from=promoted_from)
+    env, reporter = ctx.env, ctx.reporter
+    if promoted_from:
+        one_host(env, "promote")
+    started = time.monotonic()
+    info = store.find(ref)
+    reporter.headline(
+        f"deploying {info.version} ({info.sha[:12]}) to {env.name} on {len(env.hosts)} hosts "
+        f"({', '.join(env.hosts)})"
+    )
+    units = render_units(ctx.root, env)
+    hosts = [_Host(Operation(on, "deploy", units)) for on in contexts(ctx)]
+    with _closing(hosts):
+        for host in hosts:
+            host.op.dial()
+        verifying = time.monotonic()
+        artifact = single.fetch_verified(ctx, info, store)
+        reporter.step("fetch + verify", time.monotonic() - verifying, info.version)
+        sha, version = artifact.commit, artifact.version
+        release = f"{version} ({sha[:12]})"
+        _everywhere(hosts, "plan", lambda h: _plan(h, artifact))
+        if ctx.options.forced is not None and not ctx.options.forced.strip():
+            raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
+        enforce(hosts[0].op, sha)
+        _lock_in_order(hosts, artifact, store.label)
+        if all(h.state and h.current == sha and single.serving_sha(h.state) == sha for h in hosts):
+            for host in hosts:
+                host.op.finish = host.op.finish_event(NOOP)
+            reporter.note(f"{release} is already deployed and healthy on every host")
+            _everywhere(hosts, "prune", lambda h: single.prune_and_report(h.op, sha))
+            return single.DeployResult(NOOP, version, sha, hosts[0].current)
+        try:
+            _everywhere(hosts, "staging", lambda h: _stage(h, artifact))
+        except ReleaseError as exc:
+            for host in hosts:
+                host.op.finish = host.op.finish_event(FAILED, exc.message)
+            raise
+        outcome, reason = _go_live(ctx, hosts, artifact)
+        if outcome != SUCCEEDED:
+            told = f"{'rolled back' if outcome == ROLLED_BACK else 'failed'}: {reason}"
+            tell(env, "deploy of", release, told, started=started, warn=reporter.note)
+            raise OperationFailed(f"deploy of {version} failed: {reason}", env=env.name)
+        _everywhere(hosts, "prune", lambda h: single.prune_and_report(h.op, sha))
+        tell(env, "deploy of", release, "succeeded", started=started, warn=reporter.note)
+        return single.DeployResult(SUCCEEDED, version, sha, hosts[0].current)
+
+
+def _plan(host: _Host, artifact: Artifact) -> None:
+    """Connect, read the host and refuse what needs the operator's say-so (nothing changes)."""
+    ahead = single.look_ahead(host.op, artifact)
+    host.estimate, host.projections = ahead.rebuild_seconds, ahead.projections
+
+
+def _lock_in_order(hosts: list[_Host], artifact: Artifact, source: str) -> None:
+    """The lock of every host, taken one after the other in the env's order (two operators
+    never hold half each); a host whose lock is held fails the deploy, and the locks taken go
+    back as the operations close."""
+    for host in hosts:
+        host.state = host.op.take_lock(f"deploy {artifact.version}")
+        require_setup(host.state, host.op.env)
+        host.op.context.update(
+            {
+                "version": artifact.version,
+                "sha": artifact.commit,
+                "previous_sha": host.state.current,
+                "source": source,
+            }
+        )
+        host.rebuild = single.rebuild_needed(
+            host.op, host.state, artifact, projections=host.projections
+        )
+
+
+def _stage(host: _Host, artifact: Artifact) -> None:
+    assert host.state is not None
+    single.stage(host.op, artifact, host.state, host.rebuild, estimate=host.estimate)
+
+
+def _go_live(ctx: Context, hosts: list[_Host], artifact: Artifact) -> tuple[str, str | None]:
+    """Ready everywhere, then switch everywhere, then settle: the env's outcome and why."""
+    for host in hosts:
+        # From here each host finishes and records the operation whatever happens to us.
+        host.op.finished_on_host = True
+    readies = _phase(
+        ctx, hosts, "ready", lambda h: h.op.call("ready", GO_READY(_ready(ctx, h, artifact)))
+    )
+    not_ready = _problems(readies, lambda a: a["ready"])
+    if not_ready is not None:
+        reason = f"not ready on every host, so none switched: {not_ready}"
+        _settle(hosts, keep=False, outcome=FAILED, reason=reason)
+        return FAILED, reason
+    for answer in readies:
+        if answer.value is not None:
+            ctx.reporter.note(f"{answer.host}: {answer.value['how']}")
+    switched = _phase(ctx, hosts, "switch", lambda h: h.op.call("switch", GO_SWITCH({})))
+    unhealthy = _problems(switched, lambda a: a["outcome"] == SUCCEEDED)
+    if unhealthy is None:
+        _settle(hosts, keep=True, outcome=SUCCEEDED, reason=None)
+        return SUCCEEDED, None
+    reason = f"{unhealthy}; every host went back"
+    settled = _settle(hosts, keep=False, outcome=ROLLED_BACK, reason=reason)
+    left = [a.host for a in settled if not (a.value and a.value["healthy"])]
+    if left:
+        return FAILED, f"{reason}, but {', '.join(left)} is not healthy after it"
+    return ROLLED_BACK, reason
+
+
+def _ready(ctx: Context, host: _Host, artifact: Artifact) -> ReadyRequest:
+    """What a host needs to get ready, switch, and go back (as `deploy.deploy`'s go-live)."""
+    state, env, sha = host.state, ctx.env, artifact.commit
+    assert state is not None
+    back_to = state.current if state.current in state.releases else None
+    return {
+        "sha": sha,
+        "version": artifact.version,
+        "previous": state.current if state.current != sha else state.previous,
+        "timeout": env.health_timeout,
+        "units": host.op.units,
+        "settings": host.op.settings or {},
+        "back_to": back_to,
+        "back_version": state.version_of(back_to) if back_to else None,
+        "back_previous": state.previous,
+        "finish": host.op.finish_event(SUCCEEDED),
+        "watch": env.watch,
+        "hold": env.health_timeout + HOLD_MARGIN,
+    }
+
+
+def _problems(answers: list[Answer[A]], good: Callable[[A], bool]) -> str | None:
+    """One clause per host that failed or answered badly (None: every host is fine)."""
+    problems = []
+    for answer in answers:
+        if answer.error is not None:
+            problems.append(f"{answer.host}: {answer.error.message}")
+        elif answer.value is not None and not good(answer.value):
+            problems.append(f"{answer.host}: {answer.value.get('reason')}")  # type: ignore[attr-defined]
+    return "; ".join(problems) or None
+
+
+def _settle(
+    hosts: list[_Host], *, keep: bool, outcome: str, reason: str | None
+) -> list[Answer[SettleAnswer]]:
+    """The env's verdict to every host at once (a host cut off meanwhile settles it itself:
+    its agent undoes what it has not been told to keep)."""
+    verdict: SettleRequest = {"keep": keep, "outcome": outcome, "reason": reason}
+    return concurrently(hosts, lambda h: h.name, lambda h: h.op.call("settle", GO_SETTLE(verdict)))
+
+
+def _phase(
+    ctx: Context, hosts: list[_Host], name: str, work: Callable[[_Host], T]
+) -> list[Answer[T]]:
+    """One phase on every host at once, reported as one step."""
+    started = time.monotonic()
+    answers = concurrently(hosts, lambda h: h.name, work)
+    ctx.reporter.step(name, time.monotonic() - started, f"{len(hosts)} hosts")
+    return answers
+
+
+def _everywhere(hosts: list[_Host], what: str, work: Callable[[_Host], None]) -> None:
+    """`work` on every host at once; a failure anywhere fails the deploy, naming each host
+    (the first error's kind, hint and exit code stand for them all)."""
+    answers = concurrently(hosts, lambda h: h.name, work)
+    failed = failures(answers)
+    if failed is not None:
+        first = next(a.error for a in answers if a.error is not None)
+        assert first is not None
+        first.message, first.host = f"{what} failed on {failed}", None
+        raise first
+
+
+@contextmanager
+def _closing(hosts: list[_Host]) -> Iterator[None]:
+    """Every host's operation closed at the end: locks back in the reverse order of taking."""
+    try:
+        yield
+    finally:
+        for host in reversed(hosts):
+            with suppress(ReleaseError):
+                host.op.close()

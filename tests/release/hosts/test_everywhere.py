@@ -1,0 +1,141 @@
+"""Deploying to an env of several hosts, in-process (tests/release/fleetkit.py): stage on
+every host, switch none until all are ready, switch all; a failure anywhere changes nothing
+before the switch and brings every host back after it; locks in one order, on all or none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from release.agent.protocol import FAILED, ROLLED_BACK, SUCCEEDED
+from release.errors import (
+    ConnectionFailed,
+    HostError,
+    LockHeld,
+    OperationFailed,
+    ReleaseError,
+)
+from release.hosts.host import Host
+from release.hosts.lock import EnvLock
+from tests.release.fleetkit import Fleet, pretend_fleet
+from tests.release.inprocess import Notes
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Fleet:
+    fleet = pretend_fleet(tmp_path, 3)
+    fleet.artifact("0.1.0")
+    fleet.deploy("0.1.0")
+    return fleet
+
+
+def test_a_deploy_moves_every_host_and_records_it_on_each(three: Fleet) -> None:
+    sha = three.artifact("0.2.0")
+    notes = Notes()
+    three.asked.clear()
+    done = three.deploy("0.2.0", notes)
+    assert done.outcome == SUCCEEDED
+    assert set(three.currents().values()) == {sha}
+    assert set(three.serving().values()) == {sha}
+    for name in three.hosts:
+        last = three.finishes(name)[-1]
+        assert (last["outcome"], last["sha"], last["action"]) == (SUCCEEDED, sha, "deploy")
+    assert notes.lines[0] == (
+        f"deploying 0.2.0 ({sha[:12]}) to dev on 3 hosts (node00, node01, node02)"
+    )
+    assert "step ready: 3 hosts" in notes.lines and "step switch: 3 hosts" in notes.lines
+    # Each host named in its own lines; no host switched before every host was ready.
+    assert any(line.startswith("step build node01:") for line in notes.lines)
+    phases = [command for _, command in three.asked if command.startswith("go_")]
+    assert phases == ["go_ready"] * 3 + ["go_switch"] * 3 + ["go_settle"] * 3
+
+
+def test_a_staging_failure_on_one_host_moves_no_host(three: Fleet) -> None:
+    before = three.currents()
+    sha = three.artifact("0.2.0")
+    three.hosts["node01"].system.unconfigurable.add(sha)
+    with pytest.raises(HostError) as caught:
+        three.deploy("0.2.0")
+    assert caught.value.message.startswith("staging failed on node01: ")
+    assert three.currents() == before
+    assert not any(command.startswith("go_") for _, command in three.asked[-20:])
+    for name in three.hosts:
+        last = three.finishes(name)[-1]
+        assert (last["outcome"], last["sha"]) == (FAILED, sha)
+        assert "staging failed on node01" in str(last["reason"])
+
+
+def test_a_gate_failure_on_one_host_after_the_switch_brings_every_host_back(
+    three: Fleet,
+) -> None:
+    old = set(three.currents().values())
+    sha = three.artifact("0.2.0")
+    three.hosts["node02"].system.broken.add(sha)
+    with pytest.raises(OperationFailed) as caught:
+        three.deploy("0.2.0")
+    assert "node02: " in caught.value.message and "every host went back" in caught.value.message
+    assert set(three.currents().values()) == old
+    assert set(three.serving().values()) == old
+    for name in three.hosts:
+        last = three.finishes(name)[-1]
+        assert (last["outcome"], last["sha"]) == (ROLLED_BACK, sha)
+        assert "node02" in str(last["reason"])
+
+
+def test_an_unreachable_host_is_named_and_nothing_changes_anywhere(three: Fleet) -> None:
+    before = three.currents()
+    logs = {name: len(three.finishes(name)) for name in three.hosts}
+    three.artifact("0.2.0")
+    three.down.add("node01")
+    with pytest.raises(ConnectionFailed) as caught:
+        three.deploy("0.2.0")
+    assert caught.value.message.startswith("plan failed on node01: cannot reach node01")
+    assert three.currents() == before
+    assert {name: len(three.finishes(name)) for name in three.hosts} == logs
+    assert not any(command == "lock" for _, command in three.asked[-10:])
+
+
+def test_fifty_hosts_lock_in_the_envs_order_and_a_held_lock_leaves_none_taken(
+    tmp_path: Path,
+) -> None:
+    fleet = pretend_fleet(tmp_path, 50)
+    fleet.artifact("0.1.0")
+    fleet.deploy("0.1.0")
+    locking = [host for host, command in fleet.asked if command == "lock"]
+    assert locking == list(fleet.hosts), "one after the other, in the env's order"
+    assert len(set(fleet.currents().values())) == 1
+
+    # Another operator holds host 31: this deploy takes none of the locks for good.
+    other = fleet.env.at("node31")
+    holder = Host(fleet.remote(other), other)
+    EnvLock(holder.open(), "deploy by someone else", [], wait=0).acquire()
+    fleet.artifact("0.2.0")
+    before = fleet.currents()
+    with pytest.raises(LockHeld):
+        fleet.deploy("0.2.0")
+    assert fleet.currents() == before
+    for name in fleet.hosts:
+        state = Host(fleet.remote(fleet.env.at(name)), fleet.env.at(name)).state()
+        assert (state.lock is not None) == (name == "node31"), name
+
+
+@pytest.mark.parametrize("killed_at", ["go_ready", "go_switch", "go_settle"])
+def test_an_operator_killed_between_phases_leaves_every_host_on_the_old_release(
+    three: Fleet, killed_at: str
+) -> None:
+    old = set(three.currents().values())
+    sha = three.artifact("0.2.0")
+    three.killed_at = killed_at
+    with pytest.raises(ReleaseError):
+        three.deploy("0.2.0")
+    assert set(three.currents().values()) == old
+    assert set(three.serving().values()) == old
+    for name in three.hosts:
+        finishes = [r for r in three.finishes(name) if r["sha"] == sha]
+        if killed_at == "go_ready":
+            assert finishes == [], "nothing was switched, and nothing went live to record"
+            continue
+        assert len(finishes) == 1
+        assert finishes[0]["outcome"] == (FAILED if killed_at == "go_switch" else ROLLED_BACK)
+        assert "the operator went away before every host" in str(finishes[0]["reason"])
