@@ -131,7 +131,7 @@ def setup_host(run: Run, args: argparse.Namespace) -> int:
     env_file = args.env_file or run.ws.root / f".env.{ctx.env.name}"
     for line in setup.setup_host(ctx, env_file) or ["nothing to change"]:
         print(f"  · {line}")
-    print(f"{ctx.env.name} is set up on {ctx.env.host}")
+    print(f"{ctx.env.name} is set up on {', '.join(ctx.env.hosts)}")
     return 0
 
 

@@ -35,11 +35,11 @@ from release.artifacts.store import Store
 from release.errors import OperationFailed, ReleaseError, UsageError
 from release.hosts import deploy as single
 from release.hosts.context import Context
-from release.hosts.fleet import Answer, concurrently, contexts, failures
+from release.hosts.fleet import Answer, concurrently, contexts, values
 from release.hosts.gate import enforce
 from release.hosts.host import HostState
 from release.hosts.notify import tell
-from release.hosts.operation import Operation, one_host, require_setup
+from release.hosts.operation import Operation, one_host, pause_for_tests, require_setup
 from release.hosts.units import render_units
 
 T = TypeVar("T")
@@ -230,19 +230,14 @@ def _phase(
     started = time.monotonic()
     answers = concurrently(hosts, lambda h: h.name, work)
     ctx.reporter.step(name, time.monotonic() - started, f"{len(hosts)} hosts")
+    pause_for_tests(name)
     return answers
 
 
 def _everywhere(hosts: list[_Host], what: str, work: Callable[[_Host], None]) -> None:
     """`work` on every host at once; a failure anywhere fails the deploy, naming each host
     (the first error's kind, hint and exit code stand for them all)."""
-    answers = concurrently(hosts, lambda h: h.name, work)
-    failed = failures(answers)
-    if failed is not None:
-        first = next(a.error for a in answers if a.error is not None)
-        assert first is not None
-        first.message, first.host = f"{what} failed on {failed}", None
-        raise first
+    values(concurrently(hosts, lambda h: h.name, work), what)
 
 
 @contextmanager

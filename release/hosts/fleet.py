@@ -78,6 +78,18 @@ def failures(answers: list[Answer[T]]) -> str | None:
     return "; ".join(failed) or None
 
 
+def values(answers: list[Answer[T]], what: str) -> list[T]:
+    """Every host's value, or the first host's error standing for all that failed (its kind,
+    hint and exit code), its message naming each: `<what> failed on node2: …; node3: …`."""
+    failed = failures(answers)
+    if failed is not None:
+        first = next(a.error for a in answers if a.error is not None)
+        assert first is not None
+        first.message, first.host = f"{what} failed on {failed}", None
+        raise first
+    return [a.value for a in answers if a.value is not None]
+
+
 class HostReporter:
     """A reporter whose every line names the host it is about (several hosts report at once)."""
 

@@ -14,6 +14,7 @@ from release.artifacts.targets import LEGACY, read_targets
 from release.errors import UnsupportedHost, UsageError
 from release.hosts.context import Context
 from release.hosts.environments import Environment
+from release.hosts.fleet import each, values
 from release.hosts.operation import reading
 from release.hosts.units import host_settings, render_units
 
@@ -103,6 +104,21 @@ def setup_host(ctx: Context, env_file: Path) -> list[str]:
             env=env.name,
         )
     config = render_config(env, env_file.read_text(encoding="utf-8"), env_file)
+    if not env.several:
+        return _set_up(ctx, config)
+    # Every host the same settings and units, at once; a host that fails is named, and the
+    # ones that were set up stay set up (running it again changes only what differs).
+    done = values(each(ctx, lambda on: _set_up(on, config)), "setup-host")
+    return [
+        f"{host}: {line}"
+        for host, lines in zip(env.hosts, done, strict=True)
+        for line in lines or ["nothing to change"]
+    ]
+
+
+def _set_up(ctx: Context, config: str) -> list[str]:
+    """Set the env up on the context's one host with the rendered settings `config`."""
+    env = ctx.env
     units = render_units(ctx.root, env)
     upload = f"{Path(env.config_file).parent}/.{env.name}.env.upload"
     with reading(ctx, "setup-host") as host, tempfile.TemporaryDirectory() as tmp:
