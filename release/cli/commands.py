@@ -160,7 +160,7 @@ def rollback(run: Run, args: argparse.Namespace) -> int:
     """`rollback`: back to the previous good release, or `--to`."""
     started = time.monotonic()
     ctx = run.context(args)
-    print(f"rolling back {ctx.env.name} on {ctx.env.host}")
+    print(f"rolling back {ctx.env.name} on {', '.join(ctx.env.hosts)}")
     result = rolling_back.rollback(ctx, args.to)
     took = time.monotonic() - started
     print(f"rolled back {ctx.env.name} to {result.version} ({result.sha[:12]}) in {took:.2f} s")
@@ -244,7 +244,8 @@ def stop(run: Run, args: argparse.Namespace) -> int:
     """`stop`: the env's service."""
     ctx = run.context(args)
     service.stop(ctx)
-    print(f"stopped {ctx.env.unit}.service")
+    where = f" on {', '.join(ctx.env.hosts)}" if ctx.env.several else ""
+    print(f"stopped {ctx.env.unit}.service{where}")
     return 0
 
 

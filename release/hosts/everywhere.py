@@ -51,8 +51,9 @@ HOLD_MARGIN = 90.0
 
 
 @dataclass
-class _Host:
-    """One host's part of the deploy: its operation (connection, lock, records), its state."""
+class OnHost:
+    """One host's part of an operation on the env: its operation (connection, lock, records)
+    and its state once locked."""
 
     op: Operation
     state: HostState | None = None
@@ -86,8 +87,8 @@ def deploy(
         f"({', '.join(env.hosts)})"
     )
     units = render_units(ctx.root, env)
-    hosts = [_Host(Operation(on, "deploy", units)) for on in contexts(ctx)]
-    with _closing(hosts):
+    hosts = [OnHost(Operation(on, "deploy", units)) for on in contexts(ctx)]
+    with closing(hosts):
         for host in hosts:
             host.op.dial()
         verifying = time.monotonic()
@@ -95,7 +96,7 @@ def deploy(
         reporter.step("fetch + verify", time.monotonic() - verifying, info.version)
         sha, version = artifact.commit, artifact.version
         release = f"{version} ({sha[:12]})"
-        _everywhere(hosts, "plan", lambda h: _plan(h, artifact))
+        everywhere(hosts, "plan", lambda h: _plan(h, artifact))
         if ctx.options.forced is not None and not ctx.options.forced.strip():
             raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
         enforce(hosts[0].op, sha)
@@ -104,31 +105,31 @@ def deploy(
             for host in hosts:
                 host.op.finish = host.op.finish_event(NOOP)
             reporter.note(f"{release} is already deployed and healthy on every host")
-            _everywhere(hosts, "prune", lambda h: single.prune_and_report(h.op, sha))
+            everywhere(hosts, "prune", lambda h: single.prune_and_report(h.op, sha))
             return single.DeployResult(NOOP, version, sha, hosts[0].current)
         try:
-            _everywhere(hosts, "staging", lambda h: _stage(h, artifact))
+            everywhere(hosts, "staging", lambda h: _stage(h, artifact))
         except ReleaseError as exc:
             for host in hosts:
                 host.op.finish = host.op.finish_event(FAILED, exc.message)
             raise
-        outcome, reason = _go_live(ctx, hosts, artifact)
+        outcome, reason = go_live(ctx, hosts, sha, version)
         if outcome != SUCCEEDED:
             told = f"{'rolled back' if outcome == ROLLED_BACK else 'failed'}: {reason}"
             tell(env, "deploy of", release, told, started=started, warn=reporter.note)
             raise OperationFailed(f"deploy of {version} failed: {reason}", env=env.name)
-        _everywhere(hosts, "prune", lambda h: single.prune_and_report(h.op, sha))
+        everywhere(hosts, "prune", lambda h: single.prune_and_report(h.op, sha))
         tell(env, "deploy of", release, "succeeded", started=started, warn=reporter.note)
         return single.DeployResult(SUCCEEDED, version, sha, hosts[0].current)
 
 
-def _plan(host: _Host, artifact: Artifact) -> None:
+def _plan(host: OnHost, artifact: Artifact) -> None:
     """Connect, read the host and refuse what needs the operator's say-so (nothing changes)."""
     ahead = single.look_ahead(host.op, artifact)
     host.estimate, host.projections = ahead.rebuild_seconds, ahead.projections
 
 
-def _lock_in_order(hosts: list[_Host], artifact: Artifact, source: str) -> None:
+def _lock_in_order(hosts: list[OnHost], artifact: Artifact, source: str) -> None:
     """The lock of every host, taken one after the other in the env's order (two operators
     never hold half each); a host whose lock is held fails the deploy, and the locks taken go
     back as the operations close."""
@@ -148,18 +149,18 @@ def _lock_in_order(hosts: list[_Host], artifact: Artifact, source: str) -> None:
         )
 
 
-def _stage(host: _Host, artifact: Artifact) -> None:
+def _stage(host: OnHost, artifact: Artifact) -> None:
     assert host.state is not None
     single.stage(host.op, artifact, host.state, host.rebuild, estimate=host.estimate)
 
 
-def _go_live(ctx: Context, hosts: list[_Host], artifact: Artifact) -> tuple[str, str | None]:
+def go_live(ctx: Context, hosts: list[OnHost], sha: str, version: str) -> tuple[str, str | None]:
     """Ready everywhere, then switch everywhere, then settle: the env's outcome and why."""
     for host in hosts:
         # From here each host finishes and records the operation whatever happens to us.
         host.op.finished_on_host = True
-    readies = _phase(
-        ctx, hosts, "ready", lambda h: h.op.call("ready", GO_READY(_ready(ctx, h, artifact)))
+    readies = phase(
+        ctx, hosts, "ready", lambda h: h.op.call("ready", GO_READY(_ready(ctx, h, sha, version)))
     )
     not_ready = _problems(readies, lambda a: a["ready"])
     if not_ready is not None:
@@ -169,7 +170,7 @@ def _go_live(ctx: Context, hosts: list[_Host], artifact: Artifact) -> tuple[str,
     for answer in readies:
         if answer.value is not None:
             ctx.reporter.note(f"{answer.host}: {answer.value['how']}")
-    switched = _phase(ctx, hosts, "switch", lambda h: h.op.call("switch", GO_SWITCH({})))
+    switched = phase(ctx, hosts, "switch", lambda h: h.op.call("switch", GO_SWITCH({})))
     unhealthy = _problems(switched, lambda a: a["outcome"] == SUCCEEDED)
     if unhealthy is None:
         _settle(hosts, keep=True, outcome=SUCCEEDED, reason=None)
@@ -182,14 +183,14 @@ def _go_live(ctx: Context, hosts: list[_Host], artifact: Artifact) -> tuple[str,
     return ROLLED_BACK, reason
 
 
-def _ready(ctx: Context, host: _Host, artifact: Artifact) -> ReadyRequest:
+def _ready(ctx: Context, host: OnHost, sha: str, version: str) -> ReadyRequest:
     """What a host needs to get ready, switch, and go back (as `deploy.deploy`'s go-live)."""
-    state, env, sha = host.state, ctx.env, artifact.commit
+    state, env = host.state, ctx.env
     assert state is not None
     back_to = state.current if state.current in state.releases else None
     return {
         "sha": sha,
-        "version": artifact.version,
+        "version": version,
         "previous": state.current if state.current != sha else state.previous,
         "timeout": env.health_timeout,
         "units": host.op.units,
@@ -215,7 +216,7 @@ def _problems(answers: list[Answer[A]], good: Callable[[A], bool]) -> str | None
 
 
 def _settle(
-    hosts: list[_Host], *, keep: bool, outcome: str, reason: str | None
+    hosts: list[OnHost], *, keep: bool, outcome: str, reason: str | None
 ) -> list[Answer[SettleAnswer]]:
     """The env's verdict to every host at once (a host cut off meanwhile settles it itself:
     its agent undoes what it has not been told to keep)."""
@@ -223,8 +224,8 @@ def _settle(
     return concurrently(hosts, lambda h: h.name, lambda h: h.op.call("settle", GO_SETTLE(verdict)))
 
 
-def _phase(
-    ctx: Context, hosts: list[_Host], name: str, work: Callable[[_Host], T]
+def phase(
+    ctx: Context, hosts: list[OnHost], name: str, work: Callable[[OnHost], T]
 ) -> list[Answer[T]]:
     """One phase on every host at once, reported as one step."""
     started = time.monotonic()
@@ -234,14 +235,14 @@ def _phase(
     return answers
 
 
-def _everywhere(hosts: list[_Host], what: str, work: Callable[[_Host], None]) -> None:
+def everywhere(hosts: list[OnHost], what: str, work: Callable[[OnHost], T]) -> list[T]:
     """`work` on every host at once; a failure anywhere fails the deploy, naming each host
     (the first error's kind, hint and exit code stand for them all)."""
-    values(concurrently(hosts, lambda h: h.name, work), what)
+    return values(concurrently(hosts, lambda h: h.name, work), what)
 
 
 @contextmanager
-def _closing(hosts: list[_Host]) -> Iterator[None]:
+def closing(hosts: list[OnHost]) -> Iterator[None]:
     """Every host's operation closed at the end: locks back in the reverse order of taking."""
     try:
         yield

@@ -234,14 +234,14 @@ def require_setup(state: HostState, env: Environment) -> None:
 
 
 def one_host(env: Environment, command: str) -> None:
-    """Refuse a command that acts on one host when the env spans several (status and releases
-    read them all; the changing commands' two-phase activation is not built yet)."""
+    """Refuse a command built for one host when the env spans several (those built for several
+    check `env.several` first)."""
     if env.several:
         raise UsageError(
             f"{command} works on an env of one host; {env.name} has {len(env.hosts)} "
             f"({', '.join(env.hosts)})",
-            hint="make status and make releases read every host; for the rest, give each "
-            "host an env file of its own for now",
+            hint="setup-host, deploy, rollback, restart, stop, logs, status and releases act "
+            "on every host; for this command give each host an env file of its own for now",
             env=env.name,
         )
 

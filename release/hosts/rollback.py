@@ -11,10 +11,12 @@ from release.artifacts.store import ReleaseInfo, resolve
 from release.errors import NotFound, OperationFailed, UsageError
 from release.hosts.context import Context
 from release.hosts.deploy import DeployResult
+from release.hosts.everywhere import OnHost, closing, everywhere, go_live
+from release.hosts.fleet import contexts
 from release.hosts.history import last_deployed_first
 from release.hosts.host import HostState
 from release.hosts.notify import tell
-from release.hosts.operation import Operation
+from release.hosts.operation import Operation, require_setup
 from release.hosts.units import render_units, require_no_drift
 
 
@@ -92,6 +94,8 @@ def rollback(ctx: Context, to: str | None) -> DeployResult:
     env, reporter, forced = ctx.env, ctx.reporter, ctx.options.forced
     if forced is not None and not forced.strip():
         raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
+    if env.several:
+        return _rollback_everywhere(ctx, to)
     started = time.monotonic()
     with Operation(ctx, "rollback", render_units(ctx.root, env)) as op:
         host = op.connect()
@@ -157,3 +161,66 @@ def rollback(ctx: Context, to: str | None) -> DeployResult:
                 env=env.name,
                 host=env.host,
             )
+
+
+def _rollback_everywhere(ctx: Context, to: str | None) -> DeployResult:
+    """Every host of the env back to one release, all or nothing (the phases of a deploy to
+    several hosts, `everywhere.go_live`): the same target on every host, or a refusal."""
+    env, reporter = ctx.env, ctx.reporter
+    if ctx.options.forced is not None:
+        raise UsageError(
+            f"FORCE=1 rollbacks are not built for an env of several hosts ({env.name})",
+            hint="roll forward with make deploy instead",
+            env=env.name,
+        )
+    started = time.monotonic()
+    units = render_units(ctx.root, env)
+    hosts = [OnHost(Operation(on, "rollback", units)) for on in contexts(ctx)]
+    with closing(hosts):
+        # Where each host would go, read before any lock: bad input changes nothing anywhere.
+        targets = everywhere(hosts, "rollback", lambda h: _target(h, to, locked=False))
+        _same_everywhere(hosts, targets)
+        for host in hosts:
+            host.state = host.op.take_lock(f"rollback{' to ' + to if to else ''}")
+            require_setup(host.state, host.op.env)
+        target = _same_everywhere(hosts, [_target(h, to, locked=True) for h in hosts])
+        assert hosts[0].state is not None
+        version = hosts[0].state.version_of(target) or "?"
+        for host in hosts:
+            assert host.state is not None
+            host.op.context.update(
+                {"version": version, "sha": target, "previous_sha": host.state.current}
+            )
+            host.op.context["source"] = "host"
+        outcome, reason = go_live(ctx, hosts, target, version)
+        told = f"{version} ({target[:12]})"
+        if outcome != SUCCEEDED:
+            tell(env, "rollback to", told, f"failed: {reason}", started=started, warn=reporter.note)
+            raise OperationFailed(f"rollback to {told} failed: {reason}", env=env.name)
+        tell(env, "rollback to", told, "succeeded", started=started, warn=reporter.note)
+        return DeployResult(SUCCEEDED, version, target, hosts[0].state.current)
+
+
+def _target(host: OnHost, to: str | None, *, locked: bool) -> str:
+    """Where this host would roll back to (checked again under the lock)."""
+    if locked:
+        assert host.state is not None
+        return pick_target(host.state, to)
+    state = host.op.connect().state({"events": True, "details": True})
+    host.op.settings = require_no_drift(host.op.env, state, apply=host.op.ctx.options.apply_units)
+    chosen = pick_target(state, to)
+    require_runnable(state, chosen)
+    require_readable(state, chosen, None)
+    return chosen
+
+
+def _same_everywhere(hosts: list[OnHost], targets: list[str]) -> str:
+    """The one release every host would go back to, or a refusal naming where they differ."""
+    if len(set(targets)) > 1:
+        where = ", ".join(f"{h.name} to {t[:12]}" for h, t in zip(hosts, targets, strict=True))
+        raise UsageError(
+            f"the hosts would roll back to different releases ({where})",
+            hint="name the one for all with TO=<version>",
+            env=hosts[0].op.env.name,
+        )
+    return targets[0]

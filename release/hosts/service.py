@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
+
 from release.agent.protocol import RESTART, STOP, SUCCEEDED, UNLOCK, RestartRequest
-from release.errors import UsageError
+from release.errors import ReleaseError, UsageError
 from release.hosts.context import Context
 from release.hosts.environments import Environment
+from release.hosts.fleet import contexts, each, values
 from release.hosts.lock import describe, holder_gone
 from release.hosts.operation import Operation, reading
 from release.hosts.units import render_units, require_no_drift
 
 
 def restart(ctx: Context) -> str:
-    """Restart the current release and hold it to the health gate."""
+    """Restart the current release and hold it to the health gate (on several hosts, one host
+    after the other in the env's order, stopping at the first that fails)."""
     env = ctx.env
+    if env.several:
+        return "; ".join(_rolling(ctx, "restart", restart))
     with Operation(ctx, "restart", render_units(ctx.root, env)) as op:
         # A changed set-up is refused before the lock: the host stays as it was.
         op.settings = require_no_drift(
@@ -42,7 +49,11 @@ def _restart(op: Operation, env: Environment) -> str:
 
 
 def stop(ctx: Context) -> None:
-    """Stop the service (it stays enabled and starts again at boot or on deploy/restart)."""
+    """Stop the service (it stays enabled and starts again at boot or on deploy/restart); on
+    every host of the env at once."""
+    if ctx.env.several:
+        values(each(ctx, stop), "stop")
+        return
     env = ctx.env
     with (
         Operation(ctx, "stop") as op,
@@ -54,12 +65,38 @@ def stop(ctx: Context) -> None:
 
 
 def logs(ctx: Context, lines: int, follow: bool) -> int:
-    """The unit's journal, passed straight through (followed with `follow`); its exit code."""
+    """The unit's journal, passed straight through (followed with `follow`); its exit code.
+    On several hosts each line starts with its host's name: one host after the other, or all
+    at once when following."""
     command = f"journalctl -u {ctx.env.unit}.service -n {int(lines)} --no-pager -o short-iso" + (
         " -f" if follow else ""
     )
-    with reading(ctx, "logs") as host:
-        return host.remote.stream(command)
+    if not ctx.env.several:
+        with reading(ctx, "logs") as host:
+            return host.remote.stream(command)
+
+    def one(on: Context) -> int:
+        named = f"{command} | sed -u {shlex.quote('s|^|' + on.env.host + ': |')}"
+        with reading(on, "logs") as host:
+            return host.remote.stream(named)
+
+    codes = values(each(ctx, one), "logs") if follow else [one(on) for on in contexts(ctx)]
+    return max(codes)
+
+
+def _rolling(ctx: Context, what: str, work: Callable[[Context], str]) -> list[str]:
+    """`work` on each host in the env's order; the first failure ends it, named."""
+    done: list[str] = []
+    for on in contexts(ctx):
+        try:
+            done.append(f"{on.env.host}: {work(on)}")
+        except ReleaseError as exc:
+            untouched = ctx.env.hosts[len(done) + 1 :]
+            exc.message = f"{what} failed on {on.env.host}: {exc.message}" + (
+                f" ({', '.join(untouched)} left as they were)" if untouched else ""
+            )
+            raise
+    return done
 
 
 def unlock(ctx: Context, force: bool) -> str:

@@ -15,9 +15,12 @@ from release.errors import (
     LockHeld,
     OperationFailed,
     ReleaseError,
+    UsageError,
 )
 from release.hosts.host import Host
 from release.hosts.lock import EnvLock
+from release.hosts.rollback import rollback
+from release.hosts.service import restart, stop
 from tests.release.fleetkit import Fleet, pretend_fleet
 from tests.release.inprocess import Notes
 
@@ -139,3 +142,53 @@ def test_an_operator_killed_between_phases_leaves_every_host_on_the_old_release(
         assert len(finishes) == 1
         assert finishes[0]["outcome"] == (FAILED if killed_at == "go_switch" else ROLLED_BACK)
         assert "the operator went away before every host" in str(finishes[0]["reason"])
+
+
+def test_a_rollback_takes_every_host_back_to_one_release(three: Fleet) -> None:
+    first = next(iter(three.currents().values()))
+    three.artifact("0.2.0")
+    three.deploy("0.2.0")
+    three.asked.clear()
+    done = rollback(three.context(), None)
+    assert (done.outcome, done.sha) == (SUCCEEDED, first)
+    assert set(three.currents().values()) == {first} and set(three.serving().values()) == {first}
+    for name in three.hosts:
+        last = three.finishes(name)[-1]
+        assert (last["action"], last["outcome"], last["sha"]) == ("rollback", SUCCEEDED, first)
+    phases = [command for _, command in three.asked if command.startswith("go_")]
+    assert phases == ["go_ready"] * 3 + ["go_switch"] * 3 + ["go_settle"] * 3
+
+
+def test_a_rollback_whose_hosts_would_go_to_different_releases_is_refused(three: Fleet) -> None:
+    three.artifact("0.2.0")
+    three.artifact("0.3.0")
+    three.deploy("0.2.0")
+    # node01 alone went on to 0.3.0 (by hand): its previous good release is 0.2.0.
+    three.hosts["node01"].deploy(three.on("node01"), "0.3.0")
+    before = three.currents()
+    with pytest.raises(UsageError) as caught:
+        rollback(three.context(), None)
+    assert caught.value.message.startswith("the hosts would roll back to different releases (")
+    assert caught.value.hint == "name the one for all with TO=<version>"
+    assert three.currents() == before
+    done = rollback(three.context(), "0.1.0")
+    assert set(three.currents().values()) == {done.sha}
+
+
+def test_restart_goes_host_by_host_and_stops_at_the_first_failure(three: Fleet) -> None:
+    sha = next(iter(three.currents().values()))
+    assert restart(three.context()) == "; ".join(
+        f"{name}: 0.1.0 ({str(sha)[:12]})" for name in three.hosts
+    )
+    three.asked.clear()
+    three.hosts["node01"].system.broken.add(str(sha))
+    with pytest.raises(OperationFailed) as caught:
+        restart(three.context())
+    assert caught.value.message.startswith("restart failed on node01: dev is not healthy")
+    assert caught.value.message.endswith("(node02 left as they were)")
+    assert "node02" not in {host for host, _ in three.asked}
+
+
+def test_stop_stops_every_host(three: Fleet) -> None:
+    stop(three.context())
+    assert set(three.serving().values()) == {None}
