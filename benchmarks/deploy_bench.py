@@ -9,7 +9,9 @@ Measures, each as median / min / max of REPS repetitions:
    `pip install --upgrade` of the new wheel from the same wheelhouse, restart;
 4. failed requests, connection resets, p99 and worst latency under the same steady load during
    2 and 3 and during restarts, beside the steady state's p99 in the same run (the hand-over's
-   target: worst <= steady p99 + 50 ms, 0 failed, 0 resets).
+   target: worst <= steady p99 + 50 ms, 0 failed, 0 resets);
+5. dev as an env of three nodes (benchmarks/hosts_bench.py): deploy and rollback time against
+   one node's, the gap between the first and the last host switching, failed requests.
 Prints a table and the ratios, and writes them to benchmarks/results/latest.json. It reports; it
 does not pass or fail.
 """
@@ -34,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.hosts_bench import ThreeHosts
 from benchmarks.loadgen import Load, Phase
 from release.artifacts.git import snapshot_work_tree
 from release.hosts.setup import fill_settings
@@ -528,11 +531,31 @@ def main() -> int:
         bench = Bench(workdir)
         bench.prepare()
         bench.helionyx()
+        three = ThreeHosts(
+            cli=bench.cli,
+            env=bench.env,
+            builds=bench.builds,
+            store=f"dir:{bench.project / 'dist' / 'releases'}",
+            token=bench.token,
+            clients=CLIENTS,
+            reps=REPS,
+            testnode=TESTNODE,
+            run=sh,
+        )
+        try:
+            three.measure(workdir)
+        finally:
+            three.down()
         bench.migration()
         bench.status_of_every_env()
         bench.socket_restart()
         bench.baseline()
         data = bench.report()
+        one_node = {
+            "deploy": bench.figures["helionyx deploy"].median,
+            "rollback": bench.figures["helionyx rollback"].median,
+        }
+        data["three_nodes"] = three.report(one_node)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         subprocess.run([sys.executable, str(TESTNODE), "down"], capture_output=True, check=False)
