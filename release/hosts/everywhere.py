@@ -39,7 +39,7 @@ from release.hosts.fleet import Answer, concurrently, contexts, values
 from release.hosts.gate import enforce
 from release.hosts.host import HostState
 from release.hosts.notify import tell
-from release.hosts.operation import Operation, one_host, pause_for_tests, require_setup
+from release.hosts.operation import Operation, pause_for_tests, require_setup
 from release.hosts.units import render_units
 
 T = TypeVar("T")
@@ -78,8 +78,7 @@ def deploy(
     if not ctx.env.several:
         return single.deploy(ctx, ref, store, promoted_from=promoted_from)
     env, reporter = ctx.env, ctx.reporter
-    if promoted_from:
-        one_host(env, "promote")
+    what = f"promotion from {promoted_from} of" if promoted_from else "deploy of"
     started = time.monotonic()
     info = store.find(ref)
     reporter.headline(
@@ -100,6 +99,12 @@ def deploy(
         if ctx.options.forced is not None and not ctx.options.forced.strip():
             raise UsageError("FORCE=1 needs a reason", hint='add REASON="why" (it is recorded)')
         enforce(hosts[0].op, sha)
+        for host in hosts:
+            if promoted_from:
+                host.op.context["promoted_from"] = promoted_from
+            for key in ("forced", "skipped"):  # the gate's override, recorded on every host
+                if key in hosts[0].op.context:
+                    host.op.context[key] = hosts[0].op.context[key]
         _lock_in_order(hosts, artifact, store.label)
         if all(h.state and h.current == sha and single.serving_sha(h.state) == sha for h in hosts):
             for host in hosts:
@@ -116,10 +121,10 @@ def deploy(
         outcome, reason = go_live(ctx, hosts, sha, version)
         if outcome != SUCCEEDED:
             told = f"{'rolled back' if outcome == ROLLED_BACK else 'failed'}: {reason}"
-            tell(env, "deploy of", release, told, started=started, warn=reporter.note)
+            tell(env, what, release, told, started=started, warn=reporter.note)
             raise OperationFailed(f"deploy of {version} failed: {reason}", env=env.name)
         everywhere(hosts, "prune", lambda h: single.prune_and_report(h.op, sha))
-        tell(env, "deploy of", release, "succeeded", started=started, warn=reporter.note)
+        tell(env, what, release, "succeeded", started=started, warn=reporter.note)
         return single.DeployResult(SUCCEEDED, version, sha, hosts[0].current)
 
 

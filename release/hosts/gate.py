@@ -8,6 +8,8 @@ from datetime import datetime
 from release.agent import deploylog
 from release.agent.protocol import STATE, LogRecord
 from release.errors import UsageError
+from release.hosts.context import Context
+from release.hosts.fleet import each, values
 from release.hosts.host import HostState, target_of
 from release.hosts.operation import Operation, reading
 
@@ -57,13 +59,23 @@ def enforce(op: Operation, sha: str) -> None:
         return
     required = op.ctx.peer(env.requires)
     with op.timed("gate", f"good on {required.name} for {env.soak:.0f} s"):
+        now = op.ctx.clock.time()
         same_host = (required.host, required.ssh_port) == (env.host, env.ssh_port)
-        if same_host and op.host is not None:
+        if required.several:
+            # Good on every host of the required env: the first host that says no is named.
+            states = values(each(op.ctx.on(required), _state), "the staging gate")
+            whys = [
+                f"{why} (host {host})"
+                for host, there in zip(required.hosts, states, strict=True)
+                if (why := refusal(there, sha, where=required.name, soak=env.soak, now=now))
+            ]
+            why = whys[0] if whys else None
+        elif same_host and op.host is not None:
             there = HostState.of(op.host.call(STATE({}), target=target_of(required)))
+            why = refusal(there, sha, where=required.name, soak=env.soak, now=now)
         else:
-            with reading(op.ctx.on(required), "the staging gate") as other:
-                there = other.state()
-        why = refusal(there, sha, where=required.name, soak=env.soak, now=op.ctx.clock.time())
+            there = _state(op.ctx.on(required))
+            why = refusal(there, sha, where=required.name, soak=env.soak, now=now)
     if why is None:
         return
     if not forced:
@@ -76,3 +88,8 @@ def enforce(op: Operation, sha: str) -> None:
     op.context["forced"] = forced
     op.context["skipped"] = why
     op.reporter.note(f"gate skipped (FORCE=1: {forced}): {why}")
+
+
+def _state(ctx: Context) -> HostState:
+    with reading(ctx, "the staging gate") as other:
+        return other.state()

@@ -116,15 +116,22 @@ class Fleet:
         swap = (str(self.first.root), str(host.root))
         return RootedRemote(host.system, env.host, swap=swap, fleet=self)
 
-    def context(self, notes: Notes | None = None, **options: Any) -> Context:
+    def whole(self, name: str) -> Environment:
+        """Env `name` over every host (the first host's paths)."""
+        env = self.first.known[name] if name in self.first.known else self.first.env(name)
+        return replace(env, hosts=tuple(self.hosts), host=next(iter(self.hosts)))
+
+    def context(
+        self, notes: Notes | None = None, env: Environment | None = None, **options: Any
+    ) -> Context:
         return Context(
             root=self.first.workspace,
-            env=self.env,
+            env=env or self.env,
             reporter=notes or Notes(),
             remote_factory=self.remote,
             progress=NoProgress(),
             options=Options(**options),
-            environments=self.first.peer,
+            environments=self.whole,
         )
 
     def deploy(self, version: str, notes: Notes | None = None, **options: Any) -> DeployResult:
@@ -154,12 +161,13 @@ class Fleet:
         return found
 
 
-def pretend_fleet(tmp: Path, count: int) -> Fleet:
-    """`count` pretend hosts, each with dev set up on it."""
+def pretend_fleet(tmp: Path, count: int, envs: tuple[str, ...] = ("dev",)) -> Fleet:
+    """`count` pretend hosts, each with `envs` set up on it."""
     names = [f"node{n:02d}" for n in range(count)]
     hosts = {name: pretend_host(tmp / name) for name in names}
     for host in hosts.values():
-        host.set_up(host.env("dev"))
+        for name in envs:
+            host.set_up(host.env(name))
     first = hosts[names[0]]
     env = replace(first.known["dev"], hosts=tuple(names), host=names[0])
     fleet = Fleet(hosts, env)

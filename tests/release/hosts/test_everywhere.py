@@ -17,8 +17,10 @@ from release.errors import (
     ReleaseError,
     UsageError,
 )
+from release.hosts import everywhere
 from release.hosts.host import Host
 from release.hosts.lock import EnvLock
+from release.hosts.promote import promote
 from release.hosts.rollback import rollback
 from release.hosts.service import restart, stop
 from tests.release.fleetkit import Fleet, pretend_fleet
@@ -192,3 +194,26 @@ def test_restart_goes_host_by_host_and_stops_at_the_first_failure(three: Fleet) 
 def test_stop_stops_every_host(three: Fleet) -> None:
     stop(three.context())
     assert set(three.serving().values()) == {None}
+
+
+def test_promote_moves_what_every_host_of_one_env_serves_to_every_host_of_another(
+    tmp_path: Path,
+) -> None:
+    fleet = pretend_fleet(tmp_path, 3, envs=("dev", "staging"))
+    staging, dev = fleet.whole("staging"), fleet.whole("dev")
+    sha = fleet.artifact("0.2.0")
+    everywhere.deploy(fleet.context(env=staging), "0.2.0", fleet.store)
+    done = promote(fleet.context(env=dev), staging, fleet.store)
+    assert (done.outcome, done.sha) == (SUCCEEDED, sha)
+    assert set(fleet.currents().values()) == {sha}
+    for name in fleet.hosts:
+        last = fleet.finishes(name)[-1]
+        assert (last["promoted_from"], last["outcome"]) == ("staging", SUCCEEDED)
+
+    # One staging host moved on by hand: staging is not one release, nothing is promoted.
+    fleet.artifact("0.3.0")
+    node = fleet.hosts["node02"]
+    node.deploy(node.known["staging"], "0.3.0")
+    with pytest.raises(UsageError, match="staging is not healthy .its hosts run different"):
+        promote(fleet.context(env=dev), staging, fleet.store)
+    assert set(fleet.currents().values()) == {sha}
