@@ -23,6 +23,7 @@ from release.hosts import rollback as rolling_back
 from release.hosts import status as reading
 from release.hosts.context import Context, Options, RemoteFactory
 from release.hosts.environments import Environment
+from release.hosts.operation import one_host
 from release.hosts.units import render_units
 from release.progress import Progressable
 
@@ -148,10 +149,15 @@ def deploy(run: Run, args: argparse.Namespace) -> int:
 
 def plan(run: Run, args: argparse.Namespace) -> int:
     """`plan`: what a deploy would do, read-only."""
-    ahead = deploying.preview(run.context(args), args.version, run.store(args.store))
+    ctx = run.context(args)
+    plans = deploying.previews(ctx, args.version, run.store(args.store))
     if args.format == "json":
-        print(json.dumps(ahead.to_dict(), indent=2))
-    else:
+        shown = [p.to_dict() for p in plans] if ctx.env.several else plans[0].to_dict()
+        print(json.dumps(shown, indent=2))
+        return 0
+    for host, ahead in zip(ctx.env.hosts, plans, strict=True):
+        if ctx.env.several:
+            print(f"== {host}")
         show.plan(ahead)
     return 0
 
@@ -265,7 +271,16 @@ def backup_now(run: Run, args: argparse.Namespace) -> int:
     started = time.monotonic()
     ctx = run.context(args)
     env = ctx.env
-    print(f"backing up {env.name} on {env.host}")
+    print(f"backing up {env.name} on {', '.join(env.hosts)}")
+    if env.several:
+        for host, each_taken in backup.take_everywhere(ctx, args.pull):
+            done = each_taken.done
+            print(
+                f"backed up {env.name} on {host}: {done['id']} ({done['event_count']} events) "
+                f"at {each_taken.pulled_to or done['path']}"
+            )
+        print(f"took {time.monotonic() - started:.2f} s")
+        return 0
     taken = backup.take(ctx, args.pull)
     done = taken.done
     where = taken.pulled_to or done["path"]
@@ -281,14 +296,28 @@ def backup_now(run: Run, args: argparse.Namespace) -> int:
 def backups(run: Run, args: argparse.Namespace) -> int:
     """`backups`: the env's backups on its host."""
     ctx = run.context(args)
+    if ctx.env.several:
+        per_host = backup.listing_everywhere(ctx)
+        if args.format == "json":
+            print(json.dumps({h: [asdict(b) for b in listed] for h, listed in per_host}, indent=2))
+            return 0
+        for host, listed in per_host:
+            print(f"== {host}" + ("" if listed else f": no backups of {ctx.env.name}"))
+            for item in listed:
+                print(_backup_line(item))
+        return 0
     listed = backup.listing(ctx)
     if args.format == "json":
         print(json.dumps([asdict(b) for b in listed], indent=2))
     elif not listed:
         print(f"no backups of {ctx.env.name}")
     for item in listed if args.format == "table" else []:
-        print(f"{item.id:<20} {item.event_count!s:>8} events  release {str(item.release)[:12]}")
+        print(_backup_line(item))
     return 0
+
+
+def _backup_line(item: backup.Backup) -> str:
+    return f"{item.id:<20} {item.event_count!s:>8} events  release {str(item.release)[:12]}"
 
 
 def restore(run: Run, args: argparse.Namespace) -> int:
@@ -296,6 +325,8 @@ def restore(run: Run, args: argparse.Namespace) -> int:
     started = time.monotonic()
     ctx = run.context(args)
     env = ctx.env
+    # Each host holds its own data and its own backups: a restore picks one host's.
+    one_host(env, "restore")
     source_name, backup_id = backup.parse_source(args.source, env)
     source = run.env(source_name)
     print(f"restoring {source.name}/{backup_id} into {env.name} on {env.host}")

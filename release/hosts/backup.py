@@ -19,6 +19,7 @@ from release.agent.protocol import (
 from release.errors import UsageError
 from release.hosts.context import Context
 from release.hosts.environments import Environment
+from release.hosts.fleet import each, values
 from release.hosts.host import target_of
 from release.hosts.operation import Operation, reading
 
@@ -72,6 +73,19 @@ def take(ctx: Context, pull_to: Path | None = None) -> TakenBackup:
             pulled = str(target)
         op.finish = op.finish_event(SUCCEEDED)
         return TakenBackup(done, pulled)
+
+
+def take_everywhere(ctx: Context, pull_to: Path | None = None) -> list[tuple[str, TakenBackup]]:
+    """Every host's own data backed up on that host, at once (pulled to `pull_to/<host>/…`)."""
+    taken = values(
+        each(ctx, lambda on: take(on, pull_to / on.env.host if pull_to else None)), "backup"
+    )
+    return list(zip(ctx.env.hosts, taken, strict=True))
+
+
+def listing_everywhere(ctx: Context) -> list[tuple[str, list[Backup]]]:
+    """Each host's backups (every host backs up its own data)."""
+    return list(zip(ctx.env.hosts, values(each(ctx, listing), "backups"), strict=True))
 
 
 def listing(ctx: Context) -> list[Backup]:

@@ -43,6 +43,7 @@ from release.errors import (
     UsageError,
 )
 from release.hosts.context import Context
+from release.hosts.fleet import each, values
 from release.hosts.gate import enforce
 from release.hosts.host import Host, HostState
 from release.hosts.notify import tell
@@ -367,6 +368,21 @@ def _bundle(artifact: Artifact, target: Path, skip: set[str]) -> None:
             name = path.relative_to(artifact.directory).as_posix()
             if path.is_file() and name not in skip:
                 bundle.add(path, arcname=name)
+
+
+def previews(ctx: Context, ref: str, store: Store) -> list[Plan]:
+    """`make plan` on every host of the env (the artifact fetched and verified once)."""
+    if not ctx.env.several:
+        return [preview(ctx, ref, store)]
+    artifact = fetch_verified(ctx, store.find(ref), store)
+
+    def one(on: Context) -> Plan:
+        with offering(artifact), reading(on, "plan") as host:
+            state = host.state({**PLAN_STATE, "events": True})
+        require_served(on.env, artifact, state)
+        return plan(on.root, on.env, artifact, state)
+
+    return values(each(ctx, one), "plan")
 
 
 def preview(ctx: Context, ref: str, store: Store) -> Plan:

@@ -240,8 +240,8 @@ def one_host(env: Environment, command: str) -> None:
         raise UsageError(
             f"{command} works on an env of one host; {env.name} has {len(env.hosts)} "
             f"({', '.join(env.hosts)})",
-            hint="setup-host, deploy, rollback, restart, stop, logs, status and releases act "
-            "on every host; for this command give each host an env file of its own for now",
+            hint="each host holds its own data: to act on one host alone, give it an env file "
+            'of its own (host = "…")',
             env=env.name,
         )
 

@@ -100,8 +100,12 @@ def _rolling(ctx: Context, what: str, work: Callable[[Context], str]) -> list[st
 
 
 def unlock(ctx: Context, force: bool) -> str:
-    """Clear the env lock only once its holder is known to be gone (or FORCE=1 is given)."""
+    """Clear the env lock only once its holder is known to be gone (or FORCE=1 is given); on
+    each host of the env."""
     env = ctx.env
+    if env.several:
+        cleared = values(each(ctx, lambda on: unlock(on, force)), "unlock")
+        return "; ".join(f"{h}: {c}" for h, c in zip(env.hosts, cleared, strict=True))
     with reading(ctx, "unlock") as host:
         holder = host.state().lock
         if holder is None:

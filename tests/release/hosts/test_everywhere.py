@@ -17,12 +17,13 @@ from release.errors import (
     ReleaseError,
     UsageError,
 )
-from release.hosts import everywhere
+from release.hosts import backup, everywhere
+from release.hosts.deploy import previews
 from release.hosts.host import Host
 from release.hosts.lock import EnvLock
 from release.hosts.promote import promote
 from release.hosts.rollback import rollback
-from release.hosts.service import restart, stop
+from release.hosts.service import restart, stop, unlock
 from tests.release.fleetkit import Fleet, pretend_fleet
 from tests.release.inprocess import Notes
 
@@ -217,3 +218,18 @@ def test_promote_moves_what_every_host_of_one_env_serves_to_every_host_of_anothe
     with pytest.raises(UsageError, match="staging is not healthy .its hosts run different"):
         promote(fleet.context(env=dev), staging, fleet.store)
     assert set(fleet.currents().values()) == {sha}
+
+
+def test_backup_backups_plan_and_unlock_act_on_every_host(three: Fleet, tmp_path: Path) -> None:
+    taken = backup.take_everywhere(three.context(), tmp_path / "pulled")
+    assert [host for host, _ in taken] == list(three.hosts)
+    for host, one in taken:
+        assert one.pulled_to == str(tmp_path / "pulled" / host / "dev" / one.done["id"])
+    listed = backup.listing_everywhere(three.context())
+    assert [(host, len(found)) for host, found in listed] == [(h, 1) for h in three.hosts]
+    three.artifact("0.2.0")
+    plans = previews(three.context(), "0.2.0", three.store)
+    assert len(plans) == 3
+    assert unlock(three.context(), False) == "; ".join(
+        f"{h}: dev is not locked" for h in three.hosts
+    )

@@ -54,7 +54,7 @@ def test_a_failing_host_hides_none_of_the_others(tmp_path: Path) -> None:
     assert sum(1 for a in answers if a.value == 6) == 48
 
 
-@pytest.mark.parametrize("command", ["plan", "backup", "backups", "unlock"])
+@pytest.mark.parametrize("command", ["restore"])
 def test_commands_not_built_for_several_hosts_refuse_before_dialling(
     tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,7 +67,7 @@ def test_commands_not_built_for_several_hosts_refuse_before_dialling(
         dialled.append(env)
         raise AssertionError("dialled")
 
-    extra = {"deploy": ["--version", "0.1.0"], "plan": ["--version", "0.1.0"]}.get(command, [])
+    extra = {"restore": ["--from", "20261201T000000Z"]}.get(command, [])
     hosts = ("node1", "node2", "node3")
     code = main(
         ["--repo", str(host.workspace), command, "--env", "dev", *extra],
