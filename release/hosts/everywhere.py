@@ -178,11 +178,18 @@ def go_live(ctx: Context, hosts: list[OnHost], sha: str, version: str) -> tuple[
     switched = phase(ctx, hosts, "switch", lambda h: h.op.call("switch", GO_SWITCH({})))
     unhealthy = _problems(switched, lambda a: a["outcome"] == SUCCEEDED)
     if unhealthy is None:
-        _settle(hosts, keep=True, outcome=SUCCEEDED, reason=None)
-        return SUCCEEDED, None
+        kept = _settle(hosts, keep=True, outcome=SUCCEEDED, reason=None)
+        lost = [a.host for a in kept if a.error is not None]
+        if not lost:
+            return SUCCEEDED, None
+        # Their agents, never told to keep it, go back by themselves as the connection closes.
+        return FAILED, (
+            f"every host was healthy on it, but {', '.join(lost)} could not be told to keep it "
+            "and goes back by itself: make deploy again to even the hosts out"
+        )
     reason = f"{unhealthy}; every host went back"
     settled = _settle(hosts, keep=False, outcome=ROLLED_BACK, reason=reason)
-    left = [a.host for a in settled if not (a.value and a.value["healthy"])]
+    left = [a.host for a in settled if a.error is None and not (a.value and a.value["healthy"])]
     if left:
         return FAILED, f"{reason}, but {', '.join(left)} is not healthy after it"
     return ROLLED_BACK, reason

@@ -51,6 +51,8 @@ class RootedSession(InProcessSession):
         if self.fleet.killed:
             # The operator was killed: nothing it would have sent reaches any host.
             raise SessionClosed("the operator is gone", host=self.host)
+        if (self.host, message["command"]) in self.fleet.cut:
+            raise SessionClosed("the connection was cut", host=self.host)
         self.fleet.asked.append((self.host, message["command"]))
         answer = super().ask(json.dumps(message), timeout=timeout)
         first = json.loads(answer)
@@ -100,6 +102,8 @@ class Fleet:
     #: The request at which the operator is killed (before it is sent to any host).
     killed_at: str | None = None
     killed: bool = False
+    #: (host, request) whose connection is cut as the request is sent (that host only).
+    cut: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def first(self) -> PretendHost:

@@ -233,3 +233,22 @@ def test_backup_backups_plan_and_unlock_act_on_every_host(three: Fleet, tmp_path
     assert unlock(three.context(), False) == "; ".join(
         f"{h}: dev is not locked" for h in three.hosts
     )
+
+
+def test_a_host_cut_off_before_it_is_told_to_keep_the_release_is_named_and_goes_back(
+    three: Fleet,
+) -> None:
+    old = three.currents()["node01"]
+    sha = three.artifact("0.2.0")
+    three.cut.add(("node01", "go_settle"))
+    with pytest.raises(OperationFailed) as caught:
+        three.deploy("0.2.0")
+    assert "node01 could not be told to keep it and goes back by itself" in caught.value.message
+    assert three.currents() == {"node00": sha, "node01": old, "node02": sha}
+    last = three.finishes("node01")[-1]
+    assert (last["sha"], last["outcome"]) == (sha, ROLLED_BACK)
+    assert "the operator went away" in str(last["reason"])
+    # The next deploy evens the hosts out.
+    three.cut.clear()
+    three.deploy("0.2.0")
+    assert set(three.currents().values()) == {sha}
