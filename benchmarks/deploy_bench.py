@@ -365,8 +365,11 @@ class Bench:
         """The in-place way: one venv per env, pip install --upgrade the new wheel, restart."""
         base = "/opt/helionyx-inplace"
         data = "/var/lib/helionyx-inplace"
+        # No start rate limit: the bench upgrades faster than anyone deploys (6 restarts can
+        # fall within systemd's default 10 s window of 5 starts).
         unit = f"""[Unit]
 Description=Helionyx, deployed in place (benchmark baseline)
+StartLimitIntervalSec=0
 [Service]
 User=helionyx
 EnvironmentFile=/etc/helionyx/inplace.env

@@ -122,8 +122,9 @@ def ready(ctx: Context, asked: Asked, deadline: float) -> str | None:
         failed = _failure(report, asked.attempt)
         if failed is not None:
             return failed
-        if status != 200:
-            return f"the running release stopped answering /health ({error or status})"
+        # A slow or missed /health answer is not a verdict (the host may be busy); a dead unit is.
+        if status != 200 and system.unit_state(ctx.layout.unit).get("ActiveState") != "active":
+            return f"the running release stopped ({error or status})"
         if system.monotonic() >= deadline:
             return "the successor was not ready in time"
         system.sleep(TICK_SECONDS)
