@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from dataclasses import asdict
 
 from release.agent.protocol import Progress
 from release.artifacts.store import ReleaseInfo
 from release.hosts import status
 from release.hosts.plan import Plan
+
+#: Several hosts report at once (one thread each): a line is written whole, under this lock.
+_LINES = threading.Lock()
+
+
+def _say(line: str) -> None:
+    with _LINES:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 class PrintReporter:
@@ -25,17 +35,17 @@ class PrintReporter:
     def headline(self, message: str) -> None:
         """The operation's first line."""
         self._end_countdown()
-        print(message, flush=True)
+        _say(message)
 
     def step(self, name: str, seconds: float, detail: str = "") -> None:
         """One finished step."""
         self._end_countdown()
-        print(f"  {name:<18} {seconds:6.2f} s  {detail}".rstrip(), flush=True)
+        _say(f"  {name:<18} {seconds:6.2f} s  {detail}".rstrip())
 
     def note(self, message: str) -> None:
         """A remark."""
         self._end_countdown()
-        print(f"  · {message}", flush=True)
+        _say(f"  · {message}")
 
     def progress(self, progress: Progress) -> None:
         """`watch: 27 s left of 30 s`, redrawn in place on a terminal, every 10 s in a log

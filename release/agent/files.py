@@ -37,10 +37,12 @@ def append_durably(path: Path, data: bytes, mode: int = 0o640) -> None:
         os.close(fd)
 
 
-def replace_whole(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write `text` to a staged file and rename it over `path`: a reader sees old or new."""
+def replace_whole(path: Path, text: str, mode: int = 0o644, *, durable: bool = True) -> None:
+    """Write `text` to a staged file and rename it over `path`: a reader sees old or new
+    (`durable=False`: not synced to disk, for a word only a running process reads at once)."""
     staged = path.with_name(f".{path.name}.tmp")
     staged.write_text(text)
     staged.chmod(mode)
     os.replace(staged, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)

@@ -134,7 +134,8 @@ def tell(ctx: Context, asked: Asked, word: str) -> str | None:
     """Tell the running release what to do with its held successor: `switch` or `abort`;
     why it could not be told, if it could not."""
     request = {"attempt": asked.attempt, "word": word}
-    replace_whole(ctx.layout.base / HANDOVER_REQUEST, json.dumps(request) + "\n")
+    # Read at once by the running process, and worthless after a crash: not synced to disk.
+    replace_whole(ctx.layout.base / HANDOVER_REQUEST, json.dumps(request) + "\n", durable=False)
     code, error = _sighup(ctx)
     return None if code == 0 else f"systemctl kill failed: {error or code}"
 

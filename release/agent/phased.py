@@ -17,7 +17,7 @@ boot, and an agent whose operator went away before `go_settle` undoes it itself 
 
 from __future__ import annotations
 
-from . import activate, handover, recovery
+from . import activate, handover, priority, recovery
 from .errors import AgentError
 from .layout import Context, Layout
 from .protocol import (
@@ -76,6 +76,7 @@ def go_ready(ctx: Context, req: ReadyRequest) -> ReadyAnswer:
         _back_to_before(ctx)
         raise
     if failed is None:
+        priority.hurry()  # the switch is next, on every host at once
         how = f"ready beside the running release in {_since(ctx, started):.2f} s"
         return _ready(ctx, started, how, changes)
     _back_to_before(ctx)
@@ -101,6 +102,7 @@ def go_switch(ctx: Context, req: Empty) -> GoLiveAnswer:
     if staged["attempt"] is not None:
         asked = handover.Asked(staged["attempt"], staged["running"])
         refused = handover.tell(ctx, asked, "switch")
+        priority.calm()
         deadline = started + float(live["timeout"]) + handover.SLACK_SECONDS
         handed: Gate = (
             {"healthy": False, "seconds": 0.0, "reason": refused, "serving_on": True}
@@ -122,6 +124,7 @@ def go_settle(ctx: Context, req: SettleRequest) -> SettleAnswer:
     """The env's verdict on this host: keep the release, or go back to the one before; then
     the operation's finish record, and the activation is over."""
     layout = ctx.layout
+    priority.calm()
     intent, staged = _staged(layout)
     live = staged["request"]
     outcome, reason, healthy = req["outcome"], req["reason"], True

@@ -23,6 +23,7 @@ from . import (
     install,
     lock,
     phased,
+    priority,
     prune,
     readmodels,
     setup,
@@ -63,9 +64,6 @@ from .protocol import (
 )
 from .system import HostSystem, System
 from .timestamps import utc_timestamp
-
-#: The agent's nice value (and its programs'): below the env's service, which runs at 0.
-NICENESS = 10
 
 R = TypeVar("R")
 A = TypeVar("A")
@@ -153,7 +151,7 @@ def serve(system: System | None = None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The host's services come first: an upload's unpacking and checksums, a venv build, a
     # read-model rebuild (and every program they start) take what CPU the env leaves.
-    os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), NICENESS))
+    priority.calm()
     hello: Hello = {"agent": os.getpid(), "platform": system.platform()}
     sys.stdout.write(json.dumps({"ok": True, "result": hello}) + "\n")
     sys.stdout.flush()

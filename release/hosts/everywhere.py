@@ -26,6 +26,7 @@ from release.agent.protocol import (
     NOOP,
     ROLLED_BACK,
     SUCCEEDED,
+    ReadyAnswer,
     ReadyRequest,
     SettleAnswer,
     SettleRequest,
@@ -35,7 +36,7 @@ from release.artifacts.store import Store
 from release.errors import OperationFailed, ReleaseError, UsageError
 from release.hosts import deploy as single
 from release.hosts.context import Context
-from release.hosts.fleet import Answer, concurrently, contexts, values
+from release.hosts.fleet import Answer, concurrently, contexts, failures, values
 from release.hosts.gate import enforce
 from release.hosts.host import HostState
 from release.hosts.notify import tell
@@ -112,13 +113,7 @@ def deploy(
             reporter.note(f"{release} is already deployed and healthy on every host")
             everywhere(hosts, "prune", lambda h: single.prune_and_report(h.op, sha))
             return single.DeployResult(NOOP, version, sha, hosts[0].current)
-        try:
-            everywhere(hosts, "staging", lambda h: _stage(h, artifact))
-        except ReleaseError as exc:
-            for host in hosts:
-                host.op.finish = host.op.finish_event(FAILED, exc.message)
-            raise
-        outcome, reason = go_live(ctx, hosts, sha, version)
+        outcome, reason = go_live(ctx, hosts, sha, version, stage=lambda h: _stage(h, artifact))
         if outcome != SUCCEEDED:
             told = f"{'rolled back' if outcome == ROLLED_BACK else 'failed'}: {reason}"
             tell(env, what, release, told, started=started, warn=reporter.note)
@@ -159,22 +154,40 @@ def _stage(host: OnHost, artifact: Artifact) -> None:
     single.stage(host.op, artifact, host.state, host.rebuild, estimate=host.estimate)
 
 
-def go_live(ctx: Context, hosts: list[OnHost], sha: str, version: str) -> tuple[str, str | None]:
-    """Ready everywhere, then switch everywhere, then settle: the env's outcome and why."""
-    for host in hosts:
-        # From here each host finishes and records the operation whatever happens to us.
+def go_live(
+    ctx: Context,
+    hosts: list[OnHost],
+    sha: str,
+    version: str,
+    *,
+    stage: Callable[[OnHost], None] | None = None,
+) -> tuple[str, str | None]:
+    """Stage (if asked) and get ready on every host at once, each host as soon as it staged;
+    then switch every host; then settle: the env's outcome and why. A staging failure is
+    raised (as the host's error, naming it) once the hosts that got ready are settled back."""
+
+    def ready(host: OnHost) -> ReadyAnswer:
+        if stage is not None:
+            stage(host)
+        # From here the host finishes and records the operation whatever happens to us.
         host.op.finished_on_host = True
-    readies = phase(
-        ctx, hosts, "ready", lambda h: h.op.call("ready", GO_READY(_ready(ctx, h, sha, version)))
-    )
+        return host.op.call("ready", GO_READY(_ready(ctx, host, sha, version)))
+
+    readies = phase(ctx, hosts, "ready", ready)
+    asked = [h for h in hosts if h.op.finished_on_host]
+    unstaged = [a for a, h in zip(readies, hosts, strict=True) if not h.op.finished_on_host]
+    if unstaged:
+        reason = f"staging failed on {failures(unstaged)}"
+        _settle(asked, keep=False, outcome=FAILED, reason=reason)
+        for host in hosts:
+            if not host.op.finished_on_host:
+                host.op.finish = host.op.finish_event(FAILED, reason)
+        values(unstaged, "staging")  # raises the first host's error, naming them all
     not_ready = _problems(readies, lambda a: a["ready"])
     if not_ready is not None:
         reason = f"not ready on every host, so none switched: {not_ready}"
         _settle(hosts, keep=False, outcome=FAILED, reason=reason)
         return FAILED, reason
-    for answer in readies:
-        if answer.value is not None:
-            ctx.reporter.note(f"{answer.host}: {answer.value['how']}")
     switched = phase(ctx, hosts, "switch", lambda h: h.op.call("switch", GO_SWITCH({})))
     unhealthy = _problems(switched, lambda a: a["outcome"] == SUCCEEDED)
     if unhealthy is None:
