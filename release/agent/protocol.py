@@ -472,12 +472,20 @@ Req = TypeVar("Req")
 Ans = TypeVar("Ans")
 
 
+#: What a build may take (a venv from a new lock, a read model of a long log), and what a
+#: command that only reads or flips a link may (a host that takes longer is hung).
+SLOW = 600.0
+QUICK = 60.0
+
+
 @dataclass(frozen=True)
 class Request(Generic[Ans]):
     """A request ready to send, typed by the answer it gets."""
 
     command: str
     body: Any
+    #: The longest the operator waits for the answer beyond the request's own `timeout`.
+    limit: float = SLOW
 
 
 @dataclass(frozen=True)
@@ -486,31 +494,32 @@ class Command(Generic[Req, Ans]):
     is a request mypy has checked, whose answer it knows."""
 
     name: str
+    limit: float = SLOW
 
     def __call__(self, request: Req) -> Request[Ans]:
-        return Request(self.name, request)
+        return Request(self.name, request, self.limit)
 
 
-STATE: Command[StateRequest, StateAnswer] = Command("state")
-LOCK: Command[LockRequest, LockAnswer] = Command("lock")
-UNLOCK: Command[UnlockRequest, UnlockAnswer] = Command("unlock")
-PREPARE: Command[PrepareRequest, PrepareAnswer] = Command("prepare")
+STATE: Command[StateRequest, StateAnswer] = Command("state", QUICK)
+LOCK: Command[LockRequest, LockAnswer] = Command("lock", QUICK)
+UNLOCK: Command[UnlockRequest, UnlockAnswer] = Command("unlock", QUICK)
+PREPARE: Command[PrepareRequest, PrepareAnswer] = Command("prepare", QUICK)
 INSTALL: Command[InstallRequest, InstallAnswer] = Command("install")
 RESTART: Command[RestartRequest, Gate] = Command("restart")
 ACTIVATE: Command[ActivateRequest, ActivateAnswer] = Command("activate")
 GO_LIVE: Command[GoLiveRequest, GoLiveAnswer] = Command("go_live")
 STOP: Command[Empty, StopAnswer] = Command("stop")
-JOURNAL: Command[JournalRequest, JournalAnswer] = Command("journal")
-PRUNE: Command[PruneRequest, PruneAnswer] = Command("prune")
+JOURNAL: Command[JournalRequest, JournalAnswer] = Command("journal", QUICK)
+PRUNE: Command[PruneRequest, PruneAnswer] = Command("prune", QUICK)
 MIGRATE: Command[MigrateRequest, MigrateAnswer] = Command("migrate")
-CUT_WATCH: Command[Empty, Empty] = Command("cut_watch")
+CUT_WATCH: Command[Empty, Empty] = Command("cut_watch", QUICK)
 #: The phases of going live on an env of several hosts (`agent/phased.py`).
-GO_READY: Command[ReadyRequest, ReadyAnswer] = Command("go_ready")
+GO_READY: Command[ReadyRequest, ReadyAnswer] = Command("go_ready", QUICK)
 GO_SWITCH: Command[Empty, GoLiveAnswer] = Command("go_switch")
 GO_SETTLE: Command[SettleRequest, SettleAnswer] = Command("go_settle")
 SETUP: Command[SetupRequest, SetupAnswer] = Command("setup")
 BACKUP: Command[BackupRequest, BackupAnswer] = Command("backup")
-BACKUPS: Command[Empty, BackupsAnswer] = Command("backups")
+BACKUPS: Command[Empty, BackupsAnswer] = Command("backups", QUICK)
 RESTORE: Command[RestoreRequest, RestoreAnswer] = Command("restore")
 
 

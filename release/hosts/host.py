@@ -37,8 +37,6 @@ from release.hosts.bundle import AGENT_BUNDLE, BOOTSTRAP
 from release.hosts.environments import Environment
 from release.hosts.remote import Remote, Session
 
-#: How long any agent call may take beyond its own deadline (builds included).
-CALL_LIMIT = 600.0
 #: What every host must have, and how to get it (docs/DEPLOYMENT.md, "Supported hosts").
 NEEDED = "the host agent and every release need CPython 3.11 or newer"
 INSTALL_PYTHON = (
@@ -170,7 +168,7 @@ class Host:
         # take that long plus a restart, so the wait is longer, and never shorter than a build.
         body = request.body
         deadline = body.get("timeout") if isinstance(body, dict) else None
-        wait = CALL_LIMIT + float(deadline or 0)
+        wait = request.limit + float(deadline or 0)
         line = self._send(request.command, json.dumps(message), wait)
         try:
             answer = json.loads(line)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from release.agent.protocol import FAILED, ROLLED_BACK, SUCCEEDED
+from release.agent.protocol import FAILED, QUICK, ROLLED_BACK, SUCCEEDED
 from release.errors import (
     ConnectionFailed,
     HostError,
@@ -253,3 +253,17 @@ def test_a_host_cut_off_before_it_is_told_to_keep_the_release_is_named_and_goes_
     three.cut.clear()
     three.deploy("0.2.0")
     assert set(three.currents().values()) == {sha}
+
+
+def test_a_hung_host_fails_the_deploy_within_a_quick_steps_limit_and_nothing_changes(
+    three: Fleet,
+) -> None:
+    before = three.currents()
+    three.artifact("0.2.0")
+    three.hung.add("node02")
+    with pytest.raises(HostError) as caught:
+        three.deploy("0.2.0")
+    assert caught.value.message == (
+        f"plan failed on node02: the host agent failed (state): no answer within {QUICK} s"
+    )
+    assert three.currents() == before
