@@ -267,3 +267,19 @@ def test_a_hung_host_fails_the_deploy_within_a_quick_steps_limit_and_nothing_cha
         f"plan failed on node02: the host agent failed (state): no answer within {QUICK} s"
     )
     assert three.currents() == before
+
+
+def test_fifty_hosts_a_failure_on_one_after_the_switch_brings_all_fifty_back(
+    tmp_path: Path,
+) -> None:
+    fleet = pretend_fleet(tmp_path, 50)
+    old = fleet.artifact("0.1.0")
+    fleet.deploy("0.1.0")
+    sha = fleet.artifact("0.2.0")
+    fleet.hosts["node37"].system.broken.add(sha)
+    with pytest.raises(OperationFailed, match="node37: .*; every host went back"):
+        fleet.deploy("0.2.0")
+    assert set(fleet.currents().values()) == {old}
+    assert set(fleet.serving().values()) == {old}
+    outcomes = {str(fleet.finishes(name)[-1]["outcome"]) for name in fleet.hosts}
+    assert outcomes == {ROLLED_BACK}
