@@ -79,7 +79,8 @@ def go_ready(ctx: Context, req: ReadyRequest) -> ReadyAnswer:
         priority.hurry()  # the switch is next, on every host at once
         how = f"ready beside the running release in {_since(ctx, started):.2f} s"
         return _ready(ctx, started, how, changes)
-    _back_to_before(ctx)
+    # The running release already dropped the successor (and says why): nothing to abort.
+    _back_to_before(ctx, abort=False)
     return {
         "ready": False,
         "reason": f"not ready beside the running release: {failed}",
@@ -204,14 +205,14 @@ def _ready(ctx: Context, started: float, how: str, changes: list[str]) -> ReadyA
     }
 
 
-def _back_to_before(ctx: Context) -> None:
+def _back_to_before(ctx: Context, *, abort: bool = True) -> None:
     """Not switched after all: the held successor told to go, `current` back where it was."""
     layout = ctx.layout
     intent = recovery.pending(layout)
     if intent is None:
         return
     staged = intent.get("staged")
-    if staged is not None and staged["attempt"] is not None:
+    if abort and staged is not None and staged["attempt"] is not None:
         handover.tell(ctx, handover.Asked(staged["attempt"], staged["running"]), "abort")
     before = intent["before"]
     if before and layout.is_complete(before) and layout.link_target(layout.current) != before:
