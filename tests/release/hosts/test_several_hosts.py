@@ -82,9 +82,14 @@ class Trio:
         ]
 
     def settled(self) -> bool | None:
-        """Whether no activation is left under way on any node (its agent has settled it)."""
+        """Whether every node's agent has settled what the killed operator left: none runs any
+        more, and no activation is left under way (an agent may still be taking the request it
+        got just before the kill)."""
         left = [
-            n.ssh("ls /opt/helionyx/dev/activation.json 2>/dev/null || true").strip()
+            n.ssh(
+                "pgrep -f 'helionyx[-]agent' >/dev/null && echo running; "
+                "ls /opt/helionyx/dev/activation.json 2>/dev/null || true"
+            ).strip()
             for n in self.nodes
         ]
         return True if not any(left) else None
