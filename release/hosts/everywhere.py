@@ -183,13 +183,15 @@ def go_live(
             if not host.op.finished_on_host:
                 host.op.finish = host.op.finish_event(FAILED, reason)
         values(unstaged, "staging")  # raises the first host's error, naming them all
-    not_ready = _problems(readies, lambda a: a["ready"])
+    not_ready = _problems(readies, lambda a: None if a["ready"] else str(a["reason"]))
     if not_ready is not None:
         reason = f"not ready on every host, so none switched: {not_ready}"
         _settle(hosts, keep=False, outcome=FAILED, reason=reason)
         return FAILED, reason
     switched = phase(ctx, hosts, "switch", lambda h: h.op.call("switch", GO_SWITCH({})))
-    unhealthy = _problems(switched, lambda a: a["outcome"] == SUCCEEDED)
+    unhealthy = _problems(
+        switched, lambda a: None if a["outcome"] == SUCCEEDED else str(a["reason"])
+    )
     if unhealthy is None:
         kept = _settle(hosts, keep=True, outcome=SUCCEEDED, reason=None)
         lost = [a.host for a in kept if a.error is not None]
@@ -229,14 +231,14 @@ def _ready(ctx: Context, host: OnHost, sha: str, version: str) -> ReadyRequest:
     }
 
 
-def _problems(answers: list[Answer[A]], good: Callable[[A], bool]) -> str | None:
-    """One clause per host that failed or answered badly (None: every host is fine)."""
+def _problems(answers: list[Answer[A]], bad: Callable[[A], str | None]) -> str | None:
+    """One clause per host that failed or answered badly (`bad`: why, or None if it did not);
+    None when every host is fine."""
     problems = []
     for answer in answers:
-        if answer.error is not None:
-            problems.append(f"{answer.host}: {answer.error.message}")
-        elif answer.value is not None and not good(answer.value):
-            problems.append(f"{answer.host}: {answer.value.get('reason')}")  # type: ignore[attr-defined]
+        why = answer.error.message if answer.error else bad(answer.value) if answer.value else None
+        if why is not None:
+            problems.append(f"{answer.host}: {why}")
     return "; ".join(problems) or None
 
 
