@@ -178,34 +178,29 @@ def _rollback_everywhere(ctx: Context, to: str | None) -> DeployResult:
     hosts = [OnHost(Operation(on, "rollback", units)) for on in contexts(ctx)]
     with closing(hosts):
         # Where each host would go, read before any lock: bad input changes nothing anywhere.
-        targets = everywhere(hosts, "rollback", lambda h: _target(h, to, locked=False))
-        _same_everywhere(hosts, targets)
+        _same_everywhere(hosts, everywhere(hosts, "rollback", lambda h: _target(h, to)))
+        states = []
         for host in hosts:
             host.state = host.op.take_lock(f"rollback{' to ' + to if to else ''}")
             require_setup(host.state, host.op.env)
-        target = _same_everywhere(hosts, [_target(h, to, locked=True) for h in hosts])
-        assert hosts[0].state is not None
-        version = hosts[0].state.version_of(target) or "?"
-        for host in hosts:
-            assert host.state is not None
+            states.append(host.state)
+        target = _same_everywhere(hosts, [pick_target(state, to) for state in states])
+        version = states[0].version_of(target) or "?"
+        for host, state in zip(hosts, states, strict=True):
             host.op.context.update(
-                {"version": version, "sha": target, "previous_sha": host.state.current}
+                {"version": version, "sha": target, "previous_sha": state.current, "source": "host"}
             )
-            host.op.context["source"] = "host"
         outcome, reason = go_live(ctx, hosts, target, version)
         told = f"{version} ({target[:12]})"
         if outcome != SUCCEEDED:
             tell(env, "rollback to", told, f"failed: {reason}", started=started, warn=reporter.note)
             raise OperationFailed(f"rollback to {told} failed: {reason}", env=env.name)
         tell(env, "rollback to", told, "succeeded", started=started, warn=reporter.note)
-        return DeployResult(SUCCEEDED, version, target, hosts[0].state.current)
+        return DeployResult(SUCCEEDED, version, target, states[0].current)
 
 
-def _target(host: OnHost, to: str | None, *, locked: bool) -> str:
-    """Where this host would roll back to (checked again under the lock)."""
-    if locked:
-        assert host.state is not None
-        return pick_target(host.state, to)
+def _target(host: OnHost, to: str | None) -> str:
+    """Where this host would roll back to, read before the lock (checked again under it)."""
     state = host.op.connect().state({"events": True, "details": True})
     host.op.settings = require_no_drift(host.op.env, state, apply=host.op.ctx.options.apply_units)
     chosen = pick_target(state, to)
