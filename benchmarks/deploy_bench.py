@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.hosts_bench import ThreeHosts
-from benchmarks.loadgen import Load, Phase
+from benchmarks.loadgen import Load, Phase, ports_reused
 from release.artifacts.git import snapshot_work_tree
 from release.hosts.setup import fill_settings
 
@@ -524,6 +524,39 @@ ExecStart={base}/venv/bin/python -m helionyx serve --env dev
         return {"lines": lines, "figures": figures}
 
 
+def run(workdir: Path) -> dict[str, Any]:
+    """Every measurement, on nodes it boots; the figures."""
+    bench = Bench(workdir)
+    bench.prepare()
+    bench.helionyx()
+    three = ThreeHosts(
+        cli=bench.cli,
+        env=bench.env,
+        builds=bench.builds,
+        store=f"dir:{bench.project / 'dist' / 'releases'}",
+        token=bench.token,
+        clients=CLIENTS,
+        reps=REPS,
+        testnode=TESTNODE,
+        run=sh,
+    )
+    try:
+        three.measure(workdir)
+    finally:
+        three.down()
+    bench.migration()
+    bench.status_of_every_env()
+    bench.socket_restart()
+    bench.baseline()
+    data = bench.report()
+    one_node = {
+        "deploy": bench.figures["helionyx deploy"].median,
+        "rollback": bench.figures["helionyx rollback"].median,
+    }
+    data["three_nodes"] = three.report(one_node)
+    return data
+
+
 def main() -> int:
     """Run everything, print, write the JSON."""
     if os.geteuid() != 0:
@@ -531,34 +564,8 @@ def main() -> int:
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="helionyx-bench-"))
     try:
-        bench = Bench(workdir)
-        bench.prepare()
-        bench.helionyx()
-        three = ThreeHosts(
-            cli=bench.cli,
-            env=bench.env,
-            builds=bench.builds,
-            store=f"dir:{bench.project / 'dist' / 'releases'}",
-            token=bench.token,
-            clients=CLIENTS,
-            reps=REPS,
-            testnode=TESTNODE,
-            run=sh,
-        )
-        try:
-            three.measure(workdir)
-        finally:
-            three.down()
-        bench.migration()
-        bench.status_of_every_env()
-        bench.socket_restart()
-        bench.baseline()
-        data = bench.report()
-        one_node = {
-            "deploy": bench.figures["helionyx deploy"].median,
-            "rollback": bench.figures["helionyx rollback"].median,
-        }
-        data["three_nodes"] = three.report(one_node)
+        with ports_reused():
+            data = run(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         subprocess.run([sys.executable, str(TESTNODE), "down"], capture_output=True, check=False)

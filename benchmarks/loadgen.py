@@ -8,13 +8,50 @@ it stops by itself. Send it only to loopback or to the project's own test node.
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+#: Whether this machine's outgoing connections may reuse a local port still in TIME_WAIT.
+TW_REUSE = Path("/proc/sys/net/ipv4/tcp_tw_reuse")
+
+
+@contextmanager
+def ports_reused() -> Iterator[None]:
+    """While the load runs, let its connections reuse local ports in TIME_WAIT (root only).
+
+    Every request's connection, once closed, holds its local port for 60 s. At ~2 000 requests
+    a second Linux's 28 232 ephemeral ports run out within seconds, and from then on each
+    connect() searches for a free one: measured here, the load fell from ~2 300 to ~900
+    requests a second and its median latency from 8 to 18-35 ms about 10 s into a run, and
+    recovered only after a minute idle. Rows measured late in a run then paid for the load
+    generator's own port exhaustion, the steady state measured first did not. Reuse
+    (`tcp_tw_reuse=1`, made safe by TCP timestamps) is the usual setting on a load generator;
+    the value before is put back.
+    """
+    try:
+        before = TW_REUSE.read_text()
+        TW_REUSE.write_text("1\n")
+    except OSError as exc:
+        print(
+            f"note: tcp_tw_reuse not set ({exc.strerror}): rows late in the run also measure "
+            "the load generator running out of local ports",
+            file=sys.stderr,
+        )
+        yield
+        return
+    try:
+        yield
+    finally:
+        TW_REUSE.write_text(before)
 
 
 @dataclass

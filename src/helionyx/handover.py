@@ -125,10 +125,13 @@ class Handover:
         stop_accepting: Callable[[], Awaitable[None]],
         let_go: Callable[[], None],
         exit_now: Callable[[], None],
+        spawn: Callable[[Path, int], int] | None = None,
     ) -> None:
         self._stop_accepting = stop_accepting
         self._let_go = let_go
         self._exit = exit_now
+        #: Starts the successor from a release, reporting on a pipe; its PID (`_spawn`).
+        self._spawn = spawn or _spawn
         self.attempt: Attempt | None = None
         self._task: asyncio.Task[None] | None = None
         #: Set while a ready successor is held: the agent's word, `switch` or `abort`.
@@ -223,7 +226,9 @@ class Handover:
         deadline = time.monotonic() + timeout
         read_end, write_end = os.pipe()
         try:
-            child = _spawn(release, write_end)
+            # In a thread: starting a process waits for a fork and a shell, tens of
+            # milliseconds on a busy host, and this loop is serving clients meanwhile.
+            child = await asyncio.to_thread(self._spawn, release, write_end)
         finally:
             os.close(write_end)
         self.attempt = replace(self.attempt, pid=child)

@@ -4,6 +4,7 @@ notify socket, and a release directory's `venv/bin/python` is a script (docs/ARC
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helionyx import handover
 from helionyx.domain.store import EventStore
 from tests.helionyx.servicekit import TOKEN, free_port, poll, service_env
 
@@ -250,3 +252,40 @@ def test_a_held_successor_told_to_give_up_or_never_told_answers_nothing(
         poll(lambda: not Path(f"/proc/{successor}").exists() or None, 10, "the successor gone")
         assert _ready(first.url) and first.process.poll() is None
         assert first.health()["handover"]["pid"] == first.process.pid  # type: ignore[index]
+
+
+def test_the_running_process_serves_on_while_its_successor_is_being_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting the successor waits for a fork and a shell (on a busy host, tens of
+    milliseconds, the first spike clients saw in a hand-over): the event loop answering them
+    must go on meanwhile. Here the start waits until the loop has run something else."""
+    base = tmp_path / "base"
+    release(base, sys.executable)
+    monkeypatch.setenv("HELIONYX_CURRENT", str(base / "current"))
+    loop_ran = threading.Event()
+    waited: list[bool] = []
+    children: list[subprocess.Popen[bytes]] = []
+
+    def slow_start(_release: Path, _report_fd: int) -> int:
+        waited.append(loop_ran.wait(timeout=5))  # a blocked loop never sets it
+        children.append(subprocess.Popen(["sleep", "60"]))
+        return children[-1].pid
+
+    async def hand_over() -> handover.Attempt | None:
+        async def nothing() -> None:
+            return None
+
+        handing = handover.Handover(nothing, lambda: None, lambda: None, spawn=slow_start)
+        handing.begin()
+        await asyncio.sleep(0.05)  # what a request would be: the loop's next turns
+        loop_ran.set()
+        while handing.attempt is None or handing.attempt.state != "failed":
+            await asyncio.sleep(0.01)
+        return handing.attempt
+
+    attempt = asyncio.run(asyncio.wait_for(hand_over(), timeout=20))
+    assert waited == [True], "the loop stood still while the successor was started"
+    # It never wrote on its pipe: taken for a start-up that failed, and killed.
+    assert attempt is not None and str(attempt.reason).startswith("exited before it was ready")
+    assert children[0].wait(timeout=10) == -signal.SIGKILL

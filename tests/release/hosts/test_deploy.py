@@ -186,8 +186,11 @@ def test_with_wait_concurrent_deploys_run_one_after_the_other(
     wait_until(lambda: "waiting up to 60 s" in said.read_text() or None, 60, "the second to wait")
     assert "staging is locked by" in said.read_text()
     # Both agents (and whatever they start) yield the CPU to the services.
-    agents = node.ssh("ps -eo ni=,args= | grep '[i]mport base64,sys,zlib'").splitlines()
-    assert len(agents) >= 2 and {a.split()[0] for a in agents} == {"10"}, agents
+    agents = node.ssh("ps -eo pid=,ni=,args= | grep '[i]mport base64,sys,zlib'").splitlines()
+    assert len(agents) >= 2 and {a.split()[1] for a in agents} == {"10"}, agents
+    # And so does each one's SSH session, which the scheduler weighs against the service's.
+    groups = node.ssh(";".join(f"cat /proc/{a.split()[0]}/autogroup" for a in agents))
+    assert [g.split()[-1] for g in groups.splitlines()] == ["10"] * len(agents), groups
     assert first.resume() == 0, first.stderr()
     assert second.process.wait(timeout=120) == 0, second.stderr()
     finishes = [
