@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helionyx import __commit__
+from helionyx import __commit__, successor
 from helionyx.config import Settings
 from helionyx.domain.assistant import Assistant
 from helionyx.domain.errors import ProjectionsInUse, ProjectionsUnavailable
@@ -104,7 +104,12 @@ def _open(
     *,
     beside: bool,
 ) -> Runtime:
-    quarantined = store.open()
+    if beside:
+        # The release beside us serves meanwhile: its clients get the CPU first.
+        successor.yielding(store.opening(), successor.budget())
+        quarantined = store.quarantined
+    else:
+        quarantined = store.open()
     log.info(
         "storage: %d events in %s%s",
         store.count,

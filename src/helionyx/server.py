@@ -114,8 +114,9 @@ def serve(settings: Settings) -> int:
     if reporter.active:
         log.info(
             "hand-over: starting beside the running release, not accepting yet "
-            "(imports at nice %d)",
+            "(imports and the log read at nice %d for at most %.0f s)",
             successor.NICENESS,
+            successor.YIELD_SECONDS,
         )
     runtime = open_runtime(settings, beside=reporter.active)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,6 +40,23 @@ def test_the_imports_yield_for_a_bounded_time_and_the_caller_imports_what_is_lef
     assert successor.preload(("colorsys",), seconds=60) == 1
     assert successor.preload(("wave", "netrc"), seconds=0) == 0
     assert {"colorsys", "wave", "netrc"} <= set(sys.modules)
+
+
+def test_steps_yield_until_the_deadline_and_the_rest_run_at_the_caller_s_priority() -> None:
+    # The log read of a successor: step by step, so that the yield can end between two steps.
+    seen: list[int] = []
+
+    def steps(n: int) -> Iterator[None]:
+        for _ in range(n):
+            seen.append(_niceness())
+            yield None
+
+    before = _niceness()
+    assert successor.yielding(steps(3), time.monotonic() + 60) == 3
+    assert seen == [max(before, successor.NICENESS)] * 3
+    seen.clear()
+    assert successor.yielding(steps(3), time.monotonic() - 1) == 0
+    assert seen == [before] * 3
 
 
 def test_a_preloaded_module_that_fails_to_import_is_left_to_the_code_that_needs_it() -> None:

@@ -111,6 +111,13 @@ class EventStore:
     # -- opening -----------------------------------------------------------------------
     def open(self) -> list[QuarantinedTail]:
         """Create the directory if needed, quarantine torn tails and index the log."""
+        for _ in self.opening():
+            pass
+        return self.quarantined
+
+    def opening(self, every: int = 1000) -> Iterator[int]:
+        """`open`, in steps: how many events it has indexed, every `every` of them (a start-up
+        that must yield the CPU takes it step by step, `helionyx.successor`)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -127,10 +134,12 @@ class EventStore:
         self._read_end = START
         for event in self.read():
             self._note(event)
+            if self._count % every == 0:
+                yield self._count
         # Passed over, but in the log all the same: positions count them.
         self._count += sum(self.unreadable.values()) + len(self.duplicates)
         self._end = self._read_end
-        return found
+        yield self._count
 
     def refresh(self) -> int:
         """Take in what another process appended since this store read the log (at a

@@ -36,6 +36,21 @@ def test_appended_events_are_read_back_in_order_after_reopening(tmp_path: Path) 
     assert list(again.read(start=3)) == sent[3:]
 
 
+def test_opening_in_steps_indexes_the_log_as_opening_at_once(tmp_path: Path) -> None:
+    # A successor reads the log step by step, yielding the CPU between steps (runtime.py).
+    opened(tmp_path).append([message(f"m{i}") for i in range(25)])
+    (tmp_path / "events-9999.jsonl").write_bytes(b'{"torn')  # a torn tail to quarantine
+    stepped = EventStore(tmp_path)
+    assert list(stepped.opening(every=10)) == [10, 20, 25]
+    at_once = opened(tmp_path)
+    assert (stepped.count, stepped.last_event, stepped.position()) == (
+        at_once.count,
+        at_once.last_event,
+        at_once.position(),
+    )
+    assert len(stepped.quarantined) == 1 and at_once.quarantined == []
+
+
 def test_a_torn_last_line_is_quarantined_and_good_history_kept(tmp_path: Path) -> None:
     store = opened(tmp_path)
     good = [message("one"), message("two")]
