@@ -165,6 +165,8 @@ class Bench:
         self.builds: list[str] = []
         #: Builds whose requirements.lock differs from every other: the full venv build path.
         self.relocked: list[str] = []
+        #: Builds only the two-node rows deploy.
+        self.fresh: list[str] = []
         self.figures: dict[str, Figure] = {}
         self.schema2 = ""
         #: Events per second `helionyx rebuild-projections` built on the node.
@@ -193,6 +195,12 @@ class Bench:
             sh("git", "commit", "--quiet", "-m", f"bench {number}", cwd=self.project)
             self.cli("artifact")
             self.builds.append(sh("git", "rev-parse", "HEAD", cwd=self.project).strip())
+        # Never deployed to node1: the two-node rows deploy them (benchmarks/hosts_bench.py).
+        for number in range(REPS):
+            (self.project / "BENCH.txt").write_text(f"two nodes {number}\n")
+            sh("git", "commit", "--quiet", "-am", f"bench: two nodes {number}", cwd=self.project)
+            self.cli("artifact")
+            self.fresh.append(sh("git", "rev-parse", "HEAD", cwd=self.project).strip())
         lock = self.project / "requirements" / "runtime.txt"
         pristine = lock.read_text()
         for number in range(REPS):
@@ -533,6 +541,7 @@ def run(workdir: Path) -> dict[str, Any]:
         cli=bench.cli,
         env=bench.env,
         builds=bench.builds,
+        fresh=bench.fresh,
         store=f"dir:{bench.project / 'dist' / 'releases'}",
         token=bench.token,
         clients=CLIENTS,
