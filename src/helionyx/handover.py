@@ -9,7 +9,8 @@ Only then does the running process stop accepting, finish its in-flight requests
 of the log (`domain.store.writer`); the successor, waiting on that lock, takes in the last
 events, catches the read model up, becomes the unit's main PID (sd_notify `MAINPID=`), says
 `taken` and starts accepting, and the old process exits. Connections arriving meanwhile wait
-in the socket's backlog for milliseconds. A successor that never gets ready, exits or hangs
+in the socket's backlog for milliseconds; connections with no request in flight at the switch
+go to the successor with it (`helionyx.adoption`). A successor that never gets ready, exits or hangs
 is killed before it ever accepted; the running process never stopped serving, and /health
 says why (`handover`). Sequence: docs/ARCHITECTURE.md.
 
@@ -35,7 +36,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from helionyx import successor
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from helionyx import adoption, successor
 
 log = logging.getLogger("helionyx.handover")
 
@@ -83,7 +86,7 @@ def notify(message: str) -> None:
 
 
 class Reporter:
-    """The successor's end of the pipe (None-safe: a process started normally has none)."""
+    """The successor's end of the channel (None-safe: a process started normally has none)."""
 
     def __init__(self) -> None:
         fd = os.environ.pop(successor.REPORT_FD, None)
@@ -102,6 +105,10 @@ class Reporter:
         with contextlib.suppress(OSError):
             os.write(self._fd, (line.replace("\n", " ") + "\n").encode())
 
+    def connections(self) -> list[socket.socket]:
+        """The connections the running process passed on (`helionyx.adoption`)."""
+        return adoption.receive(self._fd) if self._fd is not None else []
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -111,6 +118,7 @@ class Reporter:
 def become_ready(reporter: Reporter, not_ready: Callable[[], str | None]) -> None:
     """In the successor: look until ready, telling the running process each new reason (it
     decides how long to wait and kills a successor that never gets there)."""
+    reporter.say(adoption.ADOPTS)
     while (reason := not_ready()) is not None:
         reporter.say(f"waiting {reason}")
         time.sleep(0.05)
@@ -122,7 +130,7 @@ class Handover:
 
     def __init__(
         self,
-        stop_accepting: Callable[[], Awaitable[None]],
+        stop_accepting: Callable[[PassOn], Awaitable[None]],
         let_go: Callable[[], None],
         exit_now: Callable[[], None],
         spawn: Callable[[Path, int], int] | None = None,
@@ -130,12 +138,16 @@ class Handover:
         self._stop_accepting = stop_accepting
         self._let_go = let_go
         self._exit = exit_now
-        #: Starts the successor from a release, reporting on a pipe; its PID (`_spawn`).
+        #: Starts the successor from a release, reporting on a socket; its PID (`_spawn`).
         self._spawn = spawn or _spawn
         self.attempt: Attempt | None = None
         self._task: asyncio.Task[None] | None = None
         #: Set while a ready successor is held: the agent's word, `switch` or `abort`.
         self._held: asyncio.Future[str] | None = None
+        #: This process's end of the channel to the successor, and whether it adopts.
+        self._channel: socket.socket | None = None
+        self._adopts = False
+        self._passed = 0
 
     def report(self) -> dict[str, object]:
         """What /health says: the protocol this process speaks (none outside systemd) and the
@@ -224,17 +236,37 @@ class Handover:
             self._fail(f"{link} points at {release.name}, not at {wanted}")
             return
         deadline = time.monotonic() + timeout
-        read_end, write_end = os.pipe()
+        ours, theirs = socket.socketpair()
         try:
-            # In a thread: starting a process waits for a fork and a shell, tens of
-            # milliseconds on a busy host, and this loop is serving clients meanwhile.
-            child = await asyncio.to_thread(self._spawn, release, write_end)
+            self._channel, self._adopts, self._passed = ours, False, 0
+            await self._with_successor(
+                release, theirs, wanted, deadline=deadline, timeout=timeout, hold=hold
+            )
         finally:
-            os.close(write_end)
+            self._channel = None
+            theirs.close()
+            ours.close()
+
+    async def _with_successor(
+        self,
+        release: Path,
+        theirs: socket.socket,
+        wanted: str,
+        *,
+        deadline: float,
+        timeout: float,
+        hold: float,
+    ) -> None:
+        assert self.attempt is not None
+        # In a thread: starting a process waits for a fork and a shell, tens of milliseconds
+        # on a busy host, and this loop is serving clients meanwhile.
+        child = await asyncio.to_thread(self._spawn, release, theirs.fileno())
+        theirs.close()
         self.attempt = replace(self.attempt, pid=child)
         log.info("hand-over: started %s as pid %d beside this process", wanted[:12], child)
-        lines = await _lines(read_end)
-        refused = await _until_ready(lines, deadline, child, timeout)
+        assert self._channel is not None
+        lines = await _lines(os.dup(self._channel.fileno()))
+        refused = await _until_ready(lines, deadline, child, timeout, self._heard)
         if refused is not None:
             self._fail(f"{refused}; it answered no request")
             return
@@ -242,11 +274,12 @@ class Handover:
         if hold > 0 and not await self._switch_when_told(wanted, child, hold):
             return
         stopped = time.monotonic()
-        await self._stop_accepting()
+        await self._stop_accepting(self._pass_on)
         self._let_go()
         log.info(
-            "hand-over: stopped accepting; in-flight requests answered and the log let go in "
-            "%.0f ms",
+            "hand-over: stopped accepting; %d connection(s) waiting for a request passed on; "
+            "in-flight requests answered and the log let go in %.0f ms",
+            self._passed,
             (time.monotonic() - stopped) * 1000,
         )
         try:
@@ -265,9 +298,29 @@ class Handover:
             os.setpriority(os.PRIO_PROCESS, 0, successor.NICENESS)
         self._exit()
 
+    def _heard(self, line: str) -> None:
+        """A word from the successor that is neither a reason to wait nor `ready`."""
+        self._adopts = self._adopts or line == adoption.ADOPTS
+
+    def _pass_on(self, connections: list[H11Protocol]) -> int:
+        """Idle connections to the successor, if it adopts them; how many went."""
+        if not connections or not self._adopts or self._channel is None:
+            return 0
+        passed = adoption.pass_on(self._channel, connections)
+        self._passed += passed
+        return passed
+
+
+#: The running process's way of passing idle connections to the successor (how many went).
+PassOn = Callable[[list[H11Protocol]], int]
+
 
 async def _until_ready(
-    lines: asyncio.StreamReader, deadline: float, child: int, timeout: float
+    lines: asyncio.StreamReader,
+    deadline: float,
+    child: int,
+    timeout: float,
+    heard: Callable[[str], None],
 ) -> str | None:
     """None once the successor says `ready`; else why it never will (it is gone then)."""
     last = "no word from it yet"
@@ -282,6 +335,9 @@ async def _until_ready(
             return f"exited before it was ready ({last}; its journal lines say why)"
         if line == "ready":
             return None
+        if line == adoption.ADOPTS:
+            heard(line)
+            continue
         last = line.removeprefix("waiting ")
 
 

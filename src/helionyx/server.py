@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from helionyx import __commit__, __version__, handover, successor
+from helionyx import __commit__, __version__, adoption, handover, successor
 from helionyx.api import create_app
 from helionyx.api.app import not_ready
 from helionyx.config import Settings
@@ -41,6 +41,8 @@ class DrainingServer(uvicorn.Server):
     """
 
     on_started: Callable[[], None] | None = None
+    #: Connections the release before passed on, being taken into the loop.
+    _adopting: set[asyncio.Task[object]]
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's start-up, then what was waiting for the server to run (the SIGHUP handler)."""
@@ -63,14 +65,16 @@ class DrainingServer(uvicorn.Server):
         await asyncio.sleep(ACCEPT_GRACE_SECONDS)
         await super().shutdown(sockets=sockets)
 
-    async def stop_accepting(self) -> None:
-        """For a hand-over: stop accepting, and return once every accepted connection had its
-        request answered (a connection accepted an instant ago is waited for, not cut: closing
-        it with its request unread would reset it)."""
+    async def stop_accepting(self, pass_on: handover.PassOn) -> None:
+        """For a hand-over: stop accepting, pass connections with no request in flight on to
+        the successor, and return once every other accepted connection had its request
+        answered (one accepted an instant ago and not passed on is waited for, not cut:
+        closing it with its request unread would reset it)."""
         self._stop_accepting_now()
         # A connection accepted just before is not in `connections` until its transport is
         # made, an iteration or two later: let that happen, or it would be cut at exit.
         await asyncio.sleep(0.005)
+        pass_on([c for c in self.server_state.connections if adoption.idle(c)])
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline, patience = now + GRACEFUL_SECONDS, now + handover.FIRST_REQUEST_SECONDS
@@ -85,6 +89,27 @@ class DrainingServer(uvicorn.Server):
                     continue  # accepted, its request not read yet
                 connection.shutdown()  # idle: closed now; mid-request: closed after it
             await asyncio.sleep(0.002)
+
+    def adopt(self, connections: list[socket.socket]) -> None:
+        """Serve connections the release before passed on, as if accepted here."""
+        loop = asyncio.get_running_loop()
+        config, state = self.config, self.server_state
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=state, app_state=self.lifespan.state
+            )
+
+        self._adopting = set()
+        for connection in connections:
+            task = loop.create_task(loop.connect_accepted_socket(protocol, connection))
+            self._adopting.add(task)
+            task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task[object]) -> None:
+        self._adopting.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("hand-over: a connection passed on could not be served (%s)", error)
 
 
 def inherited_socket() -> socket.socket | None:
@@ -128,9 +153,9 @@ def serve(settings: Settings) -> int:
             assert server is not None
             server.should_exit = True
 
-        async def stop_accepting() -> None:
+        async def stop_accepting(pass_on: handover.PassOn) -> None:
             assert server is not None
-            await server.stop_accepting()
+            await server.stop_accepting(pass_on)
 
         handing = handover.Handover(stop_accepting, runtime.close, exit_now)
         app = create_app(
@@ -163,13 +188,18 @@ def serve(settings: Settings) -> int:
         )
         config.load()  # imports the protocols now: not while connections wait
         server = DrainingServer(config)
-        if sock is not None and handover.available():
-            server.on_started = lambda: asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP, handing.begin
-            )
+        adopted: list[socket.socket] = []
+
+        def started() -> None:
+            assert server is not None
+            if sock is not None and handover.available():
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, handing.begin)
+            server.adopt(adopted)
+
+        server.on_started = started
         settle_heap()
         if reporter.active:
-            take_over(runtime, reporter, checks)
+            adopted.extend(take_over(runtime, reporter, checks))
         # uvicorn re-raises the stop signal after its graceful shutdown; with these handlers in
         # place that re-raise is a no-op, so a requested stop exits 0 instead of dying by signal.
         signal.signal(signal.SIGTERM, lambda *_: None)
@@ -197,14 +227,17 @@ def settle_heap() -> None:
 
 def take_over(
     runtime: Runtime, reporter: handover.Reporter, checks: list[Callable[[], str | None]]
-) -> None:
-    """In a successor: get ready without accepting, then take the log and the socket over."""
+) -> list[socket.socket]:
+    """In a successor: get ready without accepting, then take the log and the socket over;
+    the connections the running process passed on (`helionyx.adoption`)."""
     handover.become_ready(
         reporter,
         lambda: not_ready(runtime.assistant, checks, catch_up=runtime.projections_open),
     )
     ready = time.monotonic()
     taken = runtime.take_over()
+    # Passed on before the log was let go: all here now.
+    connections = reporter.connections()
     # Before the old process exits: systemd must not take its exit for the service's end.
     handover.notify(f"MAINPID={os.getpid()}")
     reporter.say("taken")
@@ -214,3 +247,6 @@ def take_over(
         (time.monotonic() - ready) * 1000,
         taken,
     )
+    if connections:
+        log.info("hand-over: adopted %d connection(s) from the release before", len(connections))
+    return connections

@@ -273,7 +273,7 @@ def test_the_running_process_serves_on_while_its_successor_is_being_started(
         return children[-1].pid
 
     async def hand_over() -> handover.Attempt | None:
-        async def nothing() -> None:
+        async def nothing(_pass_on: handover.PassOn) -> None:
             return None
 
         handing = handover.Handover(nothing, lambda: None, lambda: None, spawn=slow_start)
@@ -289,3 +289,88 @@ def test_the_running_process_serves_on_while_its_successor_is_being_started(
     # It never wrote on its pipe: taken for a start-up that failed, and killed.
     assert attempt is not None and str(attempt.reason).startswith("exited before it was ready")
     assert children[0].wait(timeout=10) == -signal.SIGKILL
+
+
+def _request(path: str = "/health", *, close: bool = False) -> bytes:
+    connection = b"Connection: close\r\n" if close else b""
+    return f"GET {path} HTTP/1.1\r\nHost: helionyx\r\n".encode() + connection + b"\r\n"
+
+
+def _answer(conn: socket.socket) -> tuple[int, dict[str, object]]:
+    """One response read off a raw connection: its status and JSON body."""
+    conn.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"connection closed before an answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        assert chunk, "connection closed mid-answer"
+        body += chunk
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_connections_waiting_for_a_request_at_the_switch_are_served_by_the_successor(
+    tmp_path: Path,
+) -> None:
+    """A connection with no request in flight at the switch (just opened, or kept alive
+    between requests) changes hands with the socket: the switch waits for neither, and its
+    next request is answered by the successor instead of finding it closed."""
+    with running(tmp_path) as first:
+        address = ("127.0.0.1", int(first.url.rsplit(":", 1)[1]))
+        kept = socket.create_connection(address)
+        kept.sendall(_request())
+        status, body = _answer(kept)
+        assert status == 200 and body["handover"]["pid"] == first.process.pid  # type: ignore[index]
+        silent = socket.create_connection(address)
+        assert first.health()["handover"]["pid"] == first.process.pid  # type: ignore[index]
+
+        first.process.send_signal(signal.SIGHUP)
+        successor = first.main_pid_named(timeout=20)
+        assert first.process.wait(timeout=20) == 0, "the switch waited for no silent client"
+
+        for conn in (silent, kept):
+            conn.sendall(_request(close=True))
+            status, body = _answer(conn)
+            assert status == 200 and body["handover"]["pid"] == successor  # type: ignore[index]
+            conn.close()
+        log = first.log.read_text()
+    assert "2 connection(s) waiting for a request passed on" in log
+    assert "adopted 2 connection(s) from the release before" in log
+
+
+def test_a_successor_from_before_the_exchange_gets_no_connections_and_the_switch_still_works(
+    tmp_path: Path,
+) -> None:
+    """A release from before connections changed hands (rolled back to, say) never says it
+    adopts them: none is sent to it, and an idle kept-alive one is closed as it always was."""
+    older = tmp_path / "older.py"
+    older.write_text(
+        "import runpy, sys\n"
+        "from helionyx import adoption\n"
+        "adoption.ADOPTS = 'waiting for nothing'  # what a release from before never says\n"
+        "sys.argv = [sys.argv[0], *sys.argv[3:]]  # after -m helionyx\n"
+        "runpy.run_module('helionyx', run_name='__main__', alter_sys=True)\n"
+    )
+    with running(tmp_path, python=f"{sys.executable} {older}") as first:
+        address = ("127.0.0.1", int(first.url.rsplit(":", 1)[1]))
+        kept = socket.create_connection(address)
+        kept.sendall(_request())
+        assert _answer(kept)[0] == 200
+        first.process.send_signal(signal.SIGHUP)
+        successor = first.main_pid_named(timeout=20)
+        assert first.process.wait(timeout=20) == 0
+        kept.settimeout(10)
+        assert kept.recv(1) == b"", "closed (cleanly) by the first process, as before"
+        kept.close()
+        assert first.health()["handover"]["pid"] == successor  # type: ignore[index]
+        log = first.log.read_text()
+    assert "0 connection(s) waiting for a request passed on" in log
+    assert "adopted" not in log
