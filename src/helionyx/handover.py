@@ -10,8 +10,8 @@ of the log (`domain.store.writer`); the successor, waiting on that lock, takes i
 events, catches the read model up, becomes the unit's main PID (sd_notify `MAINPID=`), says
 `taken` and starts accepting, and the old process exits. Connections arriving meanwhile wait
 in the socket's backlog for milliseconds; connections with no request in flight at the switch
-go to the successor with it (`helionyx.adoption`). A successor that never gets ready, exits or hangs
-is killed before it ever accepted; the running process never stopped serving, and /health
+go to the successor with it (`helionyx.adoption`). A successor that never gets ready, exits or
+hangs is killed before it ever accepted; the running process never stopped serving, and /health
 says why (`handover`). Sequence: docs/ARCHITECTURE.md.
 
 A request with `hold` (an env of several hosts) stops at `ready`: the successor waits beside
