@@ -1,8 +1,10 @@
 """A steady, bounded HTTP load: N clients alternating /health and an authenticated read.
 
 Every request opens its own connection (no keep-alive), so a refused or reset connection shows
-up as a failure instead of being hidden by connection reuse. Bounded in requests and seconds;
-it stops by itself. Send it only to loopback or to the project's own test node.
+up as a failure instead of being hidden by connection reuse; with `keep_alive`, each client
+keeps one connection between requests instead, as API clients and browsers do, and a request
+sent on a connection closed under it fails (httpx does not send it again). Bounded in requests
+and seconds; it stops by itself. Send it only to loopback or to the project's own test node.
 """
 
 from __future__ import annotations
@@ -106,9 +108,14 @@ class Load:
         max_seconds: float = 300,
         max_requests: int = 200_000,
         timeout: float = 30,
+        keep_alive: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        self.headers = {"Authorization": f"Bearer {token}"}
+        # Each request on a connection of its own unless asked otherwise (see the docstring).
+        self.keep_alive = keep_alive
+        if not keep_alive:
+            self.headers["Connection"] = "close"
         self.clients = clients
         self.deadline = time.monotonic() + max_seconds
         self.budget = max_requests
@@ -149,7 +156,7 @@ class Load:
 
     def _client(self, number: int) -> None:
         paths = ["/health", "/api/v1/state"]
-        limits = httpx.Limits(max_keepalive_connections=0)
+        limits = httpx.Limits(max_keepalive_connections=1 if self.keep_alive else 0)
         with httpx.Client(timeout=self.timeout, limits=limits, headers=self.headers) as client:
             turn = number
             while not self._stop.is_set() and time.monotonic() < self.deadline:

@@ -130,7 +130,7 @@ class Handover:
 
     def __init__(
         self,
-        stop_accepting: Callable[[PassOn], Awaitable[None]],
+        stop_accepting: Callable[[PassOn | None], Awaitable[None]],
         let_go: Callable[[], None],
         exit_now: Callable[[], None],
         spawn: Callable[[Path, int], int] | None = None,
@@ -273,11 +273,12 @@ class Handover:
         self.attempt = replace(self.attempt, state="ready")
         if hold > 0 and not await self._switch_when_told(wanted, child, hold):
             return
+        log.info("hand-over: switching to pid %d: not accepting", child)
         stopped = time.monotonic()
-        await self._stop_accepting(self._pass_on)
+        await self._stop_accepting(self._pass_on if self._adopts else None)
         self._let_go()
         log.info(
-            "hand-over: stopped accepting; %d connection(s) waiting for a request passed on; "
+            "hand-over: stopped accepting; %d connection(s) passed on between requests; "
             "in-flight requests answered and the log let go in %.0f ms",
             self._passed,
             (time.monotonic() - stopped) * 1000,
@@ -303,8 +304,8 @@ class Handover:
         self._adopts = self._adopts or line == adoption.ADOPTS
 
     def _pass_on(self, connections: list[H11Protocol]) -> int:
-        """Idle connections to the successor, if it adopts them; how many went."""
-        if not connections or not self._adopts or self._channel is None:
+        """Idle connections to the successor (which adopts them); how many went."""
+        if not connections or self._channel is None:
             return 0
         passed = adoption.pass_on(self._channel, connections)
         self._passed += passed

@@ -65,28 +65,35 @@ class DrainingServer(uvicorn.Server):
         await asyncio.sleep(ACCEPT_GRACE_SECONDS)
         await super().shutdown(sockets=sockets)
 
-    async def stop_accepting(self, pass_on: handover.PassOn) -> None:
-        """For a hand-over: stop accepting, pass connections with no request in flight on to
-        the successor, and return once every other accepted connection had its request
-        answered (one accepted an instant ago and not passed on is waited for, not cut:
-        closing it with its request unread would reset it)."""
+    async def stop_accepting(self, pass_on: handover.PassOn | None) -> None:
+        """For a hand-over: stop accepting, and return once every accepted connection is
+        either passed on to the successor (`pass_on`: between requests, at once or as soon as
+        the request in flight on it is answered) or closed after its answer (None: a successor
+        that adopts none). One accepted an instant ago, whose request has not fully arrived, is
+        waited for up to `FIRST_REQUEST_SECONDS`, not cut: closing it with its request unread
+        would reset it."""
         self._stop_accepting_now()
         # A connection accepted just before is not in `connections` until its transport is
         # made, an iteration or two later: let that happen, or it would be cut at exit.
         await asyncio.sleep(0.005)
-        pass_on([c for c in self.server_state.connections if adoption.idle(c)])
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline, patience = now + GRACEFUL_SECONDS, now + handover.FIRST_REQUEST_SECONDS
+        adopting = pass_on is not None
         while self.server_state.connections or self.server_state.tasks:
             now = loop.time()
             if now >= deadline:
                 log.error("hand-over: requests still in flight after %d s", GRACEFUL_SECONDS)
                 break
+            idle = [c for c in self.server_state.connections if adoption.idle(c)]
+            if pass_on is not None and adopting and idle:
+                adopting = pass_on(idle) == len(idle)
             for connection in list(self.server_state.connections):
                 cycle = getattr(connection, "cycle", None)
                 if cycle is None and now < patience:
                     continue  # accepted, its request not read yet
+                if adopting and cycle is not None and not cycle.response_complete:
+                    continue  # answered with keep-alive, then passed on like the others
                 connection.shutdown()  # idle: closed now; mid-request: closed after it
             await asyncio.sleep(0.002)
 
@@ -153,7 +160,7 @@ def serve(settings: Settings) -> int:
             assert server is not None
             server.should_exit = True
 
-        async def stop_accepting(pass_on: handover.PassOn) -> None:
+        async def stop_accepting(pass_on: handover.PassOn | None) -> None:
             assert server is not None
             await server.stop_accepting(pass_on)
 

@@ -273,7 +273,7 @@ def test_the_running_process_serves_on_while_its_successor_is_being_started(
         return children[-1].pid
 
     async def hand_over() -> handover.Attempt | None:
-        async def nothing(_pass_on: handover.PassOn) -> None:
+        async def nothing(_pass_on: handover.PassOn | None) -> None:
             return None
 
         handing = handover.Handover(nothing, lambda: None, lambda: None, spawn=slow_start)
@@ -342,7 +342,7 @@ def test_connections_waiting_for_a_request_at_the_switch_are_served_by_the_succe
             assert status == 200 and body["handover"]["pid"] == successor  # type: ignore[index]
             conn.close()
         log = first.log.read_text()
-    assert "2 connection(s) waiting for a request passed on" in log
+    assert "2 connection(s) passed on between requests" in log
     assert "adopted 2 connection(s) from the release before" in log
 
 
@@ -372,5 +372,38 @@ def test_a_successor_from_before_the_exchange_gets_no_connections_and_the_switch
         kept.close()
         assert first.health()["handover"]["pid"] == successor  # type: ignore[index]
         log = first.log.read_text()
-    assert "0 connection(s) waiting for a request passed on" in log
+    assert "0 connection(s) passed on between requests" in log
     assert "adopted" not in log
+
+
+def test_a_kept_alive_connection_with_a_request_in_flight_at_the_switch_changes_hands_after_it(
+    tmp_path: Path,
+) -> None:
+    """A request still arriving when the switch begins is answered by the old process (it still
+    holds the log), keep-alive and all; then its connection goes to the successor too, instead
+    of being closed after an answer that said nothing of closing."""
+    with running(tmp_path) as first:
+        address = ("127.0.0.1", int(first.url.rsplit(":", 1)[1]))
+        conn = socket.create_connection(address)
+        body = json.dumps({"text": "sent across the switch"}).encode()
+        head = (
+            "POST /api/v1/ingest/message HTTP/1.1\r\nHost: helionyx\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        conn.sendall(head + body[:5])  # in flight: its body not all there yet
+        first.process.send_signal(signal.SIGHUP)
+        poll(
+            lambda: "hand-over: switching" in first.log.read_text() or None,
+            20,
+            "the switch to begin",
+        )
+        conn.sendall(body[5:])
+        status, stored = _answer(conn)
+        assert status == 201 and stored["event_id"]
+        successor = first.main_pid_named(timeout=20)
+        assert first.process.wait(timeout=20) == 0
+        conn.sendall(_request(close=True))
+        status, health = _answer(conn)
+        assert status == 200 and health["handover"]["pid"] == successor  # type: ignore[index]
+        conn.close()

@@ -20,7 +20,10 @@ def test_no_request_fails_during_deploy_rollback_and_restart(
     assert node.ssh("systemctl is-active helionyx-staging.socket").strip() == "active"
     base = f"http://{node.env['DEPLOY_HOST']}:8001"
 
-    with Load(base, TOKEN, clients=20, max_seconds=240) as load:
+    # And clients that keep their connection between requests: at each switch it changes
+    # hands with the socket (helionyx.adoption) instead of being closed under them.
+    kept = Load(base, TOKEN, clients=4, max_seconds=240, keep_alive=True)
+    with Load(base, TOKEN, clients=20, max_seconds=240) as load, kept:
         load.mark("baseline")
         baseline = load.phases[-1]
         wait_until(lambda: baseline.requests >= 100 or None, 30, "the load to get going")
@@ -35,15 +38,20 @@ def test_no_request_fails_during_deploy_rollback_and_restart(
         ):
             ended = load.mark(step)
             outcomes[ended.name] = ended
+            kept.mark(step)
             result = project.cli(*args, env=node.env)
             assert result.code == 0, result.stderr
         outcomes["restart"] = load.stop()
+        kept.stop()
 
     for name in ("baseline", "deploy", "rollback", "restart"):
         phase = outcomes[name]
         print(phase.summary())
         assert phase.requests > 20, f"{name}: the load kept flowing"
         assert phase.failed == 0, phase.summary()
+    for phase in kept.phases[1:]:
+        print("kept alive:", phase.summary())
+        assert phase.requests > 20 and phase.failed == 0, phase.summary()
     assert node.http("staging", "/health")[1]["version"] == "0.1.0"
 
 
