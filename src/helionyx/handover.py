@@ -3,8 +3,9 @@
 The running process (the unit's main PID) gets SIGHUP from the host agent, which first wrote
 `handover.json` (which release, how long it may take) beside `current`. It starts the release
 `current` points at as its successor, passing it the listening socket systemd gave it (fd 3)
-and a pipe. The successor does all its start-up work without accepting: settings, the event
-log read, its own read model, the readiness checks (`api.app.not_ready`), then says `ready`.
+and one end of a socket pair. The successor does all its start-up work without accepting:
+settings, the event log read, its own read model, the readiness checks (`api.app.not_ready`),
+then says `ready`.
 Only then does the running process stop accepting, finish its in-flight requests and let go
 of the log (`domain.store.writer`); the successor, waiting on that lock, takes in the last
 events, catches the read model up, becomes the unit's main PID (sd_notify `MAINPID=`), says
@@ -332,7 +333,7 @@ async def _until_ready(
             _kill(child)
             return f"not ready within {timeout:.0f} s: {last}"
         if line is None:
-            _kill(child)  # its end of the pipe closed: it is gone, or about to be
+            _kill(child)  # its end of the channel closed: it is gone, or about to be
             return f"exited before it was ready ({last}; its journal lines say why)"
         if line == "ready":
             return None

@@ -79,20 +79,19 @@ class DrainingServer(uvicorn.Server):
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline, patience = now + GRACEFUL_SECONDS, now + handover.FIRST_REQUEST_SECONDS
-        adopting = pass_on is not None
         while self.server_state.connections or self.server_state.tasks:
             now = loop.time()
             if now >= deadline:
                 log.error("hand-over: requests still in flight after %d s", GRACEFUL_SECONDS)
                 break
             idle = [c for c in self.server_state.connections if adoption.idle(c)]
-            if pass_on is not None and adopting and idle:
-                adopting = pass_on(idle) == len(idle)
+            if pass_on is not None and idle and pass_on(idle) < len(idle):
+                pass_on = None  # the rest are closed, as for a successor that adopts none
             for connection in list(self.server_state.connections):
                 cycle = getattr(connection, "cycle", None)
                 if cycle is None and now < patience:
                     continue  # accepted, its request not read yet
-                if adopting and cycle is not None and not cycle.response_complete:
+                if pass_on is not None and cycle is not None and not cycle.response_complete:
                     continue  # answered with keep-alive, then passed on like the others
                 connection.shutdown()  # idle: closed now; mid-request: closed after it
             await asyncio.sleep(0.002)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-#: In the successor's environment (set by the running process): the pipe it reports on.
+#: In the successor's environment (set by the running process): the channel it reports on.
 REPORT_FD = "HELIONYX_HANDOVER_FD"
 #: The start-up thread's nice value: it gets what the serving process leaves of the CPU.
 NICENESS = 10
